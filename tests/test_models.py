@@ -1,0 +1,157 @@
+"""The networks themselves: every registered architecture runs, and the layers compute what the originals do."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import vitzoo
+from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model, resize_pos_embed
+from vitzoo.models.layers import StdConv2d, pad_same, same_padding
+
+
+def _small_size(name: str) -> int:
+    """The smallest input giving a 2x2 token grid (ViTs) or a 2x2 final map (BiT)."""
+    config = vitzoo.get_spec(name).config
+    if isinstance(config, BiTConfig):
+        return 64
+    return 2 * config.patch_size * (config.img_size // config.feature_size)
+
+
+@pytest.mark.parametrize("name", vitzoo.list_models())
+def test_every_arch_builds_and_runs(name):
+    size = _small_size(name)
+    model = vitzoo.create(name, img_size=size).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(2, 3, size, size))
+    config = model.config
+    assert out.shape == (2, config.num_classes or model.num_features)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", vitzoo.list_models())
+def test_create_on_meta_device_allocates_nothing(name):
+    with torch.device("meta"):
+        model = vitzoo.create(name)
+    assert all(p.is_meta for p in model.parameters())
+
+
+def test_create_overrides_and_validates():
+    model = vitzoo.create("testing", num_classes=3, img_size=32)
+    assert model.config.num_classes == 3 and model.pos_embed.shape == (1, 5, 10)
+    with pytest.raises(vitzoo.errors.ConfigError, match="multiple of the patch size"):
+        vitzoo.create("testing", img_size=30)
+    with pytest.raises(vitzoo.errors.ConfigError, match="num_classes"):
+        vitzoo.create("testing", num_classes=-1)
+
+
+def test_wrong_input_size_gives_clear_error():
+    model = vitzoo.create("testing", img_size=32)
+    with pytest.raises(ValueError, match="built for 5"):
+        model(torch.randn(1, 3, 64, 64))
+
+
+def test_vit_uses_tanh_gelu_and_flax_layernorm_eps():
+    model = vitzoo.create("testing")
+    assert all(m.eps == 1e-6 for m in model.modules() if isinstance(m, torch.nn.LayerNorm))
+    mlp = model.blocks[0].mlp
+    x = torch.randn(4, 10)
+    expected = mlp.fc2(F.gelu(mlp.fc1(x), approximate="tanh"))
+    torch.testing.assert_close(mlp(x), expected, rtol=0, atol=0)
+
+
+def _reference_attention(attn, x):
+    """Explicit softmax(q k^T / sqrt(hd)) v with heads split head-major, as flax DenseGeneral does."""
+    B, N, D = x.shape
+    H = attn.num_heads
+    q, k, v = attn.qkv(x).split(D, dim=-1)
+    q, k, v = (t.reshape(B, N, H, D // H).transpose(1, 2) for t in (q, k, v))
+    a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D // H), dim=-1)
+    return attn.proj((a @ v).transpose(1, 2).reshape(B, N, D))
+
+
+def test_sdpa_attention_equals_explicit_softmax():
+    model = build_model(ViTConfig(patch_size=8, width=48, depth=1, num_heads=4, mlp_dim=96, img_size=32))
+    x = torch.randn(2, 17, 48, dtype=torch.float64)
+    attn = model.blocks[0].attn.double()
+    torch.testing.assert_close(attn(x), _reference_attention(attn, x), rtol=1e-12, atol=1e-12)
+
+
+def test_token_vs_gap_pooling():
+    torch.manual_seed(1)
+    config = ViTConfig(patch_size=8, width=16, depth=1, num_heads=2, mlp_dim=32, img_size=16, num_classes=0)
+    x = torch.randn(2, 3, 16, 16)
+    token = build_model(config)
+    tokens = token.forward_features(x)
+    torch.testing.assert_close(token(x), tokens[:, 0])
+    gap = build_model(config.replace(classifier="gap"))
+    assert gap.cls_token is None and gap.pos_embed.shape[1] == 4
+    torch.testing.assert_close(gap(x), gap.forward_features(x).mean(1))
+
+
+def test_pre_logits_is_dense_tanh():
+    model = build_model(ViTConfig(16, 10, 1, 2, 10, num_classes=5, representation_size=7))
+    tokens = torch.randn(3, 197, 10)
+    expected = model.head(torch.tanh(model.pre_logits.fc(tokens[:, 0])))
+    torch.testing.assert_close(model.forward_head(tokens), expected)
+    assert model.forward_head(tokens, pre_logits=True).shape == (3, 7)
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "expected"),
+    [
+        (224, 7, 2, (2, 3)),
+        (112, 3, 2, (0, 1)),
+        (56, 3, 2, (0, 1)),
+        (56, 3, 1, (1, 1)),
+        (56, 1, 2, (0, 0)),
+        (7, 3, 2, (1, 1)),
+    ],
+)
+def test_tf_same_padding(size, kernel, stride, expected):
+    assert same_padding(size, kernel, stride) == expected
+
+
+def test_same_maxpool_pads_with_minus_inf():
+    x = -torch.ones(1, 1, 4, 4)
+    y = F.max_pool2d(pad_same(x, 3, 2, value=float("-inf")), 3, 2)
+    assert torch.equal(y, -torch.ones(1, 1, 2, 2))  # zero padding would give 0 at the border
+
+
+@pytest.mark.parametrize(("sqrt_eps", "eps"), [(False, 1e-5), (True, 1e-10)])
+def test_std_conv_formulas(sqrt_eps, eps):
+    conv = StdConv2d(4, 8, 3, padding=1, eps=eps, sqrt_eps=sqrt_eps).double()
+    w = conv.weight.detach().numpy()
+    mean = w.mean(axis=(1, 2, 3), keepdims=True)
+    std = w.std(axis=(1, 2, 3), keepdims=True)  # population std, as jnp.std
+    expected = (w - mean) / (np.sqrt(std**2 + eps) if sqrt_eps else std + eps)
+    np.testing.assert_allclose(conv.standardized_weight().detach().numpy(), expected, rtol=1e-12)
+
+
+def test_hybrid_feature_sizes():
+    assert HybridConfig((3, 4, 9)).feature_size(224) == 14
+    assert HybridConfig((3, 4, 9)).feature_size(384) == 24
+    assert HybridConfig(()).feature_size(224) == 56  # R+Ti/16: root only, then 8x8 patches -> 7x7
+    assert HybridConfig((2, 2, 2, 2)).out_channels == 2048
+    model = build_model(ViTConfig(1, 32, 1, 2, 32, img_size=64, backbone=HybridConfig((1, 1))))
+    assert model.patch_embed(torch.randn(1, 3, 64, 64)).shape == (1, 8 * 8, 32)
+
+
+@pytest.mark.parametrize(("old", "new"), [(14, 24), (24, 14), (7, 12), (3, 5)])
+def test_resize_pos_embed_matches_scipy_zoom(old, new):
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    posemb = torch.randn(1, 1 + old * old, 6, dtype=torch.float64)
+    out = resize_pos_embed(posemb, new, num_prefix_tokens=1)
+    grid = posemb[0, 1:].reshape(old, old, 6).numpy()
+    expected = scipy_ndimage.zoom(grid, (new / old, new / old, 1), order=1)  # what vit_jax does
+    assert torch.equal(out[:, :1], posemb[:, :1])  # class token kept apart
+    np.testing.assert_allclose(out[0, 1:].reshape(new, new, 6).numpy(), expected, atol=1e-12)
+
+
+def test_resize_pos_embed_rejects_non_square():
+    with pytest.raises(ValueError, match="square"):
+        resize_pos_embed(torch.randn(1, 1 + 12, 4), 4, num_prefix_tokens=1)

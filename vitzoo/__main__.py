@@ -1,0 +1,5 @@
+"""`python -m vitzoo` is the `vitzoo` command."""
+
+from vitzoo.cli import main
+
+main()

@@ -1,0 +1,111 @@
+"""`vitzoo list` and `vitzoo info`: the registry, as tables or data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from vitzoo.cli._output import console, emit_csv, emit_json, fail, format_options, millions, render_table
+
+LIST_COLUMNS = [
+    ("name", "name", None),
+    ("family", "family", None),
+    ("params", "params (M)", millions),
+    ("img_size", "res", None),
+    ("patch", "patch", None),
+    ("gmacs", "GMACs", None),
+    ("default_tag", "default tag", None),
+    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}"),
+    ("top1_source", "reported by", None),
+]
+
+
+def _row(info: dict[str, Any]) -> dict[str, Any]:
+    """The `list` row of a model: pixels per token side as 'patch' (hybrids: the total stride)."""
+    patch = None
+    if info["family"] != "bit":
+        patch = info["img_size"] // int((info["tokens"] - (info["classifier"] == "token")) ** 0.5)
+    return {k: patch if k == "patch" else info[k] for k, _, _ in LIST_COLUMNS}
+
+
+@click.command("list")
+@click.argument("pattern", required=False)
+@format_options
+def list_cmd(pattern: str | None, fmt: str) -> None:
+    """List the models, optionally those matching a shell PATTERN.
+
+    Each row describes the model that `vitzoo.load(NAME)` returns: its default pretrained checkpoint,
+    resolution, parameters, GMACs per image (attention matmuls included) and the ImageNet-1k top-1
+    its authors reported. `patch` is the pixels per token side (for hybrids, the total stride).
+
+    \b
+    Examples:
+      vitzoo list
+      vitzoo list 'vit-*' --csv
+      vitzoo list 'bit-*' --json
+    """
+    import vitzoo
+
+    names = vitzoo.list_models(pattern)
+    if not names:
+        fail(f"no model matches {pattern!r}; see `vitzoo list`")
+    rows = [_row(vitzoo.describe(n)) for n in names]
+    if fmt == "json":
+        emit_json(rows)
+    elif fmt == "csv":
+        emit_csv(rows)
+    else:
+        render_table(rows, LIST_COLUMNS, title=f"vitzoo models ({len(rows)})")
+
+
+TAG_COLUMNS = [
+    ("tag", "tag", None),
+    ("default", "default", lambda v: "✓" if v else ""),
+    ("img_size", "res", None),
+    ("num_classes", "classes", None),
+    ("params", "params (M)", millions),
+    ("gmacs", "GMACs", None),
+    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}"),
+    ("format", "format", None),
+    ("hub_repo", "Hub repository", None),
+    ("pretrain", "pre-training", None),
+]
+
+
+@click.command("info")
+@click.argument("name")
+@format_options
+def info_cmd(name: str, fmt: str) -> None:
+    """Show one model (NAME or NAME.TAG) and all its pretrained checkpoints.
+
+    \b
+    Examples:
+      vitzoo info vit-b16
+      vitzoo info bit-r50x1 --json
+    """
+    import vitzoo
+
+    info = vitzoo.describe(name)
+    if fmt == "json":
+        emit_json(info)
+        return
+    if fmt == "csv":
+        emit_csv(info["tags"])
+        return
+    keys = ("patch", "width", "depth", "heads", "mlp_dim", "classifier", "hybrid_layers", "layers", "width_factor")
+    arch = ", ".join(f"{k}={info[k]}" for k in keys if info.get(k) is not None)
+    console.print(f"[bold]{info['name']}[/] — {info['title']} ({info['family']})", highlight=False)
+    console.print(f"architecture: {arch}", highlight=False)
+    console.print(f"defined in: {info['source']}", highlight=False)
+    render_table(info["tags"], TAG_COLUMNS, title="checkpoints")
+    for tag in info["tags"]:
+        notes = [f"top-1 reported by {tag['top1_source']}"] if tag["top1_source"] else []
+        notes += [f"original: {tag['url']}"] if tag["url"] else []
+        notes += [tag["notes"]] if tag["notes"] else []
+        pp = tag["preprocess"]
+        notes.append(
+            f"preprocess: {pp['resize']} to {tag['img_size']} (crop_pct {pp['crop_pct']}), {pp['interpolation']}, "
+            f"mean {pp['mean']}, std {pp['std']}"
+        )
+        console.print(f"[bold]{tag['tag']}[/]: " + "; ".join(notes), highlight=False, soft_wrap=True)

@@ -1,0 +1,140 @@
+"""BiT ResNet-v2 (Kolesnikov et al., 2020), the ResNet baselines of the ViT paper, faithful to big_transfer.
+
+Pre-activation bottlenecks with weight-standardised convs (``(w - mean) / sqrt(var + 1e-10)``) and
+GroupNorm(32, eps 1e-5); symmetric "fixed" padding everywhere, and a zero-padded max-pool after the root
+(zero, not -inf, matters: the root output is not ReLU'd).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitzoo.models.layers import StdConv2d
+
+GN_EPS = 1e-5  # big_transfer group_normalize / nn.GroupNorm default
+WS_EPS = 1e-10  # big_transfer StdConv2d
+
+
+@dataclass(frozen=True)
+class BiTConfig:
+    """Architecture of a BiT ResNet-v2: R{depth}x{width_factor}."""
+
+    layers: tuple[int, ...]  # units per stage: R50 (3,4,6,3), R101 (3,4,23,3), R152 (3,8,36,3)
+    width_factor: int  # the "x1", "x3" of R50x3
+    img_size: int = 224  # nominal input side (the network itself is fully convolutional)
+    num_classes: int = 1000  # 0 = no head: the model returns pooled features
+
+    @property
+    def width(self) -> int:
+        """Root width."""
+        return 64 * self.width_factor
+
+    @property
+    def num_features(self) -> int:
+        """Channels after the last stage."""
+        return self.width * 2 ** (len(self.layers) + 1)
+
+    def replace(self, **changes) -> BiTConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> StdConv2d:
+    return StdConv2d(cin, cout, kernel, stride, padding=kernel // 2, eps=WS_EPS, sqrt_eps=True)
+
+
+class PreActBottleneck(nn.Module):
+    """x' = ReLU(GN(x)); out = conv3(ReLU(GN(conv2(ReLU(GN(conv1(x'))))))) + (proj(x') or x)."""
+
+    def __init__(self, cin: int, mid: int, stride: int) -> None:
+        super().__init__()
+        cout = 4 * mid
+        self.norm1, self.conv1 = nn.GroupNorm(32, cin, eps=GN_EPS), _conv(cin, mid, 1)
+        self.norm2, self.conv2 = nn.GroupNorm(32, mid, eps=GN_EPS), _conv(mid, mid, 3, stride)
+        self.norm3, self.conv3 = nn.GroupNorm(32, mid, eps=GN_EPS), _conv(mid, cout, 1)
+        self.downsample = Projection(cin, cout, stride) if (cin != cout or stride != 1) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_act = F.relu(self.norm1(x))
+        shortcut = x if self.downsample is None else self.downsample(x_act)
+        y = self.conv1(x_act)
+        y = self.conv2(F.relu(self.norm2(y)))
+        y = self.conv3(F.relu(self.norm3(y)))
+        return y + shortcut
+
+
+class Projection(nn.Module):
+    """Projection shortcut on the pre-activated input: one StdConv 1x1, no norm."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv = _conv(cin, cout, 1, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Stem(nn.Module):
+    """StdConv 7x7/2 (pad 3), then zero pad 1 and max-pool 3x3/2."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = _conv(3, width, 7, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(F.pad(self.conv(x), (1, 1, 1, 1)), 3, 2)
+
+
+class Stage(nn.Module):
+    """A stack of pre-activation units; the first may change stride and width."""
+
+    def __init__(self, cin: int, mid: int, depth: int, stride: int) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            *(PreActBottleneck(cin if i == 0 else 4 * mid, mid, stride if i == 0 else 1) for i in range(depth))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class ResNetV2(nn.Module):
+    """BiT ResNet-v2: (B, 3, H, W) -> (B, C) logits, or (B, F) pooled features if C = 0."""
+
+    def __init__(self, config: BiTConfig) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.stem = Stem(w)
+        stages, cin = [], w
+        for i, depth in enumerate(config.layers):
+            mid = w * 2**i
+            stages.append(Stage(cin, mid, depth, 1 if i == 0 else 2))
+            cin = 4 * mid
+        self.stages = nn.Sequential(*stages)
+        self.norm = nn.GroupNorm(32, cin, eps=GN_EPS)  # final pre-activation before the head
+        self.head = nn.Linear(cin, config.num_classes) if config.num_classes else nn.Identity()
+        if isinstance(self.head, nn.Linear):  # BiT fine-tunes from a zero head
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    @property
+    def num_features(self) -> int:
+        """Size of the pooled feature vector."""
+        return self.config.num_features
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map after the final GroupNorm + ReLU: (B, F, h, w)."""
+        return F.relu(self.norm(self.stages(self.stem(x))))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool, then the linear head."""
+        x = x.mean(dim=(2, 3))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,123 @@
+"""The ResNet root and stages of the hybrid ViTs (vit_jax ``models_resnet.py``), pure torch.
+
+This is *not* BiT's ResNet-v2: units are post-activation ("ResNet v1.5 with GroupNorm and weight
+standardisation"), every conv is TF-'SAME' padded, the projection shortcut has its own GroupNorm, and
+StdConv uses ``(w - mean) / (std + 1e-5)`` with GroupNorm eps 1e-6 (the Flax defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitzoo.models.layers import StdConv2d, pad_same
+
+GN_EPS = 1e-6  # flax.linen.GroupNorm default
+WS_EPS = 1e-5  # vit_jax models_resnet.weight_standardize
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """ResNet part of a hybrid ViT."""
+
+    layers: tuple[int, ...]  # bottleneck units per stage; () = root only (R+Ti/16)
+    width: int = 64  # root width = 64 * width_factor; every released hybrid uses 64
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the feature map handed to the patch embedding."""
+        return self.width * 2 ** (len(self.layers) + 1) if self.layers else self.width
+
+    def feature_size(self, img_size: int) -> int:
+        """Side of the feature map for a square input (SAME convs give ceil divisions)."""
+        size = -(-img_size // 2)  # root conv 7x7/2
+        size = -(-size // 2)  # max-pool 3x3/2
+        for _ in self.layers[1:]:  # first unit of stages 2.. has stride 2
+            size = -(-size // 2)
+        return size
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> StdConv2d:
+    return StdConv2d(cin, cout, kernel, stride, padding="same", eps=WS_EPS, sqrt_eps=False)
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, channels, eps=GN_EPS)
+
+
+class Downsample(nn.Module):
+    """Projection shortcut: StdConv 1x1 (strided) + GroupNorm."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv = _conv(cin, cout, 1, stride)
+        self.norm = _norm(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+class Bottleneck(nn.Module):
+    """Post-activation bottleneck unit; the stride sits on the 3x3 conv."""
+
+    def __init__(self, cin: int, mid: int, stride: int) -> None:
+        super().__init__()
+        cout = 4 * mid
+        self.conv1, self.norm1 = _conv(cin, mid, 1), _norm(mid)
+        self.conv2, self.norm2 = _conv(mid, mid, 3, stride), _norm(mid)
+        self.conv3, self.norm3 = _conv(mid, cout, 1), _norm(cout)
+        self.downsample = Downsample(cin, cout, stride) if (cin != cout or stride != 1) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = F.relu(self.norm1(self.conv1(x)))
+        y = F.relu(self.norm2(self.conv2(y)))
+        y = self.norm3(self.conv3(y))
+        return F.relu(y + shortcut)
+
+
+class Stage(nn.Module):
+    """A stack of bottleneck units; only the first one may change stride and width."""
+
+    def __init__(self, cin: int, mid: int, depth: int, stride: int) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            *(Bottleneck(cin if i == 0 else 4 * mid, mid, stride if i == 0 else 1) for i in range(depth))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class Stem(nn.Module):
+    """Root: StdConv 7x7/2 (SAME) -> GroupNorm -> ReLU -> max-pool 3x3/2 (SAME, padded with -inf)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = _conv(3, width, 7, 2)
+        self.norm = _norm(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm(self.conv(x)))
+        return F.max_pool2d(pad_same(x, 3, 2, value=float("-inf")), 3, 2)
+
+
+class HybridBackbone(nn.Module):
+    """Root + stages; maps (B, 3, H, W) to (B, out_channels, h, w)."""
+
+    def __init__(self, config: HybridConfig) -> None:
+        super().__init__()
+        w = config.width
+        self.stem = Stem(w)
+        stages, cin = [], w
+        for i, depth in enumerate(config.layers):
+            mid = w * 2**i
+            stages.append(Stage(cin, mid, depth, 1 if i == 0 else 2))
+            cin = 4 * mid
+        self.stages = nn.Sequential(*stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))

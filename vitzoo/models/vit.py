@@ -1,0 +1,223 @@
+"""Vision Transformer (Dosovitskiy et al., ICLR 2021), numerically faithful to vit_jax ``models_vit.py``.
+
+Two details of the original differ from most PyTorch ports and are kept here: GELU is the tanh
+approximation (``flax.linen.gelu``) and every LayerNorm uses eps 1e-6 (the Flax default).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitzoo.models.hybrid import HybridBackbone, HybridConfig
+
+LN_EPS = 1e-6  # flax.linen.LayerNorm default
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Architecture of a (hybrid) ViT; names follow the paper's Table 1."""
+
+    patch_size: int  # P; 1 for the hybrids with a ResNet of total stride 16/32
+    width: int  # hidden size D
+    depth: int  # encoder blocks L
+    num_heads: int  # H; head dim = width // num_heads
+    mlp_dim: int  # MLP hidden size M
+    img_size: int = 224  # square input side
+    num_classes: int = 1000  # 0 = no head: the model returns pre-logit features
+    classifier: Literal["token", "gap"] = "token"  # class token, or mean of all tokens after the final LN
+    representation_size: int | None = None  # pre_logits Dense+tanh (the 2020 ImageNet-21k checkpoints)
+    backbone: HybridConfig | None = None  # ResNet root/stages of a hybrid
+
+    def __post_init__(self) -> None:
+        if self.classifier not in ("token", "gap"):
+            raise ValueError(f"classifier must be 'token' or 'gap', not {self.classifier!r}")
+        if self.width % self.num_heads:
+            raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
+        if self.feature_size % self.patch_size:
+            raise ValueError(
+                f"img_size {self.img_size} gives a {self.feature_size}px feature map, "
+                f"not a multiple of the patch size {self.patch_size}"
+            )
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the map the patch embedding sees: the image, or the hybrid's ResNet output."""
+        return self.img_size if self.backbone is None else self.backbone.feature_size(self.img_size)
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per side."""
+        return self.feature_size // self.patch_size
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """1 with a class token, else 0."""
+        return int(self.classifier == "token")
+
+    @property
+    def seq_len(self) -> int:
+        """Tokens through the encoder."""
+        return self.grid_size**2 + self.num_prefix_tokens
+
+    @property
+    def num_features(self) -> int:
+        """Size of the vector that feeds the head."""
+        return self.representation_size or self.width
+
+    def replace(self, **changes) -> ViTConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused qkv projection, computed by SDPA."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)  # rows: [q; k; v], each head-major
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        # (B, N, 3D) -> (B, N, 3, H, hd) -> (3, B, H, N, hd)
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, hd)
+        return self.proj(x.transpose(1, 2).reshape(B, N, D))  # heads concatenated head-major
+
+
+class Mlp(nn.Module):
+    """Dense -> GELU (tanh approximation, as flax.linen.gelu) -> Dense."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    """Pre-LN encoder block: x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.width, eps=LN_EPS)
+        self.attn = Attention(config.width, config.num_heads)
+        self.norm2 = nn.LayerNorm(config.width, eps=LN_EPS)
+        self.mlp = Mlp(config.width, config.mlp_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    """(Hybrid ResNet, then) a PxP stride-P conv: (B, 3, H, W) -> (B, N, D), row-major patch order."""
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self.backbone = None if config.backbone is None else HybridBackbone(config.backbone)
+        cin = 3 if config.backbone is None else config.backbone.out_channels
+        self.proj = nn.Conv2d(cin, config.width, config.patch_size, stride=config.patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backbone is not None:
+            x = self.backbone(x)
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, h*w, D)
+
+
+class PreLogits(nn.Module):
+    """The representation layer of the ImageNet-21k checkpoints: Dense + tanh."""
+
+    def __init__(self, dim: int, out: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(x))
+
+
+class VisionTransformer(nn.Module):
+    """ViT and hybrid ViT. ``forward`` maps (B, 3, S, S) images to (B, C) logits, or features if C = 0."""
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        D = config.width
+        self.patch_embed = PatchEmbed(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if config.classifier == "token" else None
+        self.pos_embed = nn.Parameter(torch.empty(1, config.seq_len, D))
+        self.blocks = nn.Sequential(*(Block(config) for _ in range(config.depth)))
+        self.norm = nn.LayerNorm(D, eps=LN_EPS)  # applied to all tokens, before pooling
+        rep = config.representation_size
+        self.pre_logits = PreLogits(D, rep) if rep else nn.Identity()
+        self.head = nn.Linear(config.num_features, config.num_classes) if config.num_classes else nn.Identity()
+        self.reset_parameters()
+
+    @property
+    def num_features(self) -> int:
+        """Size of the pre-logit feature vector."""
+        return self.config.num_features
+
+    def reset_parameters(self) -> None:
+        """The original initialisation: xavier-uniform dense kernels, N(0, 0.02) posemb, zero head."""
+        nn.init.normal_(self.pos_embed, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.normal_(m.bias, std=1e-6)
+        if isinstance(self.head, nn.Linear):
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """All tokens after the final LayerNorm: (B, T, D)."""
+        x = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        if x.shape[1] != self.pos_embed.shape[1]:
+            raise ValueError(
+                f"input gives {x.shape[1]} tokens but the model was built for {self.pos_embed.shape[1]} "
+                f"(img_size={self.config.img_size}); rebuild or load with img_size=..."
+            )
+        x = self.blocks(x + self.pos_embed.to(x.dtype))
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool the tokens (class token or mean), apply the representation layer and the head."""
+        x = x[:, 0] if self.config.classifier == "token" else x.mean(dim=1)
+        x = self.pre_logits(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def resize_pos_embed(
+    posemb: torch.Tensor, new_grid: int, num_prefix_tokens: int, mode: Literal["bilinear", "bicubic"] = "bilinear"
+) -> torch.Tensor:
+    """Resample a (1, prefix + g*g, D) position embedding to a new_grid x new_grid grid.
+
+    ``bilinear`` is what vit_jax does (``scipy.ndimage.zoom(order=1)``: linear, corners aligned);
+    ``bicubic`` (corners aligned too) is offered as an option. The class-token slot is kept apart.
+    """
+    prefix, grid = posemb[:, :num_prefix_tokens], posemb[:, num_prefix_tokens:]
+    old = math.isqrt(grid.shape[1])
+    if old * old != grid.shape[1]:
+        raise ValueError(f"position embedding has {grid.shape[1]} patch slots, not a square grid")
+    if old == new_grid:
+        return posemb
+    D = grid.shape[-1]
+    grid = grid.reshape(1, old, old, D).permute(0, 3, 1, 2)  # (1, D, g, g)
+    compute = torch.promote_types(posemb.dtype, torch.float32)  # never interpolate in half precision
+    grid = F.interpolate(grid.to(compute), size=(new_grid, new_grid), mode=mode, align_corners=True)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, D).to(posemb.dtype)
+    return torch.cat([prefix, grid], dim=1)

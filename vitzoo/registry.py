@@ -1,0 +1,175 @@
+"""Typed registry entries (architectures and their pretrained weights) and the registry itself.
+
+An architecture is a ``ModelSpec`` (``vit-b16``); each of its checkpoints is a ``Weights`` tag, addressed as
+``arch.tag`` (``vit-b16.orig-in21k-ft-in1k``). Everything here is immutable data; nothing touches files,
+network or torch weights. ``vitzoo.catalog`` is the only module that fills the registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vitzoo.errors import VitzooError
+from vitzoo.models import BiTConfig, ModelConfig, ViTConfig
+
+Family = Literal["vit", "hybrid", "bit"]
+CheckpointFormat = Literal["vitzoo", "vit_jax", "bit_jax", "transformers", "timm"]
+
+
+class UnknownModelError(VitzooError, KeyError):
+    """Raised for a name that is not in the registry; the message suggests the closest names."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a checkpoint's inputs were prepared for evaluation."""
+
+    img_size: int  # side of the square network input
+    resize: Literal["squash", "shorter"] = "squash"  # squash: straight to img_size^2; shorter: short side + crop
+    crop_pct: float = 1.0  # with "shorter": resize the short side to img_size / crop_pct, centre-crop img_size
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # the originals all map [0, 1] to [-1, 1]
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """Where a checkpoint sits on the Hugging Face Hub, and in which key layout."""
+
+    repo_id: str
+    filename: str
+    format: CheckpointFormat
+    revision: str = "main"
+    sha256: str | None = None  # of the file; checked after download when known
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """An ImageNet-1k top-1 accuracy (%) reported for a checkpoint, with where it was reported."""
+
+    top1: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One pretrained checkpoint of an architecture."""
+
+    tag: str  # e.g. "orig-in21k-ft-in1k"; the full name is f"{arch}.{tag}"
+    hub: HubFile
+    pretrain: str  # data and recipe, e.g. "ImageNet-21k (paper), fine-tuned on ImageNet-1k"
+    preprocess: Preprocess
+    num_classes: int  # classes of the stored head; 0 = checkpoint has no head
+    url: str | None = None  # the original checkpoint (Google's buckets), for provenance and `vitzoo convert`
+    representation_size: int | None = None  # pre_logits layer present in the checkpoint
+    accuracy: Accuracy | None = None  # None: not an ImageNet-1k classifier
+    zero_head: bool = False  # the head was zeroed by its authors (2020 ImageNet-21k files): logits are useless
+    notes: str = ""
+
+    @property
+    def img_size(self) -> int:
+        """Resolution the checkpoint was trained or fine-tuned at."""
+        return self.preprocess.img_size
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An architecture: its config (at its default tag's resolution), family, citation and checkpoints."""
+
+    name: str
+    family: Family
+    config: ModelConfig
+    source: str  # where the architecture is defined, e.g. "ViT paper Table 1"
+    weights: tuple[Weights, ...] = ()
+    default_tag: str | None = None
+    title: str = ""  # the paper's name, e.g. "R50+ViT-B/16"
+
+    def __post_init__(self) -> None:
+        tags = [w.tag for w in self.weights]
+        if len(set(tags)) != len(tags):
+            raise ValueError(f"{self.name}: duplicate tags in {tags}")
+        if self.weights and self.default_tag not in tags:
+            raise ValueError(f"{self.name}: default tag {self.default_tag!r} is not one of {tags}")
+
+    def get_weights(self, tag: str | None = None) -> Weights | None:
+        """The named tag, or the default one (None for an architecture without checkpoints)."""
+        tag = tag or self.default_tag
+        if tag is None:
+            return None
+        for w in self.weights:
+            if w.tag == tag:
+                return w
+        raise UnknownModelError(_unknown(f"{self.name}.{tag}", [f"{self.name}.{w.tag}" for w in self.weights]))
+
+    def config_for(self, weights: Weights | None) -> ModelConfig:
+        """The architecture exactly as a checkpoint stores it (resolution, classes, representation layer)."""
+        if weights is None:
+            return self.config
+        changes: dict = {"img_size": weights.img_size, "num_classes": weights.num_classes}
+        if isinstance(self.config, ViTConfig):
+            changes["representation_size"] = weights.representation_size
+        return self.config.replace(**changes)
+
+    @property
+    def default_config(self) -> ModelConfig:
+        """The config of the default checkpoint: what ``create(name)`` and ``load(name)`` build."""
+        return self.config_for(self.get_weights())
+
+
+def _unknown(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `vitzoo list`"
+    return f"unknown model {name!r}{hint}"
+
+
+@dataclass
+class Registry:
+    """Name -> ModelSpec. Registering a name twice raises."""
+
+    _specs: dict[str, ModelSpec] = field(default_factory=dict)
+
+    def register(self, spec: ModelSpec) -> ModelSpec:
+        """Add an architecture; duplicate names raise ``ValueError``."""
+        if spec.name in self._specs:
+            raise ValueError(f"model {spec.name!r} is already registered")
+        if "." in spec.name:
+            raise ValueError(f"model names may not contain '.': {spec.name!r}")
+        self._specs[spec.name] = spec
+        return spec
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Registered names in registration order, optionally filtered by a shell pattern (``vit-*``)."""
+        return [n for n in self._specs if pattern is None or fnmatch.fnmatchcase(n, pattern)]
+
+    def get(self, name: str) -> ModelSpec:
+        """The spec of ``arch`` or ``arch.tag`` (the tag is ignored here); unknown names raise with hints."""
+        arch = name.split(".", 1)[0]
+        if arch not in self._specs:
+            raise UnknownModelError(_unknown(arch, list(self._specs)))
+        return self._specs[arch]
+
+    def resolve(self, name: str) -> tuple[ModelSpec, Weights | None]:
+        """Split ``arch[.tag]`` into its spec and weights (the default tag when none is given)."""
+        arch, _, tag = name.partition(".")
+        spec = self.get(arch)
+        return spec, spec.get_weights(tag or None)
+
+
+def family_of(config: ModelConfig) -> Family:
+    """vit, hybrid or bit, from a config."""
+    if isinstance(config, BiTConfig):
+        return "bit"
+    return "vit" if config.backbone is None else "hybrid"
