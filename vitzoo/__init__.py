@@ -4,11 +4,13 @@
 >>> vitzoo.list_models("vit-b*")
 ['vit-b8', 'vit-b16', 'vit-b32']
 >>> model = vitzoo.create("vit-b16")  # random weights, the architecture of vit-b16's default checkpoint
+>>> model = vitzoo.load("vit-b16")  # its pretrained weights (downloaded from the Hub, converted once, cached)
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from vitzoo.factory import create, describe, get_spec, list_models
+from vitzoo.loading import load
 from vitzoo.registry import UnknownModelError
 
 try:
@@ -16,4 +18,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = ["UnknownModelError", "__version__", "create", "describe", "get_spec", "list_models"]
+__all__ = ["UnknownModelError", "__version__", "create", "describe", "get_spec", "list_models", "load"]

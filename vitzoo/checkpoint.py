@@ -1,0 +1,141 @@
+"""Reading any supported weight file safely, and writing vitzoo's own safetensors atomically.
+
+Nothing here unpickles: ``.npz`` is read with ``allow_pickle=False``, PyTorch ``.bin`` files with
+``torch.load(weights_only=True)``. The container is recognised from its bytes, never from the file name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vitzoo.errors import VitzooError
+from vitzoo.models import BiTConfig, HybridConfig, ModelConfig, ViTConfig
+
+FORMAT_VERSION = "1"
+
+
+class CheckpointError(VitzooError):
+    """A weight file that cannot be read, or whose contents do not fit the model."""
+
+
+def sniff(path: Path) -> str:
+    """'npz', 'torch' (PyTorch zip), 'safetensors' or 'unknown', from the first bytes of the file."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        if names and all(n.endswith(".npy") for n in names):
+            return "npz"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch"
+        return "unknown"
+    if len(head) >= 9:
+        size = int.from_bytes(head[:8], "little")
+        if 0 < size < 100_000_000 and head[8:9] == b"{":
+            return "safetensors"
+    return "unknown"
+
+
+def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors of a weight file (float32 unless stored otherwise) and its safetensors metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    kind = sniff(path)
+    try:
+        if kind == "npz":
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: torch.from_numpy(np.array(npz[k])) for k in npz.files}, {}
+        if kind == "safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                metadata = f.metadata() or {}
+            return load_file(str(path)), metadata
+        if kind == "torch":
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+                obj = obj["state_dict"]
+            if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+                raise CheckpointError(f"{path}: a PyTorch file that is not a state dict of tensors")
+            return obj, {}
+    except CheckpointError:
+        raise
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: holds objects other than tensors; refusing to unpickle it") from None
+    except (OSError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile, SafetensorError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: truncated or corrupt {kind} file ({first})") from None
+    raise CheckpointError(f"{path}: not a weight file vitzoo can read (expected .npz, safetensors or PyTorch)")
+
+
+def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights containing NaN or Inf, naming the first offending tensor."""
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{where}: tensor {key!r} contains NaN or Inf")
+
+
+def config_to_json(config: ModelConfig) -> str:
+    """Serialise a model config (kind + fields) for the safetensors metadata."""
+    kind = "vit" if isinstance(config, ViTConfig) else "bit"
+    return json.dumps({"kind": kind, **dataclasses.asdict(config)}, sort_keys=True)
+
+
+def config_from_json(text: str) -> ModelConfig:
+    """Inverse of ``config_to_json``."""
+    data = json.loads(text)
+    kind = data.pop("kind")
+    if kind == "bit":
+        return BiTConfig(**{**data, "layers": tuple(data["layers"])})
+    backbone = data.pop("backbone")
+    if backbone is not None:
+        backbone = HybridConfig(**{**backbone, "layers": tuple(backbone["layers"])})
+    return ViTConfig(**data, backbone=backbone)
+
+
+@contextmanager
+def atomic_path(dst: str | os.PathLike):
+    """Yield a temporary path beside ``dst``; on success it replaces ``dst`` atomically, else it is removed."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_vitzoo(
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    config: ModelConfig,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write canonical weights + config metadata as safetensors, atomically. The file alone rebuilds the model."""
+    metadata = {"format": "vitzoo", "format_version": FORMAT_VERSION, "config": config_to_json(config)}
+    metadata.update({k: str(v) for k, v in (extra or {}).items()})
+    tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)

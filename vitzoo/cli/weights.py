@@ -1,0 +1,207 @@
+"""`vitzoo convert`, `vitzoo download`, `vitzoo cache`: getting and keeping faithful weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from vitzoo.cli._output import emit_json, fail, format_options, info, render_table, warn
+
+
+def _progress_bar(description: str):
+    """A rich byte-progress bar on stderr, as a (callback, context manager) pair."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from vitzoo.cli._output import err_console
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   console=err_console, transient=True)  # fmt: skip
+    task = bar.add_task(description, total=None)
+    return (lambda done, total: bar.update(task, completed=done, total=total)), bar
+
+
+def _registry_hint(src: str, model: str | None):
+    """The registry config to check a checkpoint against: --model, or the tag whose original URL is SRC."""
+    from vitzoo.catalog import REGISTRY
+    from vitzoo.factory import resolve_config
+
+    if model:
+        return model, resolve_config(model)[2]
+    for spec in REGISTRY:
+        for w in spec.weights:
+            if w.url == src:
+                return f"{spec.name}.{w.tag}", spec.config_for(w)
+    return None, None
+
+
+@click.command("convert")
+@click.argument("src")
+@click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "model", metavar="NAME[.TAG]", help="Expected architecture; the checkpoint must match it.")
+@click.option("--img-size", type=int, help="Resize position embeddings to this resolution.")
+@click.option("--num-classes", type=int, help="Replace the head with a zero-initialised one (0: no head).")
+@click.option("--no-pre-logits", is_flag=True, help="Drop the representation layer (ImageNet-21k checkpoints).")
+@click.option("--posemb-interp", type=click.Choice(["bilinear", "bicubic"]), default="bilinear", show_default=True,
+              help="bilinear = vit_jax's corner-aligned linear resize.")  # fmt: skip
+@click.option("--sha256", help="Expected sha256 of SRC (checked after download).")
+@click.option("--force", is_flag=True, help="Overwrite DST if it exists.")
+@click.option("--push-to-hub", "repo", metavar="REPO", help="Also upload DST to this Hugging Face Hub model repo.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was converted as JSON on stdout.")
+def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_interp, sha256, force, repo, as_json):
+    """Convert SRC (a file or an https URL) to vitzoo safetensors DST.
+
+    SRC may be an original vit_jax or BiT .npz (also wrapped with its optimizer under opt/target/), a
+    transformers or timm checkpoint (.safetensors or .bin) or a vitzoo file; the layout is detected from the
+    tensors. The architecture is inferred from the shapes and checked against --model (or against the registry
+    tag whose original URL SRC is). Every source tensor must be used, every model tensor filled. DST is written
+    atomically and holds the config, so the file alone rebuilds the model.
+
+    \b
+    Examples:
+      vitzoo convert ViT-B_16.npz vit-b16.safetensors --model vit-b16.orig-in21k
+      vitzoo convert https://storage.googleapis.com/vit_models/imagenet21k+imagenet2012/ViT-B_16-224.npz b16.safetensors
+      vitzoo convert model.safetensors ft.safetensors --num-classes 10 --img-size 384
+    """
+    from vitzoo import hub
+    from vitzoo.checkpoint import save_vitzoo
+    from vitzoo.convert import check_architecture, convert_file
+    from vitzoo.loading import Adaptation, adapt
+
+    if dst.suffix != ".safetensors":
+        fail(f"{dst}: the output must be a .safetensors file")
+    if dst.exists() and not force:
+        fail(f"{dst} exists; pass --force to overwrite it")
+    hint_name, hint = _registry_hint(src, model)
+    if src.startswith(("https://", "http://")):
+        callback, bar = _progress_bar(src.rsplit("/", 1)[-1])
+        with bar:
+            path = hub.download_url(src, hub.cache_root() / "downloads", sha256, callback)
+        info(f"downloaded {src} -> {path}")
+    else:
+        path = Path(src).expanduser()
+        if sha256 and hub.sha256_of(path) != sha256:
+            fail(f"{path}: sha256 mismatch (expected {sha256})")
+    result = convert_file(path, expected=hint)
+    if hint is not None:
+        check_architecture(result.config, hint, hint_name)
+    config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp))
+    save_vitzoo(dst, state_dict, config, {"source": src, "source_format": result.source_format})
+    summary = {
+        "src": src,
+        "dst": str(dst),
+        "source_format": result.source_format,
+        "matches": hint_name,
+        "ignored_keys": len(result.ignored),
+        "tensors": len(state_dict),
+        "params": sum(t.numel() for t in state_dict.values()),
+        "config": dataclasses.asdict(config),
+    }
+    if as_json:
+        emit_json(summary)
+    fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v is not None)
+    info(f"read {result.source_format} checkpoint: {type(config).__name__}({fields})")
+    if result.ignored:
+        info(f"ignored {len(result.ignored)} optimizer-state tensors ({result.ignored[0]}, ...)")
+    info(f"wrote {dst} ({summary['params']:,} parameters{f', matches {hint_name}' if hint_name else ''})")
+    if repo:
+        _push(dst, repo)
+
+
+def _push(path: Path, repo: str) -> None:
+    from huggingface_hub import HfApi
+
+    try:
+        api = HfApi()
+        api.create_repo(repo, exist_ok=True)
+        api.upload_file(path_or_fileobj=str(path), path_in_repo="model.safetensors", repo_id=repo)
+    except Exception as e:  # huggingface_hub raises many types (offline, auth, HTTP); all are one line for the user
+        fail(f"pushing {path} to {repo} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    info(f"pushed {path} to https://huggingface.co/{repo}")
+
+
+@click.command("download")
+@click.argument("names", nargs=-1, required=True)
+def download_cmd(names):
+    """Pre-fetch checkpoints from the Hub and convert them into vitzoo's cache.
+
+    NAMES are `arch` (its default checkpoint) or `arch.tag`. Later `vitzoo.load(NAME)` and `vitzoo bench
+    --pretrained` then work offline (HF_HUB_OFFLINE=1).
+
+    \b
+    Examples:
+      vitzoo download vit-b16 vit-l16.orig-in21k-ft-in1k-384
+    """
+    from vitzoo.errors import VitzooError
+    from vitzoo.loading import converted_checkpoint
+
+    failed = 0
+    for name in names:
+        try:
+            path, spec, weights = converted_checkpoint(name)
+        except VitzooError as e:
+            warn(str(e))
+            failed += 1
+            continue
+        info(f"{spec.name}.{weights.tag}: {path}")
+    if failed:
+        fail(f"{failed} of {len(names)} downloads failed")
+
+
+@click.group("cache")
+def cache_cmd():
+    """List or clean vitzoo's cache of converted checkpoints (VITZOO_CACHE, default ~/.cache/vitzoo).
+
+    The original downloads stay in the Hugging Face cache (manage it with `hf cache`).
+    """
+
+
+def _cached() -> list[dict]:
+    from safetensors import safe_open
+
+    from vitzoo.hub import cache_root
+
+    rows = []
+    for path in sorted((cache_root() / "converted").glob("*/*/*.safetensors")):
+        try:
+            with safe_open(str(path), "pt") as f:
+                name = (f.metadata() or {}).get("name", "?")
+        except Exception:  # a damaged cache file is listed, never fatal
+            name = "(unreadable)"
+        rows.append({"name": name, "size_mb": round(path.stat().st_size / 2**20, 1), "path": str(path)})
+    return rows
+
+
+@cache_cmd.command("list")
+@format_options
+def cache_list(fmt):
+    """Show the converted checkpoints in the cache."""
+    rows = _cached()
+    if fmt == "json":
+        emit_json(rows)
+    elif fmt == "csv":
+        from vitzoo.cli._output import emit_csv
+
+        emit_csv(rows)
+    elif not rows:
+        info("the cache is empty")
+    else:
+        render_table(rows, [("name", "name", None), ("size_mb", "MiB", None), ("path", "path", None)])
+
+
+@cache_cmd.command("clean")
+@click.argument("names", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Remove every converted checkpoint.")
+def cache_clean(names, everything):
+    """Remove converted checkpoints of NAMES (`arch` or `arch.tag`), or --all."""
+    if not names and not everything:
+        fail("name the models to remove, or pass --all")
+    removed = 0
+    for row in _cached():
+        arch = row["name"].split(".")[0]
+        if everything or row["name"] in names or arch in names:
+            Path(row["path"]).unlink()
+            removed += 1
+            info(f"removed {row['name']} ({row['path']})")
+    info(f"{removed} converted checkpoint(s) removed")

@@ -1,0 +1,123 @@
+"""Files from the network: the Hugging Face Hub (through huggingface_hub and its cache) and plain HTTPS URLs.
+
+The Hub side honours everything huggingface_hub does (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``,
+tokens); vitzoo's own cache of converted checkpoints lives under ``VITZOO_CACHE`` (default
+``~/.cache/vitzoo``), keyed by repository, commit and the downloaded file's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from vitzoo.errors import VitzooError
+from vitzoo.registry import HubFile
+
+Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
+
+
+class HubError(VitzooError):
+    """A file that could not be fetched; the message says which and what to do."""
+
+
+def cache_root() -> Path:
+    """vitzoo's cache directory."""
+    if env := os.environ.get("VITZOO_CACHE"):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "vitzoo"
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(hub: HubFile, name: str) -> Path:
+    """Download (or find in the Hugging Face cache) one registry file; errors name the repo and what to do."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{hub.repo_id}/{hub.filename}@{hub.revision}"
+    try:
+        path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub is unreachable"
+        raise HubError(
+            f"{name}: {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}; "
+            f"run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that has it"
+        ) from None
+    except GatedRepoError:
+        raise HubError(f"{name}: {hub.repo_id} is gated; accept its terms on the Hub and log in (HF_TOKEN)") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"{name}: Hub repository {hub.repo_id} not found (or private: set HF_TOKEN)") from None
+    except RevisionNotFoundError:
+        raise HubError(f"{name}: revision {hub.revision!r} not found in {hub.repo_id}") from None
+    except EntryNotFoundError:
+        raise HubError(f"{name}: {hub.filename} not found in {hub.repo_id}@{hub.revision}") from None
+    except (HfHubHTTPError, OSError) as e:
+        raise HubError(f"{name}: downloading {where} failed: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    if hub.sha256 and sha256_of(path) != hub.sha256:
+        raise HubError(f"{name}: {where} does not match its recorded sha256; delete it from the HF cache and retry")
+    return path
+
+
+def cache_key(downloaded: Path, hub: HubFile) -> Path:
+    """Where the converted copy of a downloaded Hub file lives: repo / commit / file hash."""
+    commit = downloaded.parent.name if downloaded.parent.parent.name == "snapshots" else hub.revision
+    blob = downloaded.resolve().name  # the blob's name in the HF cache is the file's etag (sha256 for LFS files)
+    repo = "models--" + hub.repo_id.replace("/", "--")
+    return cache_root() / "converted" / repo / commit / f"{blob}.safetensors"
+
+
+def download_url(url: str, dst_dir: Path, sha256: str | None = None, progress: Progress | None = None) -> Path:
+    """Download ``url`` into ``dst_dir``, resuming a partial ``.part`` file; size and (if given) sha256 checked."""
+    dst = dst_dir / url.rstrip("/").rsplit("/", 1)[-1]
+    if dst.exists() and (sha256 is None or sha256_of(dst) == sha256):
+        return dst
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    part = dst.with_name(dst.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            if have and response.status != 206:  # server ignored the range: start over
+                have = 0
+            length = response.headers.get("Content-Length")
+            total = have + int(length) if length is not None else None
+            with open(part, "ab" if have else "wb") as f:
+                done = have
+                while block := response.read(1 << 20):
+                    f.write(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the partial file is already complete
+            total = done = have
+        else:
+            raise HubError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise HubError(f"{url}: download failed ({getattr(e, 'reason', e)}); run again to resume") from None
+    if total is not None and done != total:
+        raise HubError(f"{url}: got {done} of {total} bytes; run again to resume")
+    if sha256 and sha256_of(part) != sha256:
+        part.unlink()
+        raise HubError(f"{url}: sha256 mismatch (expected {sha256}); the partial file was removed")
+    os.replace(part, dst)
+    return dst

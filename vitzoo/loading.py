@@ -1,0 +1,176 @@
+"""``vitzoo.load``: a registry name or a weight file -> an eval-mode model with exactly the original's weights."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from vitzoo.catalog import REGISTRY
+from vitzoo.checkpoint import CheckpointError, read_tensors, save_vitzoo
+from vitzoo.convert import Converted, check_architecture, convert_file, convert_tensors
+from vitzoo.errors import ConfigError
+from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
+from vitzoo.registry import ModelSpec, Weights
+
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+          "fp16": torch.float16, "float16": torch.float16}  # fmt: skip
+PosembInterp = Literal["bilinear", "bicubic"]
+
+
+class ZeroHeadWarning(UserWarning):
+    """The checkpoint's classifier was zeroed by its authors: use features, or fine-tune a new head."""
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """How to change a checkpoint's model at load time."""
+
+    img_size: int | None = None  # resize position embeddings to this resolution
+    num_classes: int | None = None  # new zero-initialised head (0 = feature extractor)
+    pre_logits: bool = True  # keep the representation layer of the ImageNet-21k checkpoints
+    posemb_interp: PosembInterp = "bilinear"  # vit_jax's method (corner-aligned linear); or bicubic
+
+
+def is_path(name_or_path: str | os.PathLike) -> bool:
+    """A file system path (as opposed to a registry name)."""
+    s = os.fspath(name_or_path)
+    return isinstance(name_or_path, os.PathLike) or os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth"))
+
+
+def converted_checkpoint(name: str) -> tuple[Path, ModelSpec, Weights]:
+    """Download a registry checkpoint and convert it once; returns the cached canonical safetensors."""
+    from filelock import FileLock
+
+    from vitzoo import hub
+
+    spec, weights = REGISTRY.resolve(name)
+    assert weights is not None  # every registered arch has a default tag
+    full = f"{spec.name}.{weights.tag}"
+    downloaded = hub.fetch(weights.hub, full)
+    target = hub.cache_key(downloaded, weights.hub)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
+        if not target.exists():
+            result = convert_file(downloaded, expected=spec.config_for(weights))
+            _check_against_registry(result, spec, weights)
+            save_vitzoo(target, result.state_dict, result.config, {"name": full, "source_format": result.source_format,
+                                                                    "source": weights.hub.repo_id})  # fmt: skip
+    return target, spec, weights
+
+
+def _check_against_registry(result: Converted, spec: ModelSpec, weights: Weights) -> None:
+    full = f"{spec.name}.{weights.tag}"
+    expected = spec.config_for(weights)
+    check_architecture(result.config, expected, full)
+    if result.config.num_classes != expected.num_classes:
+        raise CheckpointError(
+            f"{full}: checkpoint has {result.config.num_classes} classes, registry says {expected.num_classes}"
+        )
+
+
+def load_converted(name_or_path: str | os.PathLike) -> tuple[Converted, str, Weights | None]:
+    """The canonical weights of a registry name or any supported file, its display name and registry weights."""
+    if is_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        return convert_file(path), str(path), None
+    target, spec, weights = converted_checkpoint(str(name_or_path))
+    tensors, metadata = read_tensors(target)
+    return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights
+
+
+def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Apply a resolution / head / representation change to canonical weights (the paper's fine-tuning setup)."""
+    config, sd = converted.config, dict(converted.state_dict)
+    if change.img_size is not None and change.img_size != config.img_size:
+        try:
+            config = config.replace(img_size=change.img_size)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if isinstance(config, ViTConfig):
+            sd["pos_embed"] = resize_pos_embed(
+                sd["pos_embed"], config.grid_size, config.num_prefix_tokens, change.posemb_interp
+            )
+    if not change.pre_logits and isinstance(config, ViTConfig) and config.representation_size:
+        config = config.replace(representation_size=None)
+        sd = {k: v for k, v in sd.items() if not k.startswith(("pre_logits.", "head."))}
+        if change.num_classes is None and config.num_classes:
+            change = Adaptation(num_classes=config.num_classes)  # the old head no longer fits: a new zero head
+    if change.num_classes is not None and (change.num_classes != config.num_classes or "head.weight" not in sd):
+        if change.num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0, not {change.num_classes}")
+        config = config.replace(num_classes=change.num_classes)
+        sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
+        if change.num_classes:
+            sd["head.weight"] = torch.zeros(change.num_classes, config.num_features)  # zero-init, as the paper
+            sd["head.bias"] = torch.zeros(change.num_classes)
+    return config, sd
+
+
+def _zero_head(sd: dict[str, torch.Tensor]) -> bool:
+    w = sd.get("head.weight")
+    return w is not None and not bool(w.any())
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """torch dtype from 'fp32' / 'bf16' / 'fp16' (or a torch.dtype)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of fp32, bf16, fp16")
+    return DTYPES[dtype]
+
+
+def load(
+    name_or_path: str | os.PathLike,
+    *,
+    img_size: int | None = None,
+    num_classes: int | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    pre_logits: bool = True,
+    posemb_interp: PosembInterp = "bilinear",
+) -> nn.Module:
+    """A pretrained model in eval mode, ready for NCHW float input.
+
+    Args:
+        name_or_path: ``arch`` (its default checkpoint), ``arch.tag``, or any supported weight file
+            (vit_jax/BiT ``.npz``, transformers or timm ``.safetensors``/``.bin``, vitzoo safetensors).
+        img_size: resolution to run at; position embeddings are resized as vit_jax does (or bicubic).
+        num_classes: a different class count replaces the head with a zero-initialised one; 0 returns
+            pre-logit features.
+        device, dtype: where and in which precision ("fp32", "bf16", "fp16") to put the weights.
+        pre_logits: False drops the representation layer of the ImageNet-21k checkpoints.
+        posemb_interp: "bilinear" (the original's method) or "bicubic".
+
+    The loaded name is in ``model.name`` (``arch.tag``, never silently another tag) and the checkpoint's
+    preprocessing in ``model.preprocess`` (None for a file without registry entry).
+    """
+    if posemb_interp not in ("bilinear", "bicubic"):
+        raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
+    torch_dtype = resolve_dtype(dtype)
+    converted, display, weights = load_converted(name_or_path)
+    config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp))
+    if num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd)):
+        if config.num_classes:
+            why, what = "its classifier head is all zeros (as in the 2020 ImageNet-21k files)", "constant logits"
+        else:
+            why, what = "its authors zeroed the ImageNet-21k head", f"{config.num_features}-d pre-logit features"
+        warnings.warn(
+            f"{display}: {why}, so this model returns {what}; use it as a feature extractor (num_classes=0) or "
+            "pass num_classes=N for a zero-initialised head to fine-tune",
+            ZeroHeadWarning,
+            stacklevel=2,
+        )
+    with torch.device("meta"):
+        model = build_model(config)
+    model.load_state_dict(sd, strict=True, assign=True)
+    model.to(device=device, dtype=torch_dtype)
+    model.name = display
+    model.preprocess = None if weights is None else replace(weights.preprocess, img_size=config.img_size)
+    return model.eval()
