@@ -57,7 +57,7 @@ def fetch(hub: HubFile, name: str) -> Path:
     try:
         path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub is unreachable"
+        why = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else "the Hub is unreachable"
         raise HubError(
             f"{name}: {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}; "
             f"run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that has it"

@@ -1,0 +1,148 @@
+"""vitzoo.load on files: resolution, heads, representation layer, dtype; downloads of original URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from jax_writer import save_npz, vit_jax_arrays
+
+import vitzoo
+from vitzoo.errors import ConfigError
+from vitzoo.hub import HubError, download_url
+from vitzoo.loading import ZeroHeadWarning
+from vitzoo.models import ViTConfig, build_model
+
+IN21K_LIKE = ViTConfig(8, 32, 1, 4, 48, img_size=32, num_classes=6, representation_size=32)
+
+
+@pytest.fixture
+def npz(tmp_path) -> tuple[Path, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    model = build_model(IN21K_LIKE)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    sd = model.state_dict()
+    return save_npz(vit_jax_arrays(sd, IN21K_LIKE.num_heads), tmp_path / "m.npz"), sd
+
+
+def test_loads_eval_mode_with_exact_weights(npz):
+    path, sd = npz
+    model = vitzoo.load(path)
+    assert not model.training and model.name == str(path) and model.preprocess is None
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, sd[key]), key
+
+
+def test_img_size_resizes_posemb_like_vit_jax(npz):
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    path, sd = npz
+    model = vitzoo.load(path, img_size=48)
+    assert model.pos_embed.shape == (1, 1 + 36, 32)
+    assert torch.equal(model.pos_embed[:, :1], sd["pos_embed"][:, :1])  # class token kept apart
+    grid = sd["pos_embed"][0, 1:].reshape(4, 4, 32).double().numpy()
+    expected = scipy_ndimage.zoom(grid, (6 / 4, 6 / 4, 1), order=1)
+    np.testing.assert_allclose(model.pos_embed[0, 1:].reshape(6, 6, 32).detach().numpy(), expected, atol=1e-6)
+    assert model(torch.randn(1, 3, 48, 48)).shape == (1, 6)
+    bicubic = vitzoo.load(path, img_size=48, posemb_interp="bicubic")
+    assert not torch.allclose(bicubic.pos_embed, model.pos_embed)
+
+
+def test_new_head_is_zero_initialised(npz):
+    path, sd = npz
+    model = vitzoo.load(path, num_classes=3)
+    assert model.head.weight.shape == (3, 32) and not model.head.weight.any() and not model.head.bias.any()
+    assert torch.equal(model.pre_logits.fc.weight, sd["pre_logits.fc.weight"])
+
+
+def test_feature_extractor_and_dropping_pre_logits(npz):
+    path, sd = npz
+    x = torch.randn(2, 3, 32, 32)
+    features = vitzoo.load(path, num_classes=0)
+    full = vitzoo.load(path)
+    torch.testing.assert_close(features(x), full.forward_head(full.forward_features(x), pre_logits=True))
+    bare = vitzoo.load(path, num_classes=0, pre_logits=False)
+    assert isinstance(bare.pre_logits, torch.nn.Identity)
+    torch.testing.assert_close(bare(x), full.forward_features(x)[:, 0])
+    with pytest.warns(ZeroHeadWarning):  # the old head read pre-logits: it is replaced by a zero head
+        refit = vitzoo.load(path, pre_logits=False)
+    assert refit.head.weight.shape == (6, 32) and not refit.head.weight.any()
+
+
+def test_zeroed_head_warns(npz, tmp_path):
+    path, sd = npz
+    arrays = vit_jax_arrays({**sd, "head.weight": torch.zeros(6, 32), "head.bias": torch.zeros(6)}, 4)
+    with pytest.warns(ZeroHeadWarning, match="num_classes=0"):
+        vitzoo.load(save_npz(arrays, tmp_path / "zero.npz"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vitzoo.load(tmp_path / "zero.npz", num_classes=0)  # asking for features: no warning
+
+
+def test_dtype_and_bad_arguments(npz):
+    path, _ = npz
+    assert vitzoo.load(path, dtype="bf16").pos_embed.dtype == torch.bfloat16
+    assert vitzoo.load(path, dtype=torch.float16, device="cpu").head.weight.dtype == torch.float16
+    with pytest.raises(ConfigError, match="unknown dtype"):
+        vitzoo.load(path, dtype="int3")
+    with pytest.raises(ConfigError, match="posemb_interp"):
+        vitzoo.load(path, posemb_interp="nearest")
+    with pytest.raises(ConfigError, match="multiple of the patch size"):
+        vitzoo.load(path, img_size=33)
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves one payload, honouring `Range: bytes=N-`; can be told to cut the first response short."""
+
+    payload = b""
+    cut_first = False
+
+    def do_GET(self):
+        start = 0
+        if rng := self.headers.get("Range"):
+            start = int(rng.removeprefix("bytes=").rstrip("-"))
+        body = self.payload[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if type(self).cut_first:
+            type(self).cut_first = False
+            self.wfile.write(body[: len(body) // 3])
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_download_resumes_and_checks(server, tmp_path):
+    _RangeHandler.payload = bytes(range(256)) * 4000
+    sha = hashlib.sha256(_RangeHandler.payload).hexdigest()
+    _RangeHandler.cut_first = True
+    with pytest.raises(HubError, match="run again to resume"):
+        download_url(f"{server}/ViT-Ti_16.npz", tmp_path, sha)
+    part = tmp_path / "ViT-Ti_16.npz.part"
+    assert 0 < part.stat().st_size < len(_RangeHandler.payload)
+    seen = []
+    path = download_url(f"{server}/ViT-Ti_16.npz", tmp_path, sha, progress=lambda done, total: seen.append(total))
+    assert path.read_bytes() == _RangeHandler.payload and not part.exists()
+    assert seen[-1] == len(_RangeHandler.payload)
+    with pytest.raises(HubError, match="sha256 mismatch"):
+        download_url(f"{server}/other.npz", tmp_path, "0" * 64)
+    assert not (tmp_path / "other.npz").exists() and not (tmp_path / "other.npz.part").exists()
