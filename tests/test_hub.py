@@ -99,7 +99,7 @@ def test_failed_conversion_leaves_nothing_in_the_cache(offline_hub, monkeypatch)
 
     shutil.rmtree(hf_cache / "models--vitzoo--testing")
     add_file(hf_cache, "vitzoo/testing", "testing.npz", b"PK\x03\x04 not really a zip file")
-    with pytest.raises(CheckpointError, match="corrupt|not a weight file"):
+    with pytest.raises(CheckpointError, match=r"corrupt|not a weight file"):
         vitzoo.load("testing")
     assert _converted(vz_cache) == []
     assert not [p for p in vz_cache.rglob("*") if p.is_file() and not p.name.endswith(".lock")]

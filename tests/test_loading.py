@@ -63,7 +63,7 @@ def test_new_head_is_zero_initialised(npz):
 
 
 def test_feature_extractor_and_dropping_pre_logits(npz):
-    path, sd = npz
+    path, _ = npz
     x = torch.randn(2, 3, 32, 32)
     features = vitzoo.load(path, num_classes=0)
     full = vitzoo.load(path)
@@ -77,7 +77,7 @@ def test_feature_extractor_and_dropping_pre_logits(npz):
 
 
 def test_zeroed_head_warns(npz, tmp_path):
-    path, sd = npz
+    _, sd = npz
     arrays = vit_jax_arrays({**sd, "head.weight": torch.zeros(6, 32), "head.bias": torch.zeros(6)}, 4)
     with pytest.warns(ZeroHeadWarning, match="num_classes=0"):
         vitzoo.load(save_npz(arrays, tmp_path / "zero.npz"))
