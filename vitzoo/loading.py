@@ -66,6 +66,9 @@ def converted_checkpoint(name: str) -> tuple[Path, ModelSpec, Weights]:
 
 def _check_against_registry(result: Converted, spec: ModelSpec, weights: Weights) -> None:
     full = f"{spec.name}.{weights.tag}"
+    if result.source_format != weights.hub.format:
+        found, declared = result.source_format, weights.hub.format
+        raise CheckpointError(f"{full}: the Hub file is in {found} layout, the registry says {declared}")
     expected = spec.config_for(weights)
     check_architecture(result.config, expected, full)
     if result.config.num_classes != expected.num_classes:
