@@ -1,4 +1,4 @@
-"""vitzoo: Vision Transformers and their ResNet baselines, faithful to the original checkpoints.
+"""vitzoo: Vision Transformers and their BiT ResNet baselines, faithful to the original checkpoints.
 
 >>> import vitzoo
 >>> vitzoo.list_models("vit-b*")
@@ -7,15 +7,38 @@
 >>> model = vitzoo.load("vit-b16")  # its pretrained weights (downloaded from the Hub, converted once, cached)
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from vitzoo.factory import create, describe, get_spec, list_models
-from vitzoo.loading import load
-from vitzoo.registry import UnknownModelError
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 try:
     __version__ = version("vitzoo")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
+# Public name -> defining module. Imported on first use, so `import vitzoo.errors` (and `vitzoo --help`)
+# does not pay for torch.
+_API = {
+    "create": "vitzoo.factory",
+    "describe": "vitzoo.factory",
+    "get_spec": "vitzoo.factory",
+    "list_models": "vitzoo.factory",
+    "load": "vitzoo.loading",
+    "UnknownModelError": "vitzoo.registry",
+}
 __all__ = ["UnknownModelError", "__version__", "create", "describe", "get_spec", "list_models", "load"]
+
+if TYPE_CHECKING:
+    from vitzoo.factory import create, describe, get_spec, list_models
+    from vitzoo.loading import load
+    from vitzoo.registry import UnknownModelError
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vitzoo' has no attribute {name!r}")
