@@ -76,20 +76,35 @@ class ViTConfig:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with one fused qkv projection, computed by SDPA."""
+    """Multi-head self-attention with one fused qkv projection, computed by SDPA.
+
+    For inspection (``vitzoo.inspection.record_attention``) ``saved_probs`` can be set to a list: the softmax
+    is then computed explicitly (equal to SDPA up to rounding) and every forward appends its (B, H, N, N)
+    attention probabilities (float32, or float64 for a float64 model) to that list. Left at None (the default)
+    the forward is SDPA alone.
+    """
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim)  # rows: [q; k; v], each head-major
         self.proj = nn.Linear(dim, dim)
+        self.saved_probs: list[torch.Tensor] | None = None  # not a buffer: never in the state dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, D = x.shape
         # (B, N, 3D) -> (B, N, 3, H, hd) -> (3, B, H, N, hd)
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        x = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, hd)
+        attend = F.scaled_dot_product_attention if self.saved_probs is None else self._explicit_attention
+        x = attend(q, k, v)  # (B, H, N, hd)
         return self.proj(x.transpose(1, 2).reshape(B, N, D))  # heads concatenated head-major
+
+    def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """What SDPA computes, softmax(q kᵀ / sqrt(hd)) v, keeping the probabilities in ``saved_probs``."""
+        scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, N, N)
+        probs = scores.softmax(dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+        self.saved_probs.append(probs)
+        return probs.to(v.dtype) @ v
 
 
 class Mlp(nn.Module):

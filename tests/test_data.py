@@ -1,0 +1,216 @@
+"""vitzoo.data: preprocessing against Pillow by hand, ImageFolder / flat folder / HF datasets, unreadable files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vitzoo.data import (
+    collate,
+    describe_preprocess,
+    flat_folder,
+    hf_dataset,
+    image_folder,
+    open_dataset,
+    override_preprocess,
+    preprocess_image,
+    resize_shape,
+)
+from vitzoo.errors import VitzooError
+from vitzoo.imagenet import IMAGENET_SYNSETS, synset_to_index
+from vitzoo.registry import Preprocess
+
+skdata = pytest.importorskip("skimage.data")
+
+
+def test_synsets_are_the_standard_imagenet_order():
+    assert len(IMAGENET_SYNSETS) == 1000 == len(set(IMAGENET_SYNSETS))
+    assert list(IMAGENET_SYNSETS) == sorted(IMAGENET_SYNSETS)
+    assert IMAGENET_SYNSETS[0] == "n01440764" and IMAGENET_SYNSETS[-1] == "n15075141"
+    assert synset_to_index()["n01443537"] == 1  # goldfish
+    assert synset_to_index()["n02123045"] == 281  # tabby cat
+
+
+@pytest.mark.parametrize(
+    ("size", "pp", "expected"),
+    [
+        ((451, 300), Preprocess(224), (224, 224)),
+        ((451, 300), Preprocess(224, "shorter", 0.9), (372, 248)),  # floor(224 / 0.9) = 248, int(248 * 451 / 300)
+        ((300, 451), Preprocess(224, "shorter", 0.9), (248, 372)),
+        ((600, 400), Preprocess(384, "shorter", 1.0), (576, 384)),
+    ],
+)
+def test_resize_shape_follows_timm(size, pp, expected):
+    assert resize_shape(*size, pp) == expected
+
+
+def _manual(image: Image.Image, pp: Preprocess) -> np.ndarray:
+    """The same preprocessing written out with Pillow and numpy only."""
+    image = image.convert("RGB")
+    resample = Image.Resampling.BICUBIC if pp.interpolation == "bicubic" else Image.Resampling.BILINEAR
+    if pp.resize == "squash":
+        image = image.resize((pp.img_size, pp.img_size), resample)
+    else:
+        short = math.floor(pp.img_size / pp.crop_pct)
+        w, h = image.size
+        new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+        image = image.resize(new, resample)
+        left, top = round((new[0] - pp.img_size) / 2), round((new[1] - pp.img_size) / 2)
+        image = image.crop((left, top, left + pp.img_size, top + pp.img_size))
+    x = np.asarray(image, dtype=np.float32) / 255.0
+    return ((x - np.array(pp.mean, np.float32)) / np.array(pp.std, np.float32)).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "pp",
+    [
+        Preprocess(64),
+        Preprocess(64, "shorter", 0.875, "bicubic"),
+        Preprocess(48, "shorter", 1.0, "bilinear", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    ],
+)
+@pytest.mark.parametrize("photo", ["chelsea", "camera", "logo"])  # RGB, greyscale, RGBA
+def test_preprocess_matches_manual_pillow(photo, pp):
+    image = Image.fromarray(getattr(skdata, photo)())
+    x = preprocess_image(image, pp)
+    assert x.shape == (3, pp.img_size, pp.img_size) and x.dtype == torch.float32
+    np.testing.assert_allclose(x.numpy(), _manual(image, pp), rtol=0, atol=1e-6)
+
+
+def test_preprocess_values_of_a_solid_image():
+    image = Image.new("RGB", (50, 30), (255, 0, 51))
+    x = preprocess_image(image, Preprocess(16))  # mean = std = 0.5: [0, 1] -> [-1, 1]
+    assert torch.equal(x[:, 3, 7], torch.tensor([1.0, -1.0, 51 / 255 * 2 - 1]))
+    assert torch.equal(x, x[:, :1, :1].expand(3, 16, 16))
+
+
+def test_centre_crop_keeps_the_centre():
+    a = np.zeros((50, 150, 3), np.uint8)
+    a[:, 50:100] = 255  # white centre square, black sides; the short side is already 50: no resampling
+    x = preprocess_image(Image.fromarray(a), Preprocess(50, "shorter", 1.0))
+    assert torch.all(x == 1.0)
+    y = preprocess_image(Image.fromarray(a), Preprocess(50))  # squash keeps the sides
+    assert y[0, 25, 0] == -1.0 and y[0, 25, 25] == 1.0
+
+
+def test_override_and_describe():
+    pp = Preprocess(384)
+    assert override_preprocess(pp, img_size=224) == Preprocess(224)
+    assert override_preprocess(pp, crop_pct=0.9) == Preprocess(384, "shorter", 0.9)
+    assert describe_preprocess(Preprocess(384, "shorter", 0.9, "bicubic")) == (
+        "shorter side 426, centre crop 384, bicubic, mean 0.5 std 0.5"
+    )
+    assert describe_preprocess(Preprocess(224)) == "resize to 224x224, bilinear, mean 0.5 std 0.5"
+    with pytest.raises(VitzooError, match="crop_pct"):
+        override_preprocess(pp, crop_pct=1.5)
+    with pytest.raises(VitzooError, match="img_size"):
+        override_preprocess(pp, img_size=0)
+
+
+def _save(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_image_folder_classes_and_unreadable_files(tmp_path):
+    _save(tmp_path / "cats" / "chelsea.jpg", skdata.chelsea())
+    _save(tmp_path / "cats" / "sub" / "chelsea2.png", skdata.chelsea()[::2, ::2])
+    _save(tmp_path / "cups" / "coffee.png", skdata.coffee())
+    (tmp_path / "cups" / "notes.txt").write_text("not an image")
+    (tmp_path / "cups" / "broken.jpg").write_bytes((tmp_path / "cats" / "chelsea.jpg").read_bytes()[:300])
+    (tmp_path / "cups" / ".DS_Store").write_bytes(b"\0")  # hidden: ignored
+    ds = image_folder(tmp_path).with_preprocess(Preprocess(32))
+    assert ds.classes.names == ("cats", "cups") and not ds.classes.imagenet
+    assert ds.keys == ["chelsea", "chelsea2", "broken", "coffee", "notes"]
+    assert ds.labels == [0, 0, 1, 1, 1]
+    items = [ds[i] for i in range(len(ds))]
+    assert [it.error is None for it in items] == [True, True, False, True, False]
+    batch = collate(items)
+    assert batch.images.shape == (3, 3, 32, 32)
+    assert batch.labels.tolist() == [0, 0, 1] and batch.indices.tolist() == [0, 1, 3]
+    assert [i for i, _ in batch.failures] == [2, 4]
+    assert "UnidentifiedImageError" in batch.failures[1][1]
+
+
+def test_imagenet_synset_folders_map_to_standard_indices(tmp_path):
+    for wnid in ("n01443537", "n02123045"):
+        _save(tmp_path / wnid / "a.png", skdata.coffee()[:40, :40])
+    ds = image_folder(tmp_path)
+    assert ds.classes.imagenet and ds.num_classes == 1000
+    assert ds.labels == [1, 281]
+
+
+def test_subset_is_evenly_spaced(tmp_path):
+    for c in "abcd":
+        for i in range(5):
+            _save(tmp_path / c / f"{i}.png", np.full((4, 4, 3), i, np.uint8))
+    ds = image_folder(tmp_path)
+    sub = ds.subset(4)
+    assert sub.labels == [0, 1, 2, 3] and [s.rsplit("/", 2)[-2] for s in sub.sources] == ["a", "b", "c", "d"]
+    assert ds.subset(100) is ds
+    with pytest.raises(VitzooError, match="limit"):
+        ds.subset(0)
+
+
+def test_flat_folder_label_files(tmp_path):
+    val = tmp_path / "val"
+    for i in range(1, 4):
+        _save(val / f"ILSVRC2012_val_{i:08d}.JPEG", skdata.coffee()[:20, :20])
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("ILSVRC2012_val_00000002.JPEG 5\nILSVRC2012_val_00000001 n01443537\nmissing.JPEG 7\n")
+    ds = flat_folder(val, pairs)
+    assert ds.labels == [5, 1, 7] and ds.keys == ["ILSVRC2012_val_00000002", "ILSVRC2012_val_00000001", "missing"]
+    assert ds[2].error is not None and ds[0].error is None  # a listed file that is missing is reported
+    kaggle = tmp_path / "LOC_val_solution.csv"
+    kaggle.write_text(
+        "ImageId,PredictionString\nILSVRC2012_val_00000003,n15075141 1 2 3 4 n15075141 5 6 7 8\n"
+        "ILSVRC2012_val_00000001,n01440764 1 2 3 4\n"
+    )
+    assert flat_folder(val, kaggle).labels == [999, 0]
+    column = val / "labels.txt"  # inside the folder: not taken for an image
+    column.write_text("3\n4\nn01443537\n")
+    ds = open_dataset(str(val), labels_file=str(column))
+    assert ds.labels == [3, 4, 1] and ds.keys[0] == "ILSVRC2012_val_00000001"
+    column.write_text("3\n4\n")
+    with pytest.raises(VitzooError, match="2 labels for 3 files"):
+        flat_folder(val, column)
+    column.write_text("3\n4\n1000\n")
+    with pytest.raises(VitzooError, match=r"outside 0\.\.999"):
+        flat_folder(val, column)
+    column.write_text("3\n4\ncat\n")
+    with pytest.raises(VitzooError, match="neither an ImageNet-1k WordNet id"):
+        flat_folder(val, column)
+
+
+def test_bad_paths_are_clear_errors(tmp_path):
+    with pytest.raises(VitzooError, match="no such directory"):
+        image_folder(tmp_path / "nope")
+    with pytest.raises(VitzooError, match="no class folders"):
+        image_folder(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VitzooError, match="hold no files"):
+        image_folder(tmp_path)
+    with pytest.raises(VitzooError, match="no such label file"):
+        flat_folder(tmp_path, tmp_path / "labels.txt")
+    with pytest.raises(VitzooError, match="no data"):
+        open_dataset()
+
+
+def test_hf_dataset_from_disk(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    photos = [skdata.chelsea(), skdata.coffee(), skdata.camera()]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    ds = datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(p) for p in photos], "label": [1, 0, 1]}, features=features
+    )
+    datasets.DatasetDict({"validation": ds}).save_to_disk(str(tmp_path / "hf"))
+    data = hf_dataset(str(tmp_path / "hf"), "validation").with_preprocess(Preprocess(24))
+    assert data.labels == [1, 0, 1] and data.classes.names == ("a", "b") and len(data) == 3
+    item = data[2]
+    np.testing.assert_allclose(item.image.numpy(), _manual(Image.fromarray(photos[2]), Preprocess(24)), atol=1e-6)
+    with pytest.raises(VitzooError, match="no split 'train'"):
+        hf_dataset(str(tmp_path / "hf"), "train")

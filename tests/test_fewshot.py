@@ -1,0 +1,98 @@
+"""vitzoo.fewshot: the closed-form least-squares solver, the per-class sampling, and features of real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_evaluate import PP, colour_model, solid
+
+from vitzoo.data import image_folder, preprocess_image
+from vitzoo.errors import VitzooError
+from vitzoo.fewshot import (
+    BIAS_CONSTANT,
+    Features,
+    extract_features,
+    fewshot_accuracy,
+    fit_least_squares,
+    split_shots,
+)
+
+
+def _augmented_lstsq(x, labels, k, l2):
+    """Ridge regression as an ordinary least-squares problem: [X; sqrt(l2) I] W = [Y; 0] (independent check)."""
+    mean, std = x.mean(0), x.std(0) + 1e-5
+    X = np.concatenate([(x - mean) / std, np.full((len(x), 1), BIAS_CONSTANT)], axis=1)
+    Y = np.where(np.arange(k)[None, :] == labels[:, None], 1.0, -1.0)
+    A = np.concatenate([X, np.sqrt(l2) * np.eye(X.shape[1])])
+    B = np.concatenate([Y, np.zeros((X.shape[1], k))])
+    return np.linalg.lstsq(A, B, rcond=None)[0]
+
+
+@pytest.mark.parametrize(("n", "d"), [(40, 6), (12, 30)])  # primal (N >= D) and dual (D > N) forms
+@pytest.mark.parametrize("l2", [0.5, 2.0**10])
+def test_solver_matches_closed_form(n, d, l2):
+    rng = np.random.default_rng(1)
+    x, labels = rng.normal(size=(n, d)) * 3 + 1, rng.integers(0, 4, size=n)
+    probe = fit_least_squares(x, labels, 4, l2)
+    np.testing.assert_allclose(probe.weights, _augmented_lstsq(x, labels, 4, l2), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(probe.mean, x.mean(0)) and np.testing.assert_allclose(probe.std, x.std(0) + 1e-5)
+    Xt = np.concatenate([(x - probe.mean) / probe.std, np.full((n, 1), BIAS_CONSTANT)], axis=1)
+    np.testing.assert_allclose(probe.scores(x), Xt @ probe.weights)
+
+
+def test_solver_rejects_bad_regularisation():
+    with pytest.raises(VitzooError, match="l2_reg must be positive"):
+        fit_least_squares(np.ones((3, 2)), np.array([0, 1, 0]), 2, 0.0)
+
+
+def test_split_is_deterministic_nested_and_disjoint():
+    labels = np.repeat(np.arange(3), 10)
+    train, test = split_shots(labels, [1, 5], seed=7)
+    again, test2 = split_shots(labels, [5, 1], seed=7)
+    assert all(np.array_equal(train[k], again[k]) for k in (1, 5)) and np.array_equal(test, test2)
+    assert set(train[1]) <= set(train[5]) and not set(train[5]) & set(test)
+    assert np.bincount(labels[train[5]]).tolist() == [5, 5, 5] and np.bincount(labels[test]).tolist() == [5, 5, 5]
+    assert not np.array_equal(split_shots(labels, [5], seed=8)[0][5], train[5])
+    with pytest.raises(VitzooError, match="10 images; 10 shots need at least 11"):
+        split_shots(labels, [10], seed=0)
+    with pytest.raises(VitzooError, match="positive"):
+        split_shots(labels, [0], seed=0)
+
+
+def test_fewshot_accuracy_on_separable_features():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 12)
+    centres = rng.normal(size=(5, 16)) * 10
+    x = centres[labels] + rng.normal(size=(60, 16))
+    results = fewshot_accuracy(Features(x, labels, 5), [1, 2, 5], seed=3)
+    assert [(r.shots, r.train_images, r.test_images) for r in results] == [(1, 5, 35), (2, 10, 35), (5, 25, 35)]
+    assert [r.accuracy for r in results] == [100.0, 100.0, 100.0]
+    assert fewshot_accuracy(Features(x, labels, 5), [1, 2, 5], seed=3) == results
+    noise = fewshot_accuracy(Features(rng.normal(size=(60, 16)), labels, 5), [5], seed=3)[0].accuracy
+    assert noise < 60.0
+    with pytest.raises(VitzooError, match="at least two classes"):
+        fewshot_accuracy(Features(x[:12], labels[:12], 5), [1])
+
+
+def test_features_of_real_image_files(tmp_path):
+    skdata = pytest.importorskip("skimage.data")
+    for k in range(3):
+        (tmp_path / f"c{k}").mkdir()
+        for j in range(4):
+            solid(k, size=(30 + j, 20)).save(tmp_path / f"c{k}" / f"{j}.png")
+    from PIL import Image
+
+    Image.fromarray(skdata.chelsea()).save(tmp_path / "c0" / "chelsea.jpg")
+    (tmp_path / "c1" / "bad.jpg").write_text("not an image")
+    model = colour_model(0)  # no head: forward gives the pre-logit (pooled) features
+    feats = extract_features(model, PP, image_folder(tmp_path))
+    assert feats.x.shape == (13, 6) and feats.labels.tolist() == [0] * 5 + [1] * 4 + [2] * 4
+    assert [k for k, _ in feats.failures] == ["bad"]
+    x = torch.stack([preprocess_image(Image.open(p), PP) for p in sorted((tmp_path / "c0").iterdir())])
+    with torch.no_grad():
+        np.testing.assert_allclose(feats.x[:5], model(x).double().numpy(), rtol=1e-6)
+    keep = np.arange(13) != 4  # chelsea.jpg sorts last in c0; the solid colours of 3 directions are separable
+    solids = Features(feats.x[keep], feats.labels[keep], 3)
+    results = fewshot_accuracy(solids, [1, 3], seed=0)
+    assert [(r.shots, r.accuracy, r.test_images) for r in results] == [(1, 100.0, 3), (3, 100.0, 3)]

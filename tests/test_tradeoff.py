@@ -1,0 +1,107 @@
+"""vitzoo.tradeoff / vitzoo.paper / vitzoo.plots: the join, the Pareto flags, Table 6 and the plot files."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from PIL import Image
+
+from vitzoo.analytic import count_macs, count_params
+from vitzoo.catalog import REGISTRY
+from vitzoo.errors import VitzooError
+from vitzoo.paper import CITATION, TABLE6
+from vitzoo.plots import plot_tradeoff
+from vitzoo.store import ResultStore
+from vitzoo.tradeoff import build_tradeoff, pareto_front, resolve_names
+
+B16 = "vit-b16.orig-in21k-ft-in1k"  # default tag of vit-b16, 224
+B16_384 = "vit-b16.orig-in21k-ft-in1k-384"
+
+
+def test_pareto_front():
+    cost = [1.0, 2.0, 3.0, 3.0, 5.0, 4.0]
+    acc = [70.0, 69.0, 80.0, 80.0, 79.0, 85.0]
+    # (2, 69) is dominated by (1, 70); (5, 79) by (3, 80); the two equal points do not dominate each other
+    assert pareto_front(cost, acc) == [True, False, True, True, False, True]
+    assert pareto_front([10.0, 20.0, 5.0], [80.0, 80.0, 90.0], higher_cost_better=True) == [False, True, True]
+    assert pareto_front([1.0, math.nan], [50.0, 60.0]) == [True, False]
+
+
+def test_resolve_names():
+    defaults = resolve_names([])
+    assert "testing.random-10cls" not in defaults and "vit-h14.orig-in21k" not in defaults  # no IN-1k accuracy
+    assert len(defaults) == 18 and B16 in defaults and "bit-r50x1.bitm-in21k-ft-in1k" in defaults
+    assert resolve_names(["vit-b*"]) == [f"vit-b8.{REGISTRY.get('vit-b8').default_tag}", B16,
+                                         f"vit-b32.{REGISTRY.get('vit-b32').default_tag}"]  # fmt: skip
+    assert resolve_names([B16_384, "vit-b16", "vit-b16"]) == [B16_384, B16]
+    with pytest.raises(VitzooError, match="no model matches"):
+        resolve_names(["nope-*"])
+    with pytest.raises(VitzooError, match="unknown model"):
+        resolve_names(["vit-b16.nope"])
+
+
+def test_reported_rows_from_the_registry():
+    rows = build_tradeoff()
+    assert [r.gmacs for r in rows] == sorted(r.gmacs for r in rows)
+    b16 = next(r for r in rows if r.model == B16)
+    spec, weights = REGISTRY.resolve(B16)
+    assert b16.params == count_params(spec.config_for(weights)) == 86_567_656
+    assert b16.gmacs == count_macs(spec.config_for(weights)) / 1e9 and b16.img_size == 224
+    assert (b16.top1, b16.top1_kind, b16.top1_source) == (81.2, "reported", weights.accuracy.source)
+    assert b16.throughput is None and not b16.pareto_throughput
+    assert {r.family for r in rows} == {"vit", "hybrid", "bit"}
+    front = [r.model.split(".")[0] for r in rows if r.pareto_gmacs]
+    assert front == ["vit-r-ti16", "vit-s32", "vit-r26-s32", "vit-r50-l32"]
+    assert build_tradeoff(["testing"])[0].top1 is None  # named explicitly: kept without accuracy
+
+
+def test_measured_accuracy_and_throughput_from_the_store(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    env = {"host": "test"}
+    store.add("eval", B16, {"top1": 84.0, "imagenet": True, "limit": None, "num_images": 50000}, env)
+    store.add("eval", B16, {"top1": 99.0, "imagenet": True, "limit": 10, "num_images": 10}, env)  # --limit: ignored
+    store.add("eval", B16, {"top1": 99.0, "imagenet": False, "limit": None, "num_images": 10}, env)  # not IN-1k
+    store.add("bench", "vit-b16", {"img_per_s": 50.0, "status": "ok", "device": "cpu", "dtype": "fp32",
+                                   "img_size": 224}, env)  # fmt: skip
+    store.add("bench", B16, {"img_per_s": 60.0, "status": "ok", "device": "cpu", "dtype": "fp32", "img_size": 224}, env)
+    store.add("bench", B16, {"img_per_s": 90.0, "status": "ok", "device": "cpu", "dtype": "fp32", "img_size": 384}, env)
+    store.add(
+        "bench", B16, {"img_per_s": 95.0, "status": "oom", "device": "cpu", "dtype": "fp32", "img_size": 224}, env
+    )
+    store.add("bench", B16, {"img_per_s": 70.0, "status": "ok", "device": "cpu", "dtype": "bf16", "img_size": 224}, env)
+    store.add("bench", B16, {"img_per_s": 900.0, "status": "ok", "device": "cuda:0", "dtype": "fp32",
+                             "img_size": 224}, env)  # fmt: skip
+    store.add("bench", "bit-r50x1", {"img_per_s": 30.0, "status": "ok", "device": "cpu", "dtype": "fp32",
+                                     "img_size": 448}, env)  # fmt: skip
+    rows = {r.model: r for r in build_tradeoff(["vit-b16", "bit-r50x1", "vit-s32"], store=store)}
+    b16 = rows[B16]
+    assert (b16.top1, b16.top1_kind) == (84.0, "measured") and "50000 images" in b16.top1_source
+    assert b16.throughput == 60.0
+    assert rows["bit-r50x1.bitm-in21k-ft-in1k"].throughput == 30.0
+    assert rows["bit-r50x1.bitm-in21k-ft-in1k"].top1_kind == "reported"
+    assert rows[f"vit-s32.{REGISTRY.get('vit-s32').default_tag}"].throughput is None
+    # b16 (84.0 at 60 img/s) beats bit-r50x1 (80.4 at 30 img/s) on throughput
+    assert b16.pareto_throughput and not rows["bit-r50x1.bitm-in21k-ft-in1k"].pareto_throughput
+    cuda = {r.model: r for r in build_tradeoff(["vit-b16"], store=store, device="cuda", dtype="fp32")}
+    assert cuda[B16].throughput == 900.0
+    assert build_tradeoff(["vit-b16"], store=store, dtype="bf16")[0].throughput == 70.0
+
+
+def test_paper_table6():
+    assert len(TABLE6) == 18 and "Table 6" in CITATION
+    by = {r.label: r for r in TABLE6}
+    assert by["ViT-H/14 (14 ep)"].imagenet == 88.08 and by["ViT-H/14 (14 ep)"].exaflops == 4262
+    assert by["ResNet50x1 (7 ep)"].real == 84.56 and by["ResNet50x1 (7 ep)"].family == "bit"
+    assert by["R50x1+ViT-L/16 (14 ep)"].flowers == 99.11 and by["R50x1+ViT-L/16 (14 ep)"].family == "hybrid"
+    assert sum(r.family == "vit" for r in TABLE6) == 6 and sum(r.family == "bit" for r in TABLE6) == 7
+
+
+def test_plot_files(tmp_path):
+    rows = build_tradeoff(["vit-b16", "bit-r50x1", "vit-r26-s32", "vit-s32"])
+    paths = plot_tradeoff(rows, tmp_path / "out" / "tradeoff")
+    assert [p.name for p in paths] == ["tradeoff.png", "tradeoff.svg"]
+    with Image.open(paths[0]) as im:
+        assert im.format == "PNG" and im.width > 1000
+    svg = paths[1].read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg

@@ -1,0 +1,341 @@
+"""`vitzoo eval`, `vitzoo fewshot` and `vitzoo tradeoff`: accuracy on the user's data, and the compute trade-off."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vitzoo.cli._output import (
+    emit_csv,
+    emit_json,
+    err_console,
+    format_options,
+    info,
+    millions,
+    render_table,
+    warn,
+)
+from vitzoo.errors import VitzooError
+
+MAX_LISTED_FAILURES = 10
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def data_options(func: Callable) -> Callable:
+    """The options shared by `eval` and `fewshot`: data, preprocessing overrides, loading, device, store."""
+    options = [
+        click.option("--data", "data_path", type=click.Path(path_type=str), metavar="PATH",
+                     help="ImageFolder (one folder per class; ImageNet synset folders map to the 1000 standard "
+                          "indices), or a flat folder with --labels."),
+        click.option("--labels", "labels_file", type=click.Path(path_type=str), metavar="FILE",
+                     help="Label file of a flat ImageNet validation folder: 'FILE LABEL' lines or one LABEL per "
+                          "file in sorted order (WordNet id or index 0-999)."),
+        click.option("--hf-dataset", "hf", metavar="NAME|DIR",
+                     help="A Hugging Face dataset (name, or a save_to_disk directory); needs `datasets`."),
+        click.option("--split", default="validation", show_default=True, help="Split of --hf-dataset."),
+        click.option("--img-size", type=int, help="Resolution override (position embeddings resized)."),
+        click.option("--crop-pct", type=float, help="Crop fraction override (< 1: resize shorter side, centre crop)."),
+        click.option("--batch-size", "-b", default=32, show_default=True, type=int),
+        click.option("--workers", "-j", default=2, show_default=True, type=int, help="Data-loading processes."),
+        click.option("--limit", type=int, metavar="N", help="Only N images, evenly spaced (a quick look)."),
+        click.option("--device", default="cpu", show_default=True),
+        click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True),
+        click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache)."),
+        click.option("--no-store", is_flag=True, help="Do not record the result in the results database."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@contextmanager
+def _progress(description: str):
+    """A transient rich progress bar on stderr (when it is a terminal); yields the (done, total) callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=err_console, transient=True,
+                   disable=not err_console.is_terminal)  # fmt: skip
+    task = bar.add_task(description, total=None)
+    with bar:
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
+    """Model (eval mode) and the preprocessing it was evaluated with, overrides applied."""
+    import vitzoo
+    from vitzoo.data import override_preprocess
+    from vitzoo.loading import ZeroHeadWarning
+    from vitzoo.peak import resolve_device
+    from vitzoo.registry import Preprocess
+
+    resolve_device(device)  # an unavailable device is a one-line error, before any download
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZeroHeadWarning)
+        model = vitzoo.load(name, img_size=img_size, num_classes=num_classes, device=device, dtype=dtype)
+    zeroed = any(issubclass(w.category, ZeroHeadWarning) for w in caught)
+    pp = getattr(model, "preprocess", None) or Preprocess(model.config.img_size)  # files: vit_jax's default
+    return model, override_preprocess(pp, img_size=img_size, crop_pct=crop_pct), zeroed
+
+
+def _dataset(data_path, labels_file, hf, split, limit):
+    from vitzoo.data import open_dataset
+
+    if labels_file and hf:
+        raise VitzooError("--labels goes with --data, not with --hf-dataset")
+    data = open_dataset(data_path, labels_file=labels_file, hf=hf, split=split)
+    return data.subset(limit) if limit is not None else data
+
+
+def _report_failures(failures) -> None:
+    if not failures:
+        return
+    warn(f"{len(failures)} file(s) could not be read and were skipped:")
+    for key, reason in failures[:MAX_LISTED_FAILURES]:
+        info(f"  {key}: {reason}")
+    if len(failures) > MAX_LISTED_FAILURES:
+        info(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more")
+
+
+def _store(db: str | None, kind: str, model: str, metrics: dict[str, Any], device: str) -> None:
+    from vitzoo.env import environment
+    from vitzoo.store import ResultStore
+
+    store = ResultStore(db)
+    row = store.add(kind, model, metrics, environment(device))
+    info(f"recorded as {kind} #{row} in {store.path}")
+
+
+EVAL_FIELDS = [  # (key, label, formatter) of the `eval` result, shown one per line
+    ("model", "model", str),
+    ("dataset", "dataset", str),
+    ("num_images", "images", str),
+    ("skipped", "skipped (unreadable)", str),
+    ("top1", "top-1 %", _pct),
+    ("top5", "top-5 %", _pct),
+    ("real_top1", "ReaL top-1 %", _pct),
+    ("real_images", "images with ReaL labels", str),
+    ("images_per_s", "images/s (end to end)", lambda v: f"{v:,.1f}"),
+    ("preprocess", "preprocessing", str),
+]
+
+
+@click.command("eval")
+@click.argument("name", metavar="NAME[.TAG]|FILE")
+@data_options
+@click.option("--real-labels", type=click.Path(path_type=str), metavar="FILE",
+              help="ImageNet-ReaL labels (real.json); adds ReaL top-1 over the images that have any.")  # fmt: skip
+@format_options
+def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_size, workers, limit, device, dtype,
+             db, no_store, real_labels, fmt) -> None:  # fmt: skip
+    """Measure top-1 / top-5 accuracy of a checkpoint on a labelled image dataset.
+
+    Images are prepared exactly as the checkpoint was evaluated (resolution, resize/crop, interpolation,
+    mean/std from its registry entry); unreadable files are reported and skipped. The result is recorded in
+    the results database, where `vitzoo tradeoff` finds it.
+
+    \b
+    Examples:
+      vitzoo eval vit-b16 --data ~/imagenet/val                 # synset folders
+      vitzoo eval vit-b16.orig-in21k-ft-in1k-384 --data val/ --labels val_labels.txt --real-labels real.json
+      vitzoo eval bit-r50x1 --hf-dataset imagenet-1k --split validation --limit 500
+    """
+    from vitzoo.evaluate import RunOptions, check_head, evaluate, load_real_labels
+
+    data = _dataset(data_path, labels_file, hf, split, limit)
+    real = load_real_labels(real_labels) if real_labels else None
+    _precheck(name, data, img_size)
+    model, pp, zeroed = _load(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype)
+    if zeroed:
+        raise VitzooError(f"{model.name}: the classification head is all zeros (as in the ImageNet-21k files whose "
+                          "authors zeroed it), so accuracy would be meaningless; evaluate a fine-tuned checkpoint, "
+                          "or use `vitzoo fewshot`")  # fmt: skip
+    check_head(model, data)
+    info(f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}")
+    with _progress("evaluating") as progress:
+        result = evaluate(model, pp, data, options=RunOptions(batch_size, workers), real_labels=real,
+                          progress=progress)  # fmt: skip
+    _report_failures(result.failures)
+    row = {"model": model.name, **result.metrics()}
+    if not no_store:
+        metrics = {**result.metrics(), "imagenet": data.classes.imagenet, "limit": limit, "device": device,
+                   "dtype": dtype, "batch_size": batch_size, "workers": workers}  # fmt: skip
+        _store(db, "eval", model.name, metrics, device)
+    if fmt in ("json", "csv"):
+        _emit([row], [], fmt, "")
+        return
+    fields = [f for f in EVAL_FIELDS if real is not None or not f[0].startswith("real_")]
+    table = [{"field": label, "value": show(row[key])} for key, label, show in fields]
+    render_table(table, [("field", "metric", None), ("value", "value", None)], title="vitzoo eval")
+
+
+def _precheck(name: str, data, img_size: int | None) -> None:
+    """For a registry name, refuse a head that cannot score the data before downloading anything."""
+    from vitzoo.evaluate import check_head
+    from vitzoo.factory import resolve_config
+    from vitzoo.loading import is_path
+
+    if is_path(name):
+        return
+    spec, weights, config = resolve_config(name, img_size=img_size)
+    if weights is not None and weights.zero_head:
+        raise VitzooError(
+            f"{spec.name}.{weights.tag}: its authors zeroed the classification head, so its accuracy is "
+            "meaningless; evaluate a tag fine-tuned on these classes, or use `vitzoo fewshot`"
+        )
+    check_head(config.num_classes, data)
+
+
+def _describe(pp) -> str:
+    from vitzoo.data import describe_preprocess
+
+    return describe_preprocess(pp)
+
+
+def _emit(rows: list[dict[str, Any]], columns, fmt: str, title: str) -> None:
+    if fmt == "json":
+        emit_json(rows)
+    elif fmt == "csv":
+        emit_csv(rows)
+    else:
+        render_table(rows, columns, title=title)
+
+
+def _parse_shots(text: str) -> list[int]:
+    try:
+        shots = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise VitzooError(f"--shots takes comma-separated integers, not {text!r}") from None
+    if not shots or shots[0] <= 0:
+        raise VitzooError(f"--shots must be positive integers, not {text!r}")
+    return shots
+
+
+FEWSHOT_COLUMNS = [
+    ("model", "model", None),
+    ("shots", "shots", None),
+    ("accuracy", "accuracy %", _pct),
+    ("train_images", "train images", None),
+    ("test_images", "test images", None),
+    ("classes", "classes", None),
+]
+
+
+@click.command("fewshot")
+@click.argument("name", metavar="NAME[.TAG]|FILE")
+@data_options
+@click.option("--shots", default="1,5,10,25", show_default=True, help="Images per class to fit on.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the per-class sampling.")
+@click.option("--l2-reg", default=2.0**10, show_default=True, type=float, help="Ridge strength.")
+@format_options
+def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_size, workers, limit, device, dtype,
+                db, no_store, shots, seed, l2_reg, fmt) -> None:  # fmt: skip
+    """Few-shot linear evaluation, as the ViT paper does it.
+
+    Frozen pre-logit features; for each shot count, a closed-form L2-regularised least-squares fit to {-1, 1}
+    one-hot targets on SHOTS images per class; accuracy on the images not used for the largest shot count.
+    Deterministic given --seed.
+
+    \b
+    Examples:
+      vitzoo fewshot vit-b16.orig-in21k --data ~/pets --shots 1,5,10,25
+      vitzoo fewshot bit-r50x1 --data ~/flowers --shots 5 --seed 1
+    """
+    from vitzoo.evaluate import RunOptions
+    from vitzoo.fewshot import extract_features, fewshot_accuracy
+
+    shot_list = _parse_shots(shots)
+    data = _dataset(data_path, labels_file, hf, split, limit)
+    model, pp, _ = _load(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
+    info(f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}")
+    with _progress("extracting features") as progress:
+        feats = extract_features(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)
+    _report_failures(feats.failures)
+    results = fewshot_accuracy(feats, shot_list, seed=seed, l2_reg=l2_reg)
+    classes = len(set(feats.labels.tolist()))
+    rows = [{"model": model.name, **vars(r), "classes": classes} for r in results]
+    if not no_store:
+        metrics = {"dataset": data.description, "shots": {str(r.shots): r.accuracy for r in results},
+                   "seed": seed, "l2_reg": l2_reg, "classes": classes, "num_images": len(feats.labels),
+                   "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
+                   "limit": limit, "device": device, "dtype": dtype}  # fmt: skip
+        _store(db, "fewshot", model.name, metrics, device)
+    _emit(rows, FEWSHOT_COLUMNS, fmt, f"vitzoo fewshot — {model.name} (seed {seed})")
+
+
+TRADEOFF_COLUMNS = [
+    ("model", "model", None),
+    ("family", "family", None),
+    ("img_size", "res", None),
+    ("params", "params (M)", millions),
+    ("gmacs", "GMACs", None),
+    ("throughput", "img/s", lambda v: "—" if v is None else f"{v:,.1f}"),
+    ("top1", "top-1 %", _pct),
+    ("top1_kind", "top-1 is", None),
+    ("top1_source", "source", None),
+    ("pareto", "Pareto", None),
+]
+
+
+def _pareto_mark(row) -> str:
+    marks = (["GMACs"] if row.pareto_gmacs else []) + (["img/s"] if row.pareto_throughput else [])
+    return "★ " + ", ".join(marks) if marks else ""
+
+
+@click.command("tradeoff")
+@click.argument("names", nargs=-1, metavar="[NAME[.TAG]|PATTERN]...")
+@click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache).")
+@click.option("--no-store", is_flag=True, help="Ignore the results database: reported accuracy, no throughput.")
+@click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
+              help="Write the plot to PREFIX.png and PREFIX.svg.")  # fmt: skip
+@format_options
+def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
+    """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
+
+    Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
+    one, otherwise the reported number (the `top-1 is` and `source` columns say which). Throughput is the
+    best `vitzoo bench` result for --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
+    accurate for less compute, or as accurate at higher throughput). The plot adds the paper's own view:
+    reported accuracy vs pre-training exaFLOPs (Table 6, its Figure 5).
+
+    \b
+    Examples:
+      vitzoo tradeoff                         # default checkpoint of every model
+      vitzoo tradeoff 'vit-b*' bit-r50x1 --csv
+      vitzoo tradeoff --plot docs/tradeoff    # writes docs/tradeoff.png and .svg
+    """
+    from vitzoo.tradeoff import build_tradeoff
+
+    store = None
+    if not no_store:
+        from vitzoo.store import ResultStore
+
+        store = ResultStore(db)
+    rows = build_tradeoff(names, store=store, device=device, dtype=dtype)
+    if not rows:
+        raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
+    if plot_prefix:
+        from vitzoo.plots import plot_tradeoff
+
+        prefix = Path(plot_prefix)
+        if prefix.suffix.lower() in (".png", ".svg"):
+            prefix = prefix.with_suffix("")
+        for path in plot_tradeoff(rows, prefix, subtitle=f"{device}, {dtype}"):
+            info(f"wrote {path}")
+    data = [r.as_dict() for r in rows]
+    if fmt in ("json", "csv"):
+        _emit(data, TRADEOFF_COLUMNS, fmt, "")
+        return
+    table = [{**d, "pareto": _pareto_mark(r)} for d, r in zip(data, rows, strict=True)]
+    where = "no results database" if store is None else f"throughput: {device} {dtype}"
+    _emit(table, TRADEOFF_COLUMNS, fmt, f"accuracy vs compute ({len(rows)} checkpoints; {where})")

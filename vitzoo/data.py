@@ -1,0 +1,373 @@
+"""Evaluation data: images -> tensors exactly as a checkpoint was evaluated, and labelled image datasets.
+
+Preprocessing follows a ``Preprocess`` (Pillow + torch, no torchvision): convert to RGB; ``squash`` resizes
+straight to img_size x img_size (vit_jax, HF); ``shorter`` resizes the short side to floor(img_size / crop_pct)
+and centre-crops img_size (timm's rule); then float32 in [0, 1], ``(x - mean) / std``, CHW.
+
+Datasets are ImageFolder trees (one folder per class; folders named by ImageNet-1k WordNet ids map to the
+1000 standard indices), flat ImageNet validation folders with a label file, and Hugging Face ``datasets``.
+Files that cannot be decoded are not an error: their items carry the reason, and ``collate`` drops them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from vitzoo.errors import VitzooError
+from vitzoo.imagenet import IMAGENET_SYNSETS, NUM_IMAGENET_CLASSES, synset_to_index
+from vitzoo.registry import Preprocess
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def resize_shape(width: int, height: int, pp: Preprocess) -> tuple[int, int]:
+    """(width, height) an image is resized to before the centre crop (the crop is skipped for "squash")."""
+    if pp.resize == "squash":
+        return pp.img_size, pp.img_size
+    short = math.floor(pp.img_size / pp.crop_pct)
+    if width <= height:
+        return short, int(short * height / width)
+    return int(short * width / height), short
+
+
+def preprocess_image(image: Image.Image, pp: Preprocess) -> torch.Tensor:
+    """One PIL image -> a (3, img_size, img_size) float32 tensor, normalised as the checkpoint expects."""
+    image = image.convert("RGB")
+    size = resize_shape(image.width, image.height, pp)
+    if size != image.size:
+        image = image.resize(size, _RESAMPLE[pp.interpolation])
+    if size != (pp.img_size, pp.img_size):  # centre crop, rounding as timm/torchvision do
+        left = round((size[0] - pp.img_size) / 2.0)
+        top = round((size[1] - pp.img_size) / 2.0)
+        image = image.crop((left, top, left + pp.img_size, top + pp.img_size))
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(pp.mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(pp.std, dtype=torch.float32).view(3, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+def validate_preprocess(pp: Preprocess) -> Preprocess:
+    """``pp`` itself, or a ``VitzooError`` naming the invalid field."""
+    if pp.img_size <= 0:
+        raise VitzooError(f"img_size must be positive, not {pp.img_size}")
+    if not 0 < pp.crop_pct <= 1:
+        raise VitzooError(f"crop_pct must be in (0, 1], not {pp.crop_pct}")
+    if pp.resize not in ("squash", "shorter"):
+        raise VitzooError(f"resize must be 'squash' or 'shorter', not {pp.resize!r}")
+    if pp.interpolation not in _RESAMPLE:
+        raise VitzooError(f"interpolation must be 'bilinear' or 'bicubic', not {pp.interpolation!r}")
+    return pp
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The label space of a dataset: names by index, and whether it is ImageNet-1k's."""
+
+    names: tuple[str, ...]
+    imagenet: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+
+IMAGENET_CLASSES = Classes(IMAGENET_SYNSETS, imagenet=True)
+
+
+class Item(NamedTuple):
+    """One dataset item: the image tensor, or None with the reason it could not be read."""
+
+    image: torch.Tensor | None
+    label: int
+    index: int
+    error: str | None
+
+
+class Batch(NamedTuple):
+    """A collated batch of the readable items, and the (index, reason) of the others."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    failures: list[tuple[int, str]]
+
+
+def collate(items: Sequence[Item]) -> Batch:
+    """Stack the readable items of a batch; unreadable ones go to ``failures``."""
+    good = [it for it in items if it.image is not None]
+    failures = [(it.index, it.error or "unreadable") for it in items if it.image is None]
+    images = torch.stack([it.image for it in good]) if good else torch.empty(0)  # type: ignore[misc]
+    labels = torch.tensor([it.label for it in good], dtype=torch.long)
+    return Batch(images, labels, torch.tensor([it.index for it in good], dtype=torch.long), failures)
+
+
+def open_image_file(path: str) -> Image.Image:
+    """Decode an image file fully (so truncated files fail here, not later)."""
+    with Image.open(path) as im:
+        im.load()
+        return im.copy() if im.mode in ("RGB", "L") else im.convert("RGB")
+
+
+class ImageDataset(Dataset):
+    """Labelled images: ``sources[i]`` is read by ``reader`` and preprocessed; ``keys[i]`` names the image.
+
+    Build one with ``image_folder``, ``flat_folder`` or ``hf_dataset``; attach preprocessing with
+    ``with_preprocess`` (items of a dataset without it are PIL images, for inspection).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Any],
+        keys: Sequence[str],
+        labels: Sequence[int],
+        classes: Classes,
+        description: str,
+        reader: Callable[[Any], Image.Image] = open_image_file,
+        preprocess: Preprocess | None = None,
+    ) -> None:
+        if not (len(sources) == len(keys) == len(labels)):
+            raise ValueError("sources, keys and labels differ in length")
+        self.sources, self.keys, self.labels = list(sources), list(keys), list(labels)
+        self.classes, self.description, self.reader, self.preprocess = classes, description, reader, preprocess
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int) -> Item:
+        try:
+            image = self.reader(self.sources[i])
+            x = image if self.preprocess is None else preprocess_image(image, self.preprocess)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # what PIL raises on bad files
+            return Item(None, self.labels[i], i, f"{type(e).__name__}: {e}".splitlines()[0])
+        return Item(x, self.labels[i], i, None)  # type: ignore[arg-type]
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes.num_classes
+
+    def with_preprocess(self, pp: Preprocess) -> ImageDataset:
+        """The same images, preprocessed by ``pp``."""
+        return self._copy(range(len(self)), validate_preprocess(pp))
+
+    def subset(self, limit: int) -> ImageDataset:
+        """At most ``limit`` images, evenly spaced over the dataset (so every part of it is represented)."""
+        if limit <= 0:
+            raise VitzooError(f"limit must be positive, not {limit}")
+        if limit >= len(self):
+            return self
+        idx = np.linspace(0, len(self) - 1, limit).round().astype(int).tolist()
+        return self._copy(idx, self.preprocess)
+
+    def _copy(self, idx: Sequence[int], pp: Preprocess | None) -> ImageDataset:
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        return ImageDataset(
+            pick(self.sources), pick(self.keys), pick(self.labels), self.classes, self.description, self.reader, pp
+        )
+
+
+def make_loader(data: ImageDataset, batch_size: int, workers: int) -> DataLoader:
+    """A DataLoader in dataset order with ``workers`` processes, yielding ``Batch``es."""
+    if batch_size <= 0:
+        raise VitzooError(f"batch size must be positive, not {batch_size}")
+    if workers < 0:
+        raise VitzooError(f"workers must be >= 0, not {workers}")
+    return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
+
+
+def _files(root: Path) -> list[Path]:
+    """Regular, non-hidden files under ``root`` (recursively), sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath, f) for f in filenames if not f.startswith(".")]
+    return sorted(out)
+
+
+def _directory(path: str | os.PathLike) -> Path:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise VitzooError(f"{root}: not a directory" if root.exists() else f"{root}: no such directory")
+    return root
+
+
+def image_folder(path: str | os.PathLike) -> ImageDataset:
+    """An ImageFolder tree: ``root/CLASS/**/file``, classes sorted by name.
+
+    When every class folder is an ImageNet-1k WordNet id (``n01440764`` ...), labels are the standard
+    ImageNet-1k indices (1000 classes, even if only some folders are present).
+    """
+    root = _directory(path)
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise VitzooError(f"{root}: no class folders (expected ROOT/CLASS/image files)")
+    index = synset_to_index()
+    imagenet = all(f in index for f in folders)
+    classes = IMAGENET_CLASSES if imagenet else Classes(tuple(folders))
+    label_of = index if imagenet else {f: i for i, f in enumerate(folders)}
+    sources, labels = [], []
+    for folder in folders:
+        files = _files(root / folder)
+        sources += [str(f) for f in files]
+        labels += [label_of[folder]] * len(files)
+    if not sources:
+        raise VitzooError(f"{root}: the class folders hold no files")
+    keys = [Path(s).stem for s in sources]
+    kind = "ImageNet-1k synset folders" if imagenet else f"{len(folders)} class folders"
+    return ImageDataset(sources, keys, labels, classes, f"{root} ({kind})")
+
+
+def _parse_label(token: str, where: str) -> int:
+    index = synset_to_index()
+    if token in index:
+        return index[token]
+    try:
+        label = int(token)
+    except ValueError:
+        raise VitzooError(f"{where}: {token!r} is neither an ImageNet-1k WordNet id nor a class index") from None
+    if not 0 <= label < NUM_IMAGENET_CLASSES:
+        raise VitzooError(f"{where}: class index {label} is outside 0..{NUM_IMAGENET_CLASSES - 1}")
+    return label
+
+
+def _read_label_lines(labels_file: Path) -> list[list[str]]:
+    try:
+        text = labels_file.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise VitzooError(f"cannot read label file {labels_file}: {e}") from None
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            parts = line.split(",") if "," in line else line.split()
+            rows.append([parts[0].strip()] + ([parts[1].split()[0]] if len(parts) > 1 and parts[1].split() else []))
+    return rows
+
+
+def flat_folder(path: str | os.PathLike, labels_file: str | os.PathLike) -> ImageDataset:
+    """A flat ImageNet validation folder with a label file; labels are ImageNet-1k indices.
+
+    Each line of the label file is ``FILE LABEL`` (or ``FILE,LABEL``; Kaggle's ``LOC_val_solution.csv`` works:
+    its header is skipped and the first WordNet id of each row is taken), or just ``LABEL`` for the files of
+    the folder in sorted name order. ``FILE`` is a file name with or without extension; ``LABEL`` is a WordNet
+    id or a class index 0-999.
+    """
+    root, lf = _directory(path), Path(labels_file).expanduser()
+    if not lf.is_file():
+        raise VitzooError(f"{lf}: no such label file")
+    rows = _read_label_lines(lf)
+    if rows and len(rows[0]) == 2 and not _is_label(rows[0][1]):
+        rows = rows[1:]  # a header line
+    if not rows:
+        raise VitzooError(f"{lf}: no labels")
+    files = [f for f in _files(root) if f.parent == root and f.resolve() != lf.resolve()]
+    where = str(lf)
+    if all(len(r) == 1 for r in rows):
+        if len(rows) != len(files):
+            raise VitzooError(f"{lf}: {len(rows)} labels for {len(files)} files in {root}")
+        sources, labels = [str(f) for f in files], [_parse_label(r[0], where) for r in rows]
+    elif all(len(r) == 2 for r in rows):
+        by_name = {f.name: f for f in files} | {f.stem: f for f in files}
+        sources = [str(by_name.get(r[0], root / r[0])) for r in rows]  # a missing file is reported when read
+        labels = [_parse_label(r[1], where) for r in rows]
+    else:
+        raise VitzooError(f"{lf}: mixes 'FILE LABEL' lines and 'LABEL' lines")
+    keys = [Path(s).stem for s in sources]
+    return ImageDataset(sources, keys, labels, IMAGENET_CLASSES, f"{root} (labels from {lf.name})")
+
+
+def _is_label(token: str) -> bool:
+    return token in synset_to_index() or token.isdigit()
+
+
+@dataclass(frozen=True)
+class _HFReader:
+    """Reads row ``i``'s image from a Hugging Face dataset (picklable, for loader workers)."""
+
+    dataset: Any
+    column: str
+
+    def __call__(self, i: int) -> Image.Image:
+        image = self.dataset[i][self.column]
+        if not isinstance(image, Image.Image):
+            raise ValueError(f"column {self.column!r} holds {type(image).__name__}, not an image")
+        return image
+
+
+def hf_dataset(name_or_path: str, split: str) -> ImageDataset:
+    """A Hugging Face ``datasets`` split: a directory saved with ``save_to_disk``, or a dataset name.
+
+    The image column is the one of type ``Image``, the label column the ``ClassLabel`` one; ImageNet-1k is
+    recognised by its 1000 classes. Needs the optional ``datasets`` package.
+    """
+    try:
+        import datasets
+    except ImportError:
+        raise VitzooError("--hf-dataset needs the `datasets` package: pip install datasets") from None
+    try:
+        if Path(name_or_path).expanduser().is_dir():
+            loaded = datasets.load_from_disk(str(Path(name_or_path).expanduser()))
+            ds = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        else:
+            ds = datasets.load_dataset(name_or_path, split=split)
+    except KeyError:
+        raise VitzooError(f"{name_or_path}: no split {split!r}") from None
+    except Exception as e:  # datasets raises many types (hub, file, config errors)
+        raise VitzooError(f"cannot open Hugging Face dataset {name_or_path!r}: {e}".splitlines()[0]) from None
+    features = ds.features
+    image_cols = [k for k, v in features.items() if isinstance(v, datasets.Image)]
+    label_cols = [k for k, v in features.items() if isinstance(v, datasets.ClassLabel)]
+    if not image_cols or not label_cols:
+        raise VitzooError(f"{name_or_path}: needs an Image column and a ClassLabel column, has {dict(features)}")
+    names = tuple(features[label_cols[0]].names)
+    classes = IMAGENET_CLASSES if len(names) == NUM_IMAGENET_CLASSES else Classes(names)
+    labels = [int(v) for v in ds[label_cols[0]]]
+    if any(y < 0 for y in labels):
+        raise VitzooError(f"{name_or_path} [{split}] has unlabelled rows (label -1); evaluate a labelled split")
+    keys = [f"{split}[{i}]" for i in range(len(ds))]
+    reader = _HFReader(ds, image_cols[0])
+    return ImageDataset(range(len(ds)), keys, labels, classes, f"{name_or_path} [{split}]", reader)
+
+
+def open_dataset(
+    path: str | None = None, *, labels_file: str | None = None, hf: str | None = None, split: str = "validation"
+) -> ImageDataset:
+    """The dataset the CLI options describe: ``hf`` name/path, a flat folder + label file, or an ImageFolder."""
+    if hf is not None:
+        if path is not None:
+            raise VitzooError("give either --data or --hf-dataset, not both")
+        return hf_dataset(hf, split)
+    if path is None:
+        raise VitzooError("no data: give --data PATH or --hf-dataset NAME")
+    return flat_folder(path, labels_file) if labels_file else image_folder(path)
+
+
+def describe_preprocess(pp: Preprocess) -> str:
+    """One line: how images are prepared, e.g. 'shorter side 426, centre crop 384, bicubic, mean 0.5 std 0.5'."""
+    if pp.resize == "squash":
+        geometry = f"resize to {pp.img_size}x{pp.img_size}"
+    else:
+        geometry = f"shorter side {math.floor(pp.img_size / pp.crop_pct)}, centre crop {pp.img_size}"
+    nums = lambda v: ",".join(f"{x:g}" for x in v) if len(set(v)) > 1 else f"{v[0]:g}"  # noqa: E731
+    return f"{geometry}, {pp.interpolation}, mean {nums(pp.mean)} std {nums(pp.std)}"
+
+
+def override_preprocess(pp: Preprocess, *, img_size: int | None = None, crop_pct: float | None = None) -> Preprocess:
+    """``pp`` with the CLI's --img-size / --crop-pct applied (a crop_pct < 1 implies the 'shorter' policy)."""
+    changes: dict[str, Any] = {}
+    if img_size is not None:
+        changes["img_size"] = img_size
+    if crop_pct is not None:
+        changes["crop_pct"] = crop_pct
+        if crop_pct < 1:
+            changes["resize"] = "shorter"
+    return validate_preprocess(replace(pp, **changes))

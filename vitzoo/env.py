@@ -1,0 +1,72 @@
+"""The environment fingerprint stored with every result: machine, software versions, device, threads."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+from typing import Any
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _vitzoo_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vitzoo")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def device_name(device: str) -> str:
+    """Human name of a device string: the CUDA GPU's name, ``Apple MPS``, or the CPU model."""
+    import torch
+
+    kind = device.split(":", 1)[0]
+    if kind == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    if kind == "mps":
+        return "Apple MPS"
+    return cpu_model()
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Where a result was measured, as flat JSON-able data (stored with every result as ``env_*`` columns).
+
+    Keys: host, platform, python, torch, vitzoo, cpu, cpu_count, cpu_capability (the widest SIMD ISA torch
+    dispatches to), threads (torch intra-op threads), device, device_name, cuda (CUDA runtime torch was built
+    with, or None), cudnn, gpu_count.
+    """
+    import torch
+
+    cuda = torch.version.cuda
+    cuda_ok = torch.cuda.is_available()
+    return {
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "vitzoo": _vitzoo_version(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "device_name": device_name(device),
+        "cuda": cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda_ok else None,
+        "gpu_count": torch.cuda.device_count() if cuda_ok else 0,
+    }

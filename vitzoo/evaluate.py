@@ -1,0 +1,202 @@
+"""Top-1 / top-5 (and ImageNet-ReaL) accuracy of a classifier on a labelled image dataset.
+
+>>> from vitzoo.data import image_folder
+>>> from vitzoo.evaluate import evaluate
+>>> result = evaluate(model, weights.preprocess, image_folder("val/"))  # doctest: +SKIP
+>>> result.top1, result.top5, result.images_per_s  # doctest: +SKIP
+
+Library code: nothing is printed; progress goes to an optional ``progress(done, total)`` callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitzoo.data import Batch, ImageDataset, describe_preprocess, make_loader
+from vitzoo.errors import VitzooError
+from vitzoo.imagenet import NUM_IMAGENET_CLASSES
+from vitzoo.registry import Preprocess
+
+Progress = Callable[[int, int], None]  # (images done, total images)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How batches are fed to the model."""
+
+    batch_size: int = 32
+    workers: int = 0  # DataLoader worker processes (0: load in the main process)
+
+
+DEFAULT_RUN = RunOptions()
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Accuracy of a classifier on a dataset (percentages), with what was measured and how."""
+
+    top1: float
+    top5: float  # top-k with k = min(5, classes)
+    num_images: int  # images scored
+    skipped: int  # files that could not be read
+    seconds: float  # wall time, data loading included
+    preprocess: Preprocess
+    dataset: str
+    num_classes: int
+    real_top1: float | None = None  # ImageNet-ReaL top-1, over the images that have ReaL labels
+    real_images: int = 0
+    failures: tuple[tuple[str, str], ...] = ()  # (image key, reason) of the skipped files
+
+    @property
+    def images_per_s(self) -> float:
+        """End-to-end throughput (decoding, preprocessing and the model)."""
+        return self.num_images / self.seconds if self.seconds > 0 else float("nan")
+
+    def metrics(self) -> dict[str, Any]:
+        """Flat, JSON-serialisable metrics (what the results store records)."""
+        pp = asdict(self.preprocess)
+        out = {k: v for k, v in asdict(self).items() if k not in ("preprocess", "failures")}
+        out["images_per_s"] = self.images_per_s
+        out["img_size"] = self.preprocess.img_size
+        out["preprocess"] = describe_preprocess(self.preprocess)
+        out |= {f"pp_{k}": (list(v) if isinstance(v, tuple) else v) for k, v in pp.items() if k != "img_size"}
+        return out
+
+
+def model_num_classes(model: nn.Module) -> int:
+    """Classes of a model's head (0 for a feature extractor)."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "num_classes"):
+        return int(config.num_classes)
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Linear):
+        return head.out_features
+    raise VitzooError(f"cannot tell the classes of {type(model).__name__}: it has no config and no Linear head")
+
+
+def check_head(model: nn.Module | int, data: ImageDataset) -> None:
+    """Raise a clear error when a head (a model, or its class count) cannot score the dataset's labels."""
+    n, m = model if isinstance(model, int) else model_num_classes(model), data.num_classes
+    if n == 0:
+        raise VitzooError("the model has no classification head (num_classes=0); use `vitzoo fewshot` for features")
+    if n != m:
+        hint = ""
+        if m == NUM_IMAGENET_CLASSES and n > m:
+            hint = " (an ImageNet-21k checkpoint: pick a tag fine-tuned on ImageNet-1k, see `vitzoo info NAME`)"
+        raise VitzooError(f"the model's head has {n} classes but {data.description} has {m}{hint}")
+
+
+def run_batches(
+    model: nn.Module,
+    preprocess: Preprocess,
+    data: ImageDataset,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    options: RunOptions = DEFAULT_RUN,
+    progress: Progress | None = None,
+) -> Iterator[tuple[torch.Tensor, Batch]]:
+    """``forward(images)`` over the dataset, preprocessed by ``preprocess``; yields (outputs, batch).
+
+    Inputs follow the model's device and dtype; unreadable files end up in each batch's ``failures``.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.dtype.is_floating_point else torch.float32
+    loader = make_loader(data.with_preprocess(preprocess), options.batch_size, options.workers)
+    done, total = 0, len(data)
+    with torch.inference_mode():
+        for batch in loader:
+            out = forward(batch.images.to(device, dtype)) if len(batch.labels) else torch.empty(0, 0)
+            done += len(batch.labels) + len(batch.failures)
+            yield out.float().cpu(), batch
+            if progress is not None:
+                progress(done, total)
+
+
+RealLabels = dict[str, frozenset[int]]
+
+
+def load_real_labels(path: str | os.PathLike) -> RealLabels:
+    """ImageNet-ReaL labels (Beyer et al. 2020, "Are we done with ImageNet?"), keyed by image file stem.
+
+    The official ``real.json`` is a list of 50,000 label lists for ``ILSVRC2012_val_00000001`` onwards;
+    a JSON object ``{file name: [labels]}`` is accepted too, for other images.
+    """
+    p = Path(path).expanduser()
+    try:
+        raw = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VitzooError(f"cannot read ReaL labels {p}: {e}".splitlines()[0]) from None
+    if isinstance(raw, list):
+        items = [(f"ILSVRC2012_val_{i + 1:08d}", v) for i, v in enumerate(raw)]
+    elif isinstance(raw, dict):
+        items = [(Path(k).stem, v) for k, v in raw.items()]
+    else:
+        raise VitzooError(f"{p}: expected a JSON list or object of label lists")
+    out: RealLabels = {}
+    for key, labels in items:
+        if not isinstance(labels, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in labels):
+            raise VitzooError(f"{p}: the labels of {key} are not a list of class indices: {labels!r}")
+        out[key] = frozenset(labels)
+    return out
+
+
+def evaluate(
+    model: nn.Module,
+    preprocess: Preprocess,
+    data: ImageDataset,
+    *,
+    options: RunOptions = DEFAULT_RUN,
+    real_labels: RealLabels | None = None,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Top-1/top-5 accuracy (%) of ``model`` on ``data`` preprocessed by ``preprocess``.
+
+    With ``real_labels``, also ReaL top-1: the top prediction counts as correct when it is in the image's
+    set of ReaL labels; images with an empty set (or no entry) are left out of that score, as its authors do.
+    """
+    check_head(model, data)
+    if real_labels is not None and not any(k in real_labels for k in data.keys):
+        raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
+    k = min(5, data.num_classes)
+    top1 = top5 = real_hits = real_n = 0
+    failures: list[tuple[str, str]] = []
+    start = time.perf_counter()
+    for logits, batch in run_batches(model, preprocess, data, model, options, progress):
+        failures += [(data.keys[i], reason) for i, reason in batch.failures]
+        if not len(batch.labels):
+            continue
+        pred = logits.topk(k, dim=1).indices
+        top1 += int((pred[:, 0] == batch.labels).sum())
+        top5 += int((pred == batch.labels[:, None]).any(dim=1).sum())
+        if real_labels is not None:
+            for i, p in zip(batch.indices.tolist(), pred[:, 0].tolist(), strict=True):
+                real = real_labels.get(data.keys[i])
+                if real:
+                    real_n += 1
+                    real_hits += p in real
+    seconds = time.perf_counter() - start
+    n = len(data) - len(failures)
+    if n == 0:
+        raise VitzooError(f"no readable image in {data.description} ({len(failures)} files skipped)")
+    return EvalResult(
+        top1=100.0 * top1 / n,
+        top5=100.0 * top5 / n,
+        num_images=n,
+        skipped=len(failures),
+        seconds=seconds,
+        preprocess=preprocess,
+        dataset=data.description,
+        num_classes=data.num_classes,
+        real_top1=100.0 * real_hits / real_n if real_n else None,
+        real_images=real_n,
+        failures=tuple(failures),
+    )

@@ -1,0 +1,152 @@
+"""Few-shot linear evaluation as the ViT paper does it (Sec. 4.1, "few-shot accuracies").
+
+Frozen pre-logit features of a few images per class are mapped to {-1, 1}^K one-hot targets by
+closed-form L2-regularised least squares; the accuracy of that linear classifier is measured on the
+other images. Details follow big_vision's ``fewshot_lsr`` evaluator: features are standardised with the
+training images' mean and std (+1e-5), a constant feature of 100 carries the (almost unregularised) bias,
+and the ridge strength is fixed (2^10 by default).
+
+Every choice that involves chance comes from one seed, so results are reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from vitzoo.data import ImageDataset
+from vitzoo.errors import VitzooError
+from vitzoo.evaluate import DEFAULT_RUN, Progress, RunOptions, run_batches
+from vitzoo.registry import Preprocess
+
+BIAS_CONSTANT = 100.0
+DEFAULT_L2_REG = 2.0**10
+
+
+@dataclass(frozen=True)
+class Features:
+    """Pre-logit features of the readable images of a dataset."""
+
+    x: np.ndarray  # (N, D) float64
+    labels: np.ndarray  # (N,) int64
+    num_classes: int
+    failures: tuple[tuple[str, str], ...] = ()  # (image key, reason) of unreadable files
+
+
+@dataclass(frozen=True)
+class LinearProbe:
+    """A least-squares linear classifier on standardised features."""
+
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+    weights: np.ndarray  # (D + 1, K), last row: bias (times BIAS_CONSTANT)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """(N, K) regression outputs; the predicted class is the argmax."""
+        return _design(x, self.mean, self.std) @ self.weights
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(N,) predicted classes."""
+        return self.scores(x).argmax(axis=1)
+
+
+@dataclass(frozen=True)
+class FewShotResult:
+    """Accuracy (%) of the probe fitted on ``shots`` images per class."""
+
+    shots: int
+    accuracy: float
+    train_images: int
+    test_images: int
+
+
+def _design(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    z = (np.asarray(x, dtype=np.float64) - mean) / std
+    return np.concatenate([z, np.full((len(z), 1), BIAS_CONSTANT)], axis=1)
+
+
+def fit_least_squares(x: np.ndarray, labels: np.ndarray, num_classes: int, l2_reg: float) -> LinearProbe:
+    """Solve min_W |X W - Y|^2 + l2_reg |W|^2 for Y in {-1, 1}^K, in closed form.
+
+    X is the standardised features plus the bias column. With N >= D the normal equations
+    (X^T X + l2 I)^-1 X^T Y are solved; otherwise the dual form X^T (X X^T + l2 I)^-1 Y (same solution).
+    """
+    if l2_reg <= 0:
+        raise VitzooError(f"l2_reg must be positive, not {l2_reg}")
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    std = x.std(axis=0) + 1e-5
+    X = _design(x, mean, std)
+    Y = 2.0 * np.eye(num_classes)[np.asarray(labels)] - 1.0
+    n, d = X.shape
+    if n >= d:
+        W = np.linalg.solve(X.T @ X + l2_reg * np.eye(d), X.T @ Y)
+    else:
+        W = X.T @ np.linalg.solve(X @ X.T + l2_reg * np.eye(n), Y)
+    return LinearProbe(mean, std, W)
+
+
+def split_shots(labels: np.ndarray, shots: Sequence[int], seed: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Training indices for each shot count, and one test set shared by all of them.
+
+    Each class's images are shuffled once (by ``seed``); ``k`` shots take the first ``k`` of them (so the
+    training sets are nested), and the test set is every image not among the first ``max(shots)``.
+    """
+    if not shots or min(shots) <= 0:
+        raise VitzooError(f"shots must be positive integers, not {list(shots)}")
+    rng = np.random.default_rng(seed)
+    top = max(shots)
+    per_class = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if len(idx) <= top:
+            raise VitzooError(f"a class has {len(idx)} images; {top} shots need at least {top + 1} per class")
+        per_class.append(idx)
+    train = {k: np.sort(np.concatenate([idx[:k] for idx in per_class])) for k in sorted(set(shots))}
+    test = np.sort(np.concatenate([idx[top:] for idx in per_class]))
+    return train, test
+
+
+def fewshot_accuracy(
+    features: Features, shots: Sequence[int], *, seed: int = 0, l2_reg: float = DEFAULT_L2_REG
+) -> list[FewShotResult]:
+    """Few-shot accuracy for each shot count on precomputed features."""
+    present, y = np.unique(features.labels, return_inverse=True)  # targets only for the classes present
+    if len(present) < 2:
+        raise VitzooError("few-shot evaluation needs images of at least two classes")
+    train, test = split_shots(y, shots, seed)
+    out = []
+    for k, idx in train.items():
+        probe = fit_least_squares(features.x[idx], y[idx], len(present), l2_reg)
+        hits = probe.predict(features.x[test]) == y[test]
+        out.append(FewShotResult(k, 100.0 * float(hits.mean()), len(idx), len(test)))
+    return out
+
+
+def pre_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The frozen representation the head sees (after ViT's pre_logits layer or BiT's pooling)."""
+    return model.forward_head(model.forward_features(images), pre_logits=True)
+
+
+def extract_features(
+    model: nn.Module,
+    preprocess: Preprocess,
+    data: ImageDataset,
+    *,
+    options: RunOptions = DEFAULT_RUN,
+    progress: Progress | None = None,
+) -> Features:
+    """Pre-logit features of every readable image of ``data``."""
+    xs, ys, failures = [], [], []
+    for out, batch in run_batches(model, preprocess, data, lambda x: pre_logits(model, x), options, progress):
+        failures += [(data.keys[i], reason) for i, reason in batch.failures]
+        if len(batch.labels):
+            xs.append(out.double().numpy())
+            ys.append(batch.labels.numpy())
+    if not xs:
+        raise VitzooError(f"no readable image in {data.description}")
+    return Features(np.concatenate(xs), np.concatenate(ys), data.num_classes, tuple(failures))

@@ -1,0 +1,183 @@
+"""The compute-vs-accuracy trade-off: params, GMACs, measured throughput and ImageNet-1k top-1, per checkpoint.
+
+Compute comes from the closed-form counts of ``vitzoo.analytic`` at each checkpoint's evaluation resolution;
+throughput from the results store (``vitzoo bench``) for one device and dtype; accuracy is the user's own
+ImageNet-1k measurement (``vitzoo eval`` on the full 1000-class set, latest run) when there is one, otherwise
+the number reported for the checkpoint in the registry. Rows that no other row beats on both accuracy and
+cost are marked Pareto-optimal, once for GMACs (lower is better) and once for throughput (higher is better).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from vitzoo.analytic import count_macs, count_params
+from vitzoo.catalog import REGISTRY
+from vitzoo.errors import VitzooError
+from vitzoo.registry import Family
+
+if TYPE_CHECKING:
+    from vitzoo.store import ResultStore
+
+AccuracyKind = Literal["measured", "reported"]
+THROUGHPUT_KEYS = ("img_per_s", "throughput")  # images/s in a bench row (vitzoo.bench.BenchResult)
+OK_STATUS = (None, "ok")
+
+
+@dataclass(frozen=True)
+class TradeoffRow:
+    """One checkpoint in the trade-off."""
+
+    model: str  # arch.tag
+    family: Family
+    title: str  # the paper's name, e.g. "ViT-B/16"
+    img_size: int
+    params: int
+    gmacs: float  # per image, at img_size
+    top1: float | None  # ImageNet-1k top-1 (%)
+    top1_kind: AccuracyKind | None  # measured by the user, or reported for the checkpoint
+    top1_source: str | None
+    throughput: float | None = None  # images/s from the store, for the chosen device and dtype
+    pareto_gmacs: bool = False
+    pareto_throughput: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, in column order."""
+        return asdict(self)
+
+
+def pareto_front(
+    costs: Sequence[float], accuracies: Sequence[float], *, higher_cost_better: bool = False
+) -> list[bool]:
+    """Which points are Pareto-optimal: no other point has accuracy >= and cost <= (strictly better in one).
+
+    With ``higher_cost_better`` (throughput), "cost" is maximised instead. NaN points are never optimal.
+    """
+    sign = -1.0 if higher_cost_better else 1.0
+    pts = [(sign * c, a) for c, a in zip(costs, accuracies, strict=True)]
+    out = []
+    for i, (c, a) in enumerate(pts):
+        if math.isnan(c) or math.isnan(a):
+            out.append(False)
+            continue
+        dominated = any(
+            j != i and c2 <= c and a2 >= a and (c2 < c or a2 > a)
+            for j, (c2, a2) in enumerate(pts)
+            if not (math.isnan(c2) or math.isnan(a2))
+        )
+        out.append(not dominated)
+    return out
+
+
+def resolve_names(names: Sequence[str]) -> list[str]:
+    """``arch``, ``arch.tag`` or shell patterns over architectures -> full ``arch.tag`` names.
+
+    No names: the default checkpoint of every architecture with a reported ImageNet-1k accuracy.
+    """
+    out: list[str] = []
+    if not names:
+        for spec in REGISTRY:
+            w = spec.get_weights()
+            if w is not None and w.accuracy is not None:
+                out.append(f"{spec.name}.{w.tag}")
+        return out
+    for name in names:
+        arch, dot, tag = name.partition(".")
+        archs = REGISTRY.names(arch) if any(ch in arch for ch in "*?[") else [arch]
+        if not archs:
+            raise VitzooError(f"no model matches {arch!r}; see `vitzoo list`")
+        for a in archs:
+            spec, weights = REGISTRY.resolve(f"{a}{dot}{tag}")
+            if weights is None:
+                raise VitzooError(f"{spec.name} has no checkpoint to compare")
+            full = f"{spec.name}.{weights.tag}"
+            if full not in out:
+                out.append(full)
+    return out
+
+
+def _latest(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return records[-1] if records else None
+
+
+def measured_accuracy(store: ResultStore, model: str) -> tuple[float, str] | None:
+    """The latest full ImageNet-1k ``vitzoo eval`` of ``model`` in the store: (top-1, description)."""
+    runs = [
+        r
+        for r in store.records(kind="eval", model=_escape(model))
+        if r["metrics"].get("imagenet") and r["metrics"].get("limit") is None and r["metrics"].get("top1") is not None
+    ]
+    last = _latest(runs)
+    if last is None:
+        return None
+    m = last["metrics"]
+    return float(m["top1"]), f"vitzoo eval {last['created'][:10]}, {m.get('num_images')} images"
+
+
+def measured_throughput(store: ResultStore, model: str, device: str, dtype: str) -> float | None:
+    """The best images/s of checkpoint ``model`` (``arch.tag``) among successful ``vitzoo bench`` runs.
+
+    Runs count when they were on ``device`` (``cuda`` matches ``cuda:0``) in ``dtype`` at the checkpoint's
+    resolution, recorded under ``arch.tag`` or, for the default tag, under ``arch``.
+    """
+    spec, weights = REGISTRY.resolve(model)
+    assert weights is not None
+    names = {model} | ({spec.name} if weights.tag == spec.default_tag else set())
+    best = None
+    for r in store.records(kind="bench", model=f"{_escape(spec.name)}*"):
+        m = r["metrics"]
+        if r["model"] not in names or m.get("status") not in OK_STATUS or m.get("dtype", dtype) != dtype:
+            continue
+        recorded = str(m.get("device", device))
+        if (recorded if ":" in device else recorded.split(":")[0]) != device:
+            continue
+        if m.get("img_size", weights.img_size) != weights.img_size:
+            continue
+        value = next((m[k] for k in THROUGHPUT_KEYS if isinstance(m.get(k), (int, float))), None)
+        if value is not None and math.isfinite(value) and (best is None or value > best):
+            best = float(value)
+    return best
+
+
+def _escape(name: str) -> str:
+    """A model name as an exact fnmatch pattern."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in name)
+
+
+def build_tradeoff(
+    names: Sequence[str] = (), *, store: ResultStore | None = None, device: str = "cpu", dtype: str = "fp32"
+) -> list[TradeoffRow]:
+    """The trade-off rows of ``names`` (see ``resolve_names``), sorted by GMACs, Pareto flags set.
+
+    Without a store, accuracy is the reported one and throughput is missing. Checkpoints without any
+    ImageNet-1k accuracy are left out unless named explicitly.
+    """
+    rows = []
+    for full in resolve_names(names):
+        spec, weights = REGISTRY.resolve(full)
+        assert weights is not None
+        config = spec.config_for(weights)
+        top1 = kind = source = None
+        measured = None if store is None else measured_accuracy(store, full)
+        if measured is not None:
+            (top1, source), kind = measured, "measured"
+        elif weights.accuracy is not None:
+            top1, kind, source = weights.accuracy.top1, "reported", weights.accuracy.source
+        if top1 is None and not names:
+            continue
+        tput = None if store is None else measured_throughput(store, full, device, dtype)
+        rows.append(
+            TradeoffRow(
+                full, spec.family, spec.title or spec.name, weights.img_size, count_params(config),
+                count_macs(config) / 1e9, top1, kind, source, tput,
+            )
+        )  # fmt: skip
+    rows.sort(key=lambda r: r.gmacs)
+    nan = float("nan")
+    acc = [nan if r.top1 is None else r.top1 for r in rows]
+    by_macs = pareto_front([r.gmacs for r in rows], acc)
+    by_tput = pareto_front([nan if r.throughput is None else r.throughput for r in rows], acc, higher_cost_better=True)
+    return [replace(r, pareto_gmacs=pm, pareto_throughput=pt) for r, pm, pt in zip(rows, by_macs, by_tput, strict=True)]
