@@ -54,14 +54,134 @@ class StdConv2d(nn.Conv2d):
         self.sqrt_eps = sqrt_eps
 
     def standardized_weight(self) -> torch.Tensor:
-        """The kernel the original code convolves with."""
+        """The kernel the original code convolves with (computed in at least fp32)."""
         w = self.weight
+        if w.dtype in (torch.float16, torch.bfloat16):  # statistics of a half-precision kernel lose digits
+            w = w.float()
         var, mean = torch.var_mean(w, dim=(1, 2, 3), keepdim=True, correction=0)
         denom = torch.sqrt(var + self.eps) if self.sqrt_eps else torch.sqrt(var) + self.eps
         return (w - mean) / denom
 
+    def _weight_for(self, dtype: torch.dtype) -> torch.Tensor:
+        """The standardised kernel in ``dtype``; cached while no gradient is needed and the weight is unchanged.
+
+        The cache key holds the weight's version counter (bumped by in-place updates such as
+        ``load_state_dict``), its storage (``.to()``/``assign=True`` replace it), dtype and device, so a stale
+        kernel is never used. Compiled graphs and the meta device compute it every time.
+        """
+        w = self.weight
+        if (torch.is_grad_enabled() and w.requires_grad) or w.is_meta or _compiling():
+            return self.standardized_weight().to(dtype)
+        key = (w._version, w.data_ptr(), w.dtype, w.device, dtype)
+        cached = self.__dict__.get("_cached_weight")
+        if cached is None or cached[0] != key:
+            cached = (key, self.standardized_weight().to(dtype))
+            self.__dict__["_cached_weight"] = cached  # a plain attribute: never in the state dict
+        return cached[1]
+
+    def __getstate__(self) -> dict:
+        return _without_caches(self, "_cached_weight")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.tf_same:
             x = pad_same(x, self.kernel_size[0], self.stride[0])
-        weight = self.standardized_weight().to(x.dtype)
-        return F.conv2d(x, weight, None, self.stride, self.padding)
+        return F.conv2d(x, self._weight_for(x.dtype), None, self.stride, self.padding)
+
+
+def _onednn_linear_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+_ONEDNN = _onednn_linear_available()
+_REORDER = _ONEDNN and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def _compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return is_compiling() if is_compiling is not None else torch._dynamo.is_compiling()
+
+
+def fusable(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> bool:
+    """Whether oneDNN's fused linear may replace aten here: CPU fp32/bf16 inference, eager, no autocast."""
+    return (
+        _ONEDNN
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.dtype == weight.dtype
+        and (residual is None or (residual.dtype == x.dtype and residual.is_contiguous()))
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and not _cpu_autocast()
+        and not _compiling()
+    )
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state-dict keys) that can run as one fused oneDNN kernel on CPU.
+
+    ``fused`` is off by default, so the model computes exactly what aten's ``F.linear`` (+ ``F.gelu``)
+    computes. Switched on (``set_fused_kernels``), inference on CPU in fp32/bf16 uses oneDNN's linear with
+    the bias, the tanh-GELU or a residual addition fused into the GEMM: the same math, rounded differently
+    (about 1e-6 relative in fp32), and no bias broadcast copy or extra pass over the activations. The weight is
+    then kept a second time in oneDNN's blocked layout (built on first use, rebuilt when the weight changes).
+    Training, autocast, ``torch.compile`` (inductor fuses by itself), meta and CUDA tensors take the aten path.
+    """
+
+    fused: bool = False
+
+    def forward(
+        self, x: torch.Tensor, activation: str | None = None, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``act(x W^T + b)`` with ``activation`` None or ``"gelu_tanh"``, plus ``residual`` if given (after)."""
+        if self.fused and fusable(x, self.weight, residual):
+            w = self._packed_weight(x.numel() // x.shape[-1])
+            if activation is not None:
+                y = torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "gelu", [], "tanh")
+                return y if residual is None else y + residual
+            if residual is not None:
+                return torch.ops.mkldnn._linear_pointwise.binary(x, residual, w, self.bias, "add")
+            return torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "none", [], "")
+        y = F.linear(x, self.weight, self.bias)
+        if activation is not None:
+            y = F.gelu(y, approximate="tanh")
+        return y if residual is None else residual + y
+
+    def _packed_weight(self, rows: int) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout (bit-identical results, no reorder per call), cached like StdConv's
+        kernel: the key holds the weight's version counter, storage and dtype."""
+        w = self.weight
+        if not _REORDER:
+            return w
+        key = (w._version, w.data_ptr(), w.dtype)
+        cached = self.__dict__.get("_packed")
+        if cached is None or cached[0] != key:
+            cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), max(rows, 1)))
+            self.__dict__["_packed"] = cached  # a plain attribute: never in the state dict
+        return cached[1]
+
+    def __getstate__(self) -> dict:
+        return _without_caches(self, "_packed")
+
+
+def _without_caches(module: nn.Module, *names: str) -> dict:
+    """``__getstate__`` of a module minus its derived-weight caches (copies and pickles rebuild them)."""
+    return {k: v for k, v in module.__dict__.items() if k not in names}
+
+
+def set_fused_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch vitzoo's fused CPU inference kernels on or off in every module that has them; returns ``model``.
+
+    Modules opt in with a class attribute ``fused: bool = False`` (``Linear``).
+    """
+    for m in model.modules():
+        if isinstance(getattr(type(m), "fused", None), bool):
+            m.fused = enabled
+            if not enabled:
+                m.__dict__.pop("_packed", None)  # free the blocked copy of the weight
+    return model

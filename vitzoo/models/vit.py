@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.models.hybrid import HybridBackbone, HybridConfig
+from vitzoo.models.layers import Linear
 
 LN_EPS = 1e-6  # flax.linen.LayerNorm default
 
@@ -112,11 +113,12 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``fc2(gelu(fc1(x)))``, plus ``residual`` if given (one fused kernel each with fused kernels on)."""
+        return self.fc2(self.fc1(x, activation="gelu_tanh"), residual=residual)
 
 
 class Block(nn.Module):
@@ -126,12 +128,16 @@ class Block(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(config.width, eps=LN_EPS)
         self.attn = Attention(config.width, config.num_heads)
+        # NOTE: Attention builds plain nn.Linear; give its projections the fusable subclass (same parameters,
+        # same numerics unless set_fused_kernels switches them on).
+        for linear in (self.attn.qkv, self.attn.proj):
+            linear.__class__ = Linear
         self.norm2 = nn.LayerNorm(config.width, eps=LN_EPS)
         self.mlp = Mlp(config.width, config.mlp_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        return self.mlp(self.norm2(x), residual=x)  # x + MLP(LN(x)), the addition fused into fc2 when enabled
 
 
 class PatchEmbed(nn.Module):

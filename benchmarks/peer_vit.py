@@ -1,0 +1,205 @@
+"""vitzoo ViT-B/16 against transformers' ViTForImageClassification (SDPA attention) on this machine, in one run.
+
+Both models get the same random weights (vitzoo's fused qkv split into HF's query/key/value) and are checked to
+give the same logits before anything is timed. Runs of the models are interleaved: each round times every
+model in turn, so load changes on the machine hit all of them alike; the table reports the median over rounds.
+The GEMM roofline (vitzoo.peak) is measured before and after, and the load average is recorded with the result.
+
+    python benchmarks/peer_vit.py                      # fp32 and bf16, batch 16: writes benchmarks/results/
+    python benchmarks/peer_vit.py --dtypes bf16 --rounds 3 --batch-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import datetime as dt
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import vitzoo
+from vitzoo.analytic import count_macs
+from vitzoo.env import environment
+from vitzoo.models.layers import set_fused_kernels
+from vitzoo.peak import measure_gemm_peak
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+RESULTS = Path(__file__).parent / "results"
+
+
+def hf_vit_b16(model: torch.nn.Module) -> torch.nn.Module:
+    """transformers ViT-B/16 (tanh GELU, LN eps 1e-6, as the original) holding ``model``'s weights."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    c = model.config
+    config = ViTConfig(hidden_size=c.width, num_hidden_layers=c.depth, num_attention_heads=c.num_heads,
+                       intermediate_size=c.mlp_dim, image_size=c.img_size, patch_size=c.patch_size,
+                       hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, num_labels=c.num_classes,
+                       attn_implementation="sdpa")  # fmt: skip
+    hf = ViTForImageClassification(config).eval()
+    sd, D = model.state_dict(), c.width
+    out = {
+        "vit.embeddings.cls_token": sd["cls_token"],
+        "vit.embeddings.position_embeddings": sd["pos_embed"],
+        "vit.embeddings.patch_embeddings.projection.weight": sd["patch_embed.proj.weight"],
+        "vit.embeddings.patch_embeddings.projection.bias": sd["patch_embed.proj.bias"],
+        "vit.layernorm.weight": sd["norm.weight"],
+        "vit.layernorm.bias": sd["norm.bias"],
+        "classifier.weight": sd["head.weight"],
+        "classifier.bias": sd["head.bias"],
+    }
+    v5 = "vit.layers.0.attention.q_proj.weight" in hf.state_dict()  # transformers >= 5 renamed the layers
+    qkv_names = ("q_proj", "k_proj", "v_proj") if v5 else ("attention.query", "attention.key", "attention.value")
+    pairs = (
+        {"layernorm_before": "norm1", "attention.o_proj": "attn.proj", "layernorm_after": "norm2",
+         "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+        if v5 else
+        {"layernorm_before": "norm1", "attention.output.dense": "attn.proj", "layernorm_after": "norm2",
+         "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2"}
+    )  # fmt: skip
+    for i in range(c.depth):
+        p, q = f"blocks.{i}.", f"vit.layers.{i}." if v5 else f"vit.encoder.layer.{i}."
+        for j, name in enumerate(qkv_names):  # fused qkv rows are [q; k; v]
+            out[f"{q}attention.{name}.weight"] = sd[f"{p}attn.qkv.weight"][j * D : (j + 1) * D]
+            out[f"{q}attention.{name}.bias"] = sd[f"{p}attn.qkv.bias"][j * D : (j + 1) * D]
+        for hf_name, ours in pairs.items():
+            for t in ("weight", "bias"):
+                out[f"{q}{hf_name}.{t}"] = sd[f"{p}{ours}.{t}"]
+    hf.load_state_dict(out, strict=True)
+    assert hf.config._attn_implementation == "sdpa"
+    return hf
+
+
+def time_passes(fn, x: torch.Tensor, iters: int) -> float:
+    """Images per second over ``iters`` back-to-back passes."""
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn(x)
+    return x.shape[0] * iters / (time.perf_counter() - t0)
+
+
+def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int) -> dict:
+    torch.manual_seed(0)
+    ours = vitzoo.create("vit-b16").eval()
+    torch.nn.init.normal_(ours.head.weight, std=0.02)  # a non-zero head, so the logits check means something
+    peer = hf_vit_b16(ours)
+    gflops = 2 * count_macs(ours.config) / 1e9
+    x32 = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    load_start = os.getloadavg()
+    report: dict = {"batch_size": batch, "gflops_per_img": gflops, "rounds": rounds, "iters": iters, "dtypes": {}}
+    for name in dtypes:
+        dtype = DTYPES[name]
+        ours.to(dtype), peer.to(dtype)
+        fused = set_fused_kernels(copy.deepcopy(ours), True)  # a second copy: each keeps its own weight cache
+        x = x32.to(dtype)
+        models = {
+            "transformers ViTForImageClassification (sdpa)": lambda t: peer(pixel_values=t).logits,
+            "vitzoo (aten kernels, default)": ours,
+            "vitzoo (fused oneDNN kernels)": fused,
+        }
+        with torch.inference_mode():
+            ref = models["transformers ViTForImageClassification (sdpa)"](x).float()
+            diffs = {k: (f(x).float() - ref).abs().max().item() for k, f in models.items()}
+            peak_before = measure_gemm_peak("cpu", dtype, seconds=0.5).tflops
+            for f in models.values():
+                for _ in range(warmup):
+                    f(x)
+            rates: dict[str, list[float]] = {k: [] for k in models}
+            for r in range(rounds):
+                for k in models if r % 2 == 0 else reversed(models):  # alternate the order, too
+                    rates[k].append(time_passes(models[k], x, iters))
+            peak_after = measure_gemm_peak("cpu", dtype, seconds=0.5).tflops
+        peak = max(peak_before, peak_after)
+        hf_rate = statistics.median(rates["transformers ViTForImageClassification (sdpa)"])
+        report["dtypes"][name] = {
+            "max_abs_logit": ref.abs().max().item(),
+            "gemm_peak_tflops": peak,
+            "gemm_peak_tflops_before_after": [peak_before, peak_after],
+            "models": {
+                k: {
+                    "img_per_s": statistics.median(v),
+                    "img_per_s_rounds": v,
+                    "speedup_vs_transformers": statistics.median(v) / hf_rate,
+                    "tflops": gflops * statistics.median(v) / 1e3,
+                    "pct_gemm_peak": 100 * gflops * statistics.median(v) / 1e3 / peak,
+                    "max_abs_logit_diff_vs_transformers": diffs[k],
+                }
+                for k, v in rates.items()
+            },
+        }
+    report["load_average_start"] = load_start
+    report["load_average_end"] = os.getloadavg()
+    return report
+
+
+def markdown(report: dict, env: dict) -> str:
+    lines = [
+        f"# ViT-B/16 inference: vitzoo vs transformers, batch {report['batch_size']}, {env['device_name']}",
+        "",
+        f"Measured {report['date']} with `python benchmarks/peer_vit.py`; median img/s over {report['rounds']} "
+        f"interleaved rounds of {report['iters']} passes; random weights (speed does not depend on them), "
+        f"{report['gflops_per_img']:.2f} GFLOPs per image. Load average (1, 5, 15 min) at start "
+        f"{_load(report['load_average_start'])}, at end {_load(report['load_average_end'])}.",
+        "",
+        "| dtype | model | img/s | vs transformers | TFLOP/s | % GEMM peak | GEMM peak TFLOP/s | max abs logit diff |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, d in report["dtypes"].items():
+        for model, m in d["models"].items():
+            lines.append(
+                f"| {name} | {model} | {m['img_per_s']:.2f} | {m['speedup_vs_transformers']:.2f}x | "
+                f"{m['tflops']:.3f} | {m['pct_gemm_peak']:.0f}% | {d['gemm_peak_tflops']:.3f} | "
+                f"{m['max_abs_logit_diff_vs_transformers']:.1e} |"
+            )
+    scale = ", ".join(f"{n} {d['max_abs_logit']:.2f}" for n, d in report["dtypes"].items())
+    lines += ["", f"Largest logit magnitude, for scale: {scale}.", "", "Environment:", "", "```",
+              json.dumps(env, indent=2), "```", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _load(avg: list[float] | tuple[float, ...]) -> str:
+    return ", ".join(f"{a:.2f}" for a in avg)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=3, help="timed passes per model per round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtypes = [d.strip() for d in args.dtypes.split(",")]
+    report = run(args.batch_size, dtypes, args.rounds, args.iters, args.warmup)
+    report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    env = environment("cpu")
+    stem = f"peer-vit-b16-cpu-{os.cpu_count()}core-pt{'.'.join(torch.__version__.split('.')[:2])}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps({**report, "env": env}, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(report, env))
+    with open(args.out / f"{stem}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["dtype", "model", "batch_size", "img_per_s", "speedup_vs_transformers", "tflops",
+                         "pct_gemm_peak", "gemm_peak_tflops", "max_abs_logit_diff_vs_transformers"])  # fmt: skip
+        for name, d in report["dtypes"].items():
+            for model, m in d["models"].items():
+                writer.writerow([name, model, report["batch_size"], f"{m['img_per_s']:.3f}",
+                                 f"{m['speedup_vs_transformers']:.3f}", f"{m['tflops']:.4f}",
+                                 f"{m['pct_gemm_peak']:.1f}", f"{d['gemm_peak_tflops']:.4f}",
+                                 f"{m['max_abs_logit_diff_vs_transformers']:.2e}"])  # fmt: skip
+    print(markdown(report, env))
+    print(f"written: {args.out / stem}.md, .json and .csv")
+
+
+if __name__ == "__main__":
+    main()

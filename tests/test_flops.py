@@ -1,0 +1,91 @@
+"""FLOP counts: FlopCounterMode (meta and real CPU tensors) equals the closed form for every family."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import vitzoo
+from vitzoo.analytic import count_macs
+from vitzoo.flops import count_flops, counted_macs
+from vitzoo.models import ViTConfig, build_model
+
+
+@pytest.mark.parametrize("name", vitzoo.list_models())
+def test_counted_equals_closed_form_for_every_registered_model(name):
+    fc = count_flops(name)  # meta device: no memory, SDPA decomposes into counted matmuls
+    assert fc.macs == fc.macs_closed_form > 0
+    assert fc.gflops == pytest.approx(2 * fc.gmacs)
+
+
+# A real forward pass on CPU tensors, one small input per family (and per ViT pooling variant).
+REAL_CPU_CASES = [
+    ("testing", None),
+    ("vit-ti16", 64),
+    ("vit-s32", 96),
+    ("vit-r-ti16", 64),  # hybrid, root only
+    ("vit-r26-s32", 64),  # hybrid with stages
+    ("bit-r50x1", 64),
+]
+
+
+@pytest.mark.parametrize(("name", "img_size"), REAL_CPU_CASES)
+def test_counted_on_cpu_tensors_equals_closed_form(name, img_size):
+    fc = count_flops(name, img_size=img_size, device="cpu")
+    assert fc.macs == fc.macs_closed_form
+    if not name.startswith("bit"):
+        assert any("scaled_dot_product" in op for op in fc.by_op), fc.by_op  # the CPU SDPA kernel ran
+
+
+def test_gap_classifier_and_pre_logits_counted_on_cpu():
+    config = ViTConfig(patch_size=8, width=32, depth=2, num_heads=4, mlp_dim=64, img_size=32, classifier="gap",
+                       representation_size=24, num_classes=7)  # fmt: skip
+    model = build_model(config).eval()
+    macs, _ = counted_macs(model, torch.randn(3, 3, 32, 32))
+    assert macs == 3 * count_macs(config)
+
+
+def test_plain_flop_counter_drops_cpu_attention_and_ours_does_not():
+    """The pitfall this module exists for: torch has no formula for the CPU SDPA kernel."""
+    model = vitzoo.create("testing").eval()
+    x = torch.randn(2, 3, 224, 224)
+    plain = FlopCounterMode(display=False)
+    with plain, torch.inference_mode():
+        model(x)
+    ours, by_op = counted_macs(model, x)
+    attention = 2 * 2 * model.config.seq_len**2 * model.config.width * model.config.depth  # batch 2, QK^T + AV
+    assert ours == 2 * count_macs(model.config)
+    assert plain.get_total_flops() // 2 == ours - attention
+    assert by_op["_scaled_dot_product_flash_attention_for_cpu"] == attention
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_counted_in_low_precision(dtype):
+    model = vitzoo.create("vit-ti16", img_size=32).eval().to(dtype)
+    macs, _ = counted_macs(model, torch.randn(1, 3, 32, 32, dtype=dtype))
+    assert macs == count_macs(model.config)
+
+
+def test_vit_b16_golden_counts():
+    at224 = count_flops("vit-b16", img_size=224)
+    assert at224.macs == 17_563_828_224  # 17.56 GMACs: every matmul, attention included
+    assert f"{at224.gmacs:.2f}" == "17.56" and f"{at224.gflops:.2f}" == "35.13"
+    at384 = count_flops("vit-b16", img_size=384)
+    tokens = (577, 197)
+    assert at384.macs > at224.macs * tokens[0] / tokens[1]  # attention is quadratic in the tokens
+    assert at384.macs == at384.macs_closed_form
+
+
+def test_flop_count_as_dict_is_labelled():
+    d = count_flops("testing").as_dict()
+    assert {"gmacs", "gflops", "macs", "macs_closed_form", "agree", "by_op"} <= set(d)
+    assert d["agree"] is True and d["model"] == "testing.random-10cls"
+
+
+def test_fused_cpu_kernels_are_counted():
+    from vitzoo.models.layers import set_fused_kernels
+
+    model = set_fused_kernels(vitzoo.create("testing").eval())
+    macs, by_op = counted_macs(model, torch.randn(2, 3, 224, 224))
+    assert macs == 2 * count_macs(model.config) and "mkldnn._linear_pointwise" in by_op
