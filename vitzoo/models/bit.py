@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitzoo.models.layers import StdConv2d
+from vitzoo.models.layers import StdConv2d, make_stages
 
 GN_EPS = 1e-5  # big_transfer group_normalize / nn.GroupNorm default
 WS_EPS = 1e-10  # big_transfer StdConv2d
@@ -89,19 +89,6 @@ class Stem(nn.Module):
         return F.max_pool2d(F.pad(self.conv(x), (1, 1, 1, 1)), 3, 2)
 
 
-class Stage(nn.Module):
-    """A stack of pre-activation units; the first may change stride and width."""
-
-    def __init__(self, cin: int, mid: int, depth: int, stride: int) -> None:
-        super().__init__()
-        self.blocks = nn.Sequential(
-            *(PreActBottleneck(cin if i == 0 else 4 * mid, mid, stride if i == 0 else 1) for i in range(depth))
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
-
-
 class ResNetV2(nn.Module):
     """BiT ResNet-v2: (B, 3, H, W) -> (B, C) logits, or (B, F) pooled features if C = 0."""
 
@@ -110,14 +97,10 @@ class ResNetV2(nn.Module):
         self.config = config
         w = config.width
         self.stem = Stem(w)
-        stages, cin = [], w
-        for i, depth in enumerate(config.layers):
-            mid = w * 2**i
-            stages.append(Stage(cin, mid, depth, 1 if i == 0 else 2))
-            cin = 4 * mid
-        self.stages = nn.Sequential(*stages)
-        self.norm = nn.GroupNorm(32, cin, eps=GN_EPS)  # final pre-activation before the head
-        self.head = nn.Linear(cin, config.num_classes) if config.num_classes else nn.Identity()
+        self.stages = make_stages(PreActBottleneck, config.layers, w)
+        features = config.num_features
+        self.norm = nn.GroupNorm(32, features, eps=GN_EPS)  # final pre-activation before the head
+        self.head = nn.Linear(features, config.num_classes) if config.num_classes else nn.Identity()
         if isinstance(self.head, nn.Linear):  # BiT fine-tunes from a zero head
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitzoo.models.layers import StdConv2d, pad_same
+from vitzoo.models.layers import StdConv2d, make_stages, pad_same
 
 GN_EPS = 1e-6  # flax.linen.GroupNorm default
 WS_EPS = 1e-5  # vit_jax models_resnet.weight_standardize
@@ -79,19 +79,6 @@ class Bottleneck(nn.Module):
         return F.relu(y + shortcut)
 
 
-class Stage(nn.Module):
-    """A stack of bottleneck units; only the first one may change stride and width."""
-
-    def __init__(self, cin: int, mid: int, depth: int, stride: int) -> None:
-        super().__init__()
-        self.blocks = nn.Sequential(
-            *(Bottleneck(cin if i == 0 else 4 * mid, mid, stride if i == 0 else 1) for i in range(depth))
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
-
-
 class Stem(nn.Module):
     """Root: StdConv 7x7/2 (SAME) -> GroupNorm -> ReLU -> max-pool 3x3/2 (SAME, padded with -inf)."""
 
@@ -112,12 +99,7 @@ class HybridBackbone(nn.Module):
         super().__init__()
         w = config.width
         self.stem = Stem(w)
-        stages, cin = [], w
-        for i, depth in enumerate(config.layers):
-            mid = w * 2**i
-            stages.append(Stage(cin, mid, depth, 1 if i == 0 else 2))
-            cin = 4 * mid
-        self.stages = nn.Sequential(*stages)
+        self.stages = make_stages(Bottleneck, config.layers, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))

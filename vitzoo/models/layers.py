@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,6 +88,29 @@ class StdConv2d(nn.Conv2d):
         if self.tf_same:
             x = pad_same(x, self.kernel_size[0], self.stride[0])
         return F.conv2d(x, self._weight_for(x.dtype), None, self.stride, self.padding)
+
+
+class Stage(nn.Module):
+    """A stack of bottleneck units (``unit(cin, mid, stride)``); only the first may change stride and width."""
+
+    def __init__(self, unit: Callable[[int, int, int], nn.Module], cin: int, mid: int, depth: int, stride: int):
+        super().__init__()
+        self.blocks = nn.Sequential(
+            *(unit(cin if i == 0 else 4 * mid, mid, stride if i == 0 else 1) for i in range(depth))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+def make_stages(unit: Callable[[int, int, int], nn.Module], layers: tuple[int, ...], width: int) -> nn.Sequential:
+    """ResNet stages of bottleneck units: stage i has width * 2**i mid channels and stride 2 unless it is the first."""
+    return nn.Sequential(
+        *(
+            Stage(unit, width * 2 ** (i + 1) if i else width, width * 2**i, depth, 2 if i else 1)
+            for i, depth in enumerate(layers)
+        )
+    )
 
 
 def _onednn_linear_available() -> bool:

@@ -88,8 +88,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)  # rows: [q; k; v], each head-major
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)  # rows: [q; k; v], each head-major
+        self.proj = Linear(dim, dim)
         self.saved_probs: list[torch.Tensor] | None = None  # not a buffer: never in the state dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,10 +128,6 @@ class Block(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(config.width, eps=LN_EPS)
         self.attn = Attention(config.width, config.num_heads)
-        # NOTE: Attention builds plain nn.Linear; give its projections the fusable subclass (same parameters,
-        # same numerics unless set_fused_kernels switches them on).
-        for linear in (self.attn.qkv, self.attn.proj):
-            linear.__class__ = Linear
         self.norm2 = nn.LayerNorm(config.width, eps=LN_EPS)
         self.mlp = Mlp(config.width, config.mlp_dim)
 
