@@ -63,6 +63,16 @@ def emit_csv(rows: Sequence[dict[str, Any]]) -> None:
         writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
 
 
+def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence, title: str = "") -> None:
+    """Rows as JSON, CSV or a rich table (``fmt`` from ``format_options``)."""
+    if fmt == "json":
+        emit_json(list(rows))
+    elif fmt == "csv":
+        emit_csv(rows)
+    else:
+        render_table(rows, columns, title=title)
+
+
 def render_table(
     rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, Callable[[Any], str] | None]], title: str = ""
 ) -> None:

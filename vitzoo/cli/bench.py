@@ -9,6 +9,7 @@ import click
 
 from vitzoo.cli._output import (
     console,
+    emit,
     emit_csv,
     emit_json,
     err_console,
@@ -51,15 +52,6 @@ BENCH_COLUMNS = [
 
 def _rows_with_env(rows: list[dict[str, Any]], env: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**row, **{f"env_{k}": v for k, v in env.items()}} for row in rows]
-
-
-def _emit(rows: list[dict[str, Any]], fmt: str, columns: list, title: str) -> None:
-    if fmt == "json":
-        emit_json(rows)
-    elif fmt == "csv":
-        emit_csv(rows)
-    else:
-        render_table(rows, columns, title=title)
 
 
 def _progress_callback(progress: Any, task: Any):
@@ -176,7 +168,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         + (f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else "")
     )
     columns = BENCH_COLUMNS + ([("compile_s", "compile s", _num(1))] if options.compile else [])
-    _emit(_rows_with_env(rows, env) if fmt != "table" else rows, fmt, columns, title)
+    emit(_rows_with_env(rows, env) if fmt != "table" else rows, fmt, columns, title)
     if fmt == "table" and options.batch_sizes == "auto" and results and results[-1].note:
         info(results[-1].note)
 
@@ -274,7 +266,7 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
         for d in rows:
             store.add("flops", d["model"], {k: v for k, v in d.items() if k != "model"}, env)
         info(f"{len(rows)} result(s) appended to {store.path}")
-    _emit(rows, fmt, FLOPS_COLUMNS, "compute per image")
+    emit(rows, fmt, FLOPS_COLUMNS, "compute per image")
 
 
 RESULT_COLUMNS = [
@@ -339,7 +331,7 @@ def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str
         df = df.tail(last)
     rows = [{k: (None if _is_nan(v) else v) for k, v in r.items()} for r in df.to_dict(orient="records")]
     if fmt in ("json", "csv"):
-        _emit(rows, fmt, [], "")
+        emit(rows, fmt, [], "")
         return
     if not rows:
         console.print(f"no results in {store.path}" + (" matching the filters" if kind or pattern else ""))

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from vitzoo.cli._output import console, emit_csv, emit_json, fail, format_options, millions, render_table
+from vitzoo.cli._output import console, emit, emit_csv, emit_json, fail, format_options, millions, render_table
 
 LIST_COLUMNS = [
     ("name", "name", None),
@@ -51,12 +51,7 @@ def list_cmd(pattern: str | None, fmt: str) -> None:
     if not names:
         fail(f"no model matches {pattern!r}; see `vitzoo list`")
     rows = [_row(vitzoo.describe(n)) for n in names]
-    if fmt == "json":
-        emit_json(rows)
-    elif fmt == "csv":
-        emit_csv(rows)
-    else:
-        render_table(rows, LIST_COLUMNS, title=f"vitzoo models ({len(rows)})")
+    emit(rows, fmt, LIST_COLUMNS, title=f"vitzoo models ({len(rows)})")
 
 
 TAG_COLUMNS = [

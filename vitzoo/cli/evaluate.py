@@ -11,8 +11,7 @@ from typing import Any
 import click
 
 from vitzoo.cli._output import (
-    emit_csv,
-    emit_json,
+    emit,
     err_console,
     format_options,
     info,
@@ -170,7 +169,7 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
                    "dtype": dtype, "batch_size": batch_size, "workers": workers}  # fmt: skip
         _store(db, "eval", model.name, metrics, device)
     if fmt in ("json", "csv"):
-        _emit([row], [], fmt, "")
+        emit([row], fmt, [])
         return
     fields = [f for f in EVAL_FIELDS if real is not None or not f[0].startswith("real_")]
     table = [{"field": label, "value": show(row[key])} for key, label, show in fields]
@@ -198,15 +197,6 @@ def _describe(pp) -> str:
     from vitzoo.data import describe_preprocess
 
     return describe_preprocess(pp)
-
-
-def _emit(rows: list[dict[str, Any]], columns, fmt: str, title: str) -> None:
-    if fmt == "json":
-        emit_json(rows)
-    elif fmt == "csv":
-        emit_csv(rows)
-    else:
-        render_table(rows, columns, title=title)
 
 
 def _parse_shots(text: str) -> list[int]:
@@ -268,7 +258,7 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
                    "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
                    "limit": limit, "device": device, "dtype": dtype}  # fmt: skip
         _store(db, "fewshot", model.name, metrics, device)
-    _emit(rows, FEWSHOT_COLUMNS, fmt, f"vitzoo fewshot — {model.name} (seed {seed})")
+    emit(rows, fmt, FEWSHOT_COLUMNS, f"vitzoo fewshot — {model.name} (seed {seed})")
 
 
 TRADEOFF_COLUMNS = [
@@ -334,8 +324,8 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
             info(f"wrote {path}")
     data = [r.as_dict() for r in rows]
     if fmt in ("json", "csv"):
-        _emit(data, TRADEOFF_COLUMNS, fmt, "")
+        emit(data, fmt, TRADEOFF_COLUMNS)
         return
     table = [{**d, "pareto": _pareto_mark(r)} for d, r in zip(data, rows, strict=True)]
     where = "no results database" if store is None else f"throughput: {device} {dtype}"
-    _emit(table, TRADEOFF_COLUMNS, fmt, f"accuracy vs compute ({len(rows)} checkpoints; {where})")
+    emit(table, fmt, TRADEOFF_COLUMNS, f"accuracy vs compute ({len(rows)} checkpoints; {where})")
