@@ -26,10 +26,10 @@ import torch
 import vitzoo
 from vitzoo.analytic import count_macs
 from vitzoo.env import environment
+from vitzoo.loading import DTYPES
 from vitzoo.models.layers import set_fused_kernels
 from vitzoo.peak import measure_gemm_peak
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -170,7 +170,7 @@ def _load(avg: list[float] | tuple[float, ...]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated, of fp32, bf16, fp16")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=3, help="timed passes per model per round")
     parser.add_argument("--warmup", type=int, default=2)

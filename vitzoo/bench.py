@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from vitzoo.errors import ConfigError
+from vitzoo.loading import DTYPES
 from vitzoo.models.layers import set_fused_kernels
 from vitzoo.peak import (
     CpuMemoryMeter,
@@ -44,7 +45,6 @@ from vitzoo.peak import (
 __all__ = ["DTYPES", "BenchOptions", "BenchResult", "Progress", "bench_models", "benchmark_model",
            "is_oom", "parse_batch_sizes", "resolve_device"]  # fmt: skip
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 Status = Literal["ok", "oom", "error"]
 
 

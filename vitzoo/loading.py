@@ -18,8 +18,8 @@ from vitzoo.errors import ConfigError
 from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
 from vitzoo.registry import ModelSpec, Weights
 
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}  # fmt: skip
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # vitzoo's dtype names
+DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 PosembInterp = Literal["bilinear", "bicubic"]
 
 
@@ -124,9 +124,10 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     """torch dtype from 'fp32' / 'bf16' / 'fp16' (or a torch.dtype)."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; use one of fp32, bf16, fp16")
-    return DTYPES[dtype]
+    name = DTYPE_ALIASES.get(dtype, dtype)
+    if name not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    return DTYPES[name]
 
 
 def load(
