@@ -23,19 +23,24 @@ def get_spec(name: str) -> ModelSpec:
     return REGISTRY.get(name)
 
 
+def check_overrides(num_classes: int | None, img_size: int | None) -> None:
+    """Reject a class count or resolution no model can have (one clear line)."""
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 0):
+        raise ConfigError(f"num_classes must be an integer >= 0, not {num_classes!r}")
+    if img_size is not None and (not isinstance(img_size, int) or img_size <= 0):
+        raise ConfigError(f"img_size must be a positive integer, not {img_size!r}")
+
+
 def resolve_config(
     name: str, *, num_classes: int | None = None, img_size: int | None = None
 ) -> tuple[ModelSpec, Weights | None, ModelConfig]:
     """The spec, the weights (default tag if none named) and the config they describe, with overrides."""
+    check_overrides(num_classes, img_size)
     spec, weights = REGISTRY.resolve(name)
     config = spec.config_for(weights)
     if num_classes is not None:
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ConfigError(f"num_classes must be an integer >= 0, not {num_classes!r}")
         config = config.replace(num_classes=num_classes)
     if img_size is not None:
-        if not isinstance(img_size, int) or img_size <= 0:
-            raise ConfigError(f"img_size must be a positive integer, not {img_size!r}")
         try:
             config = config.replace(img_size=img_size)
         except ValueError as e:

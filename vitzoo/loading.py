@@ -15,6 +15,7 @@ from vitzoo.catalog import REGISTRY
 from vitzoo.checkpoint import CheckpointError, read_tensors, save_vitzoo
 from vitzoo.convert import Converted, check_architecture, convert_file, convert_tensors
 from vitzoo.errors import ConfigError
+from vitzoo.factory import check_overrides
 from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
 from vitzoo.registry import ModelSpec, Weights
 
@@ -89,6 +90,7 @@ def load_converted(name_or_path: str | os.PathLike) -> tuple[Converted, str, Wei
 
 def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Apply a resolution / head / representation change to canonical weights (the paper's fine-tuning setup)."""
+    check_overrides(change.num_classes, change.img_size)
     config, sd = converted.config, dict(converted.state_dict)
     if change.img_size is not None and change.img_size != config.img_size:
         try:
@@ -105,8 +107,6 @@ def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[s
         if change.num_classes is None and config.num_classes:
             change = Adaptation(num_classes=config.num_classes)  # the old head no longer fits: a new zero head
     if change.num_classes is not None and (change.num_classes != config.num_classes or "head.weight" not in sd):
-        if change.num_classes < 0:
-            raise ConfigError(f"num_classes must be >= 0, not {change.num_classes}")
         config = config.replace(num_classes=change.num_classes)
         sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
         if change.num_classes:
