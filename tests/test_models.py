@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import vitzoo
+from vitzoo.analytic import count_params
 from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model, resize_pos_embed
 from vitzoo.models.layers import StdConv2d, pad_same, same_padding
 
@@ -22,7 +23,16 @@ def _small_size(name: str) -> int:
     return 2 * config.patch_size * (config.img_size // config.feature_size)
 
 
-@pytest.mark.parametrize("name", vitzoo.list_models())
+def _forward_params(name: str):
+    """Every arch; those over 150M parameters (seconds to minutes just to initialise) carry the ``slow`` marker.
+
+    Each family keeps real forwards in the default run; ``pytest -m slow`` runs the big ones.
+    """
+    big = count_params(vitzoo.get_spec(name).config) > 150_000_000
+    return pytest.param(name, marks=pytest.mark.slow) if big else name
+
+
+@pytest.mark.parametrize("name", [_forward_params(n) for n in vitzoo.list_models()])
 def test_every_arch_builds_and_runs(name):
     size = _small_size(name)
     model = vitzoo.create(name, img_size=size).eval()
