@@ -26,7 +26,7 @@ from vitzoo.registry import Preprocess
 skdata = pytest.importorskip("skimage.data")
 
 K = 8  # colour classes
-PP = Preprocess(32)  # squash to 32x32: 2x2 patches of 16
+PP = Preprocess(32, resize="tf")  # vit_jax's resize to 32x32 (a file's default): 2x2 patches of 16
 DIRECTIONS = np.random.default_rng(0).normal(size=(K, 3))
 DIRECTIONS /= np.linalg.norm(DIRECTIONS, axis=1, keepdims=True)
 PHOTOS = ("coffee", "chelsea", "rocket", "coins", "logo", "hubble_deep_field")  # RGB, greyscale, RGBA

@@ -136,11 +136,12 @@ def _orig(tag, repo, filename, size, gcs, classes, top1, source, width) -> Weigh
 
 def _augreg_ft(timm_name, size, model, run, lr, top1, source) -> Weights:
     upstream = f"{model}-i21k-300ep-lr_0.001-{run}"
+    vit_jax = source in VIT_JAX_SOURCES  # the README's own number: vit_jax's evaluation
     return Weights(
         tag="augreg-in21k-ft-in1k" + ("" if size == 224 else f"-{size}"),
         hub=HubFile(f"timm/{timm_name}_{size}.augreg_in21k_ft_in1k", "model.safetensors", "timm"),
         pretrain=f"ImageNet-21k (AugReg, 300 ep), fine-tuned on ImageNet-1k at {size}",
-        preprocess=Preprocess(size, resize="tf") if source in VIT_JAX_SOURCES else _timm_pp(size, 0.9 if size == 224 else 1.0),
+        preprocess=Preprocess(size, resize="tf") if vit_jax else _timm_pp(size, 0.9 if size == 224 else 1.0),
         num_classes=1000,
         url=f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_{lr}-res_{size}.npz",
         accuracy=Accuracy(top1, source),

@@ -402,7 +402,7 @@ def open_dataset(
 def describe_preprocess(pp: Preprocess) -> str:
     """One line: how images are prepared, e.g. 'shorter side 426, centre crop 384, bicubic, mean 0.5 std 0.5'."""
     if pp.resize == "tf":
-        geometry = f"resize to {pp.img_size}x{pp.img_size} without antialiasing (vit_jax's tf.image.resize)"
+        geometry = f"resize to {pp.img_size}x{pp.img_size} as vit_jax (no antialiasing)"
     elif pp.resize == "squash":
         geometry = f"resize to {pp.img_size}x{pp.img_size}"
     else:

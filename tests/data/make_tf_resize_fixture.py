@@ -10,8 +10,8 @@ without TensorFlow. Run it in a throwaway environment (TensorFlow is not a vitzo
 
 Contents (``np.load(..., allow_pickle=False)``): for each photo NAME, ``NAME`` is the uint8 (H, W, C) input
 (C = 3, or 1 for a greyscale photo; a crop or a 2x subsample of a scikit-image photo, to keep the file small)
-and ``NAME@SIZE`` the float32 (SIZE, SIZE, C) output of ``tf.image.resize``, kept at every ``STRIDE``-th row and column (``stride@SIZE``),
-starting at row and column 0. ``tf_version`` says which TensorFlow made it.
+and ``NAME@SIZE`` the float32 (SIZE, SIZE, C) output of ``tf.image.resize``, kept at every ``stride@SIZE``-th
+row and column, starting at row and column 0. ``tf_version`` says which TensorFlow made it.
 """
 
 from __future__ import annotations

@@ -78,19 +78,13 @@ def check_new_file(path: str | os.PathLike, what: str) -> Path:
 
 
 def check_output_dir(path: str | os.PathLike, what: str) -> Path:
-    """Create the output directory ``path`` (with its parents) and check that files can be written into it."""
+    """``path`` as a Path, once it is sure the directory can be created (if missing) and written into."""
     p = Path(path).expanduser()
     if not str(path):
         raise VitzooError(f"{what} needs a path, not ''")
     if p.exists() and not p.is_dir():
         raise VitzooError(f"cannot write {what}: {p} exists and is not a directory")
-    existing = _nearest_existing(p)
-    _probe(existing if existing.is_dir() else existing.parent, what)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VitzooError(f"cannot create {what} {p}: {e.strerror or e}") from None
-    _probe(p, what)
+    _probe(_nearest_existing(p), what)
     return p
 
 
