@@ -363,7 +363,8 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
     """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
 
     Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
-    one, otherwise the reported number (the `top-1 is` and `source` columns say which). Throughput is the
+    one made as the checkpoint's row says (its resolution, crop and resize, in --dtype), otherwise the reported
+    number (the `top-1 is` and `source` columns say which). Throughput is the
     best `vitzoo bench` result for --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
     accurate for less compute, or as accurate at higher throughput). The plot adds the paper's own view:
     reported accuracy vs pre-training exaFLOPs (Table 6, its Figure 5).
