@@ -50,7 +50,7 @@ def test_eval_json_and_store(tmp_path, model_file):
     assert row["model"] == str(model_file) and row["num_images"] == 14 and row["skipped"] == 2
     assert row["top1"] == pytest.approx(expected["top1"]) and row["top5"] == pytest.approx(expected["top5"])
     assert row["preprocess"] == "resize to 32x32 as vit_jax (no antialiasing), bilinear, mean 0.5 std 0.5"
-    assert row["images_per_s"] > 0 and "(default for a vit file (no registry tag named in the file))" in result.stderr
+    assert row["images_per_s"] > 0 and "(default for a vit file: it names no registry tag)" in result.stderr
     assert "2 file(s) could not be read" in result.stderr and "readme" in result.stderr
     stored = ResultStore(db).query(kind="eval")
     assert len(stored) == 1 and stored["top1"][0] == pytest.approx(expected["top1"])

@@ -324,10 +324,10 @@ def test_files_get_a_preprocessing_and_say_which(tmp_path):
 
     plain = vitzoo.load(_tiny_vit_file(tmp_path / "plain.safetensors"))
     assert plain.preprocess == Preprocess(32, resize="tf")
-    assert plain.preprocess_source == "default for a vit file (no registry tag named in the file)"
+    assert plain.preprocess_source == "default for a vit file: it names no registry tag"
     named = vitzoo.load(_tiny_vit_file(tmp_path / "named.safetensors", name="testing.random-10cls"))
     assert named.preprocess == Preprocess(32)  # the tag's (Pillow squash), at the file's resolution
-    assert named.preprocess_source == "registry tag testing.random-10cls (named in the file)"
+    assert named.preprocess_source == "registry tag testing.random-10cls, named in the file"
     other_arch = vitzoo.load(_tiny_vit_file(tmp_path / "liar.safetensors", name="vit-b16.orig-in21k-ft-in1k"))
     assert other_arch.preprocess_source.startswith("default for a vit file")  # a name its weights contradict
     unknown = vitzoo.load(_tiny_vit_file(tmp_path / "unknown.safetensors", name="vit-b16.nope"))
@@ -340,4 +340,4 @@ def test_files_get_a_preprocessing_and_say_which(tmp_path):
     path = save_vitzoo(tmp_path / "ti.safetensors", build_model(config).state_dict(), config, {"source": w.url})
     ti = vitzoo.load(path)
     assert ti.preprocess == Preprocess(32, "shorter", 0.9, "bicubic")  # timm's, as that tag says
-    assert ti.preprocess_source == "registry tag vit-ti16.augreg-in21k-ft-in1k (named in the file)"
+    assert ti.preprocess_source == "registry tag vit-ti16.augreg-in21k-ft-in1k, named in the file"

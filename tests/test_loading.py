@@ -38,7 +38,7 @@ def test_loads_eval_mode_with_exact_weights(npz):
     path, sd = npz
     model = vitzoo.load(path)
     assert not model.training and model.name == str(path) and model.preprocess == Preprocess(32, resize="tf")
-    assert model.preprocess_source == "default for a vit file (no registry tag named in the file)"
+    assert model.preprocess_source == "default for a vit file: it names no registry tag"
     for key, value in model.state_dict().items():
         assert torch.equal(value, sd[key]), key
 

@@ -162,10 +162,9 @@ def checkpoint_preprocess(
     tag = registry_tag_of_file(metadata or {}, config)
     if tag is not None:
         pp = REGISTRY.resolve(tag)[1].preprocess  # type: ignore[union-attr]
-        return replace(pp, img_size=config.img_size), f"registry tag {tag} (named in the file)"
+        return replace(pp, img_size=config.img_size), f"registry tag {tag}, named in the file"
     family = family_of(config)
-    why = "no registry tag named in the file"
-    return default_preprocess(family, config.img_size), f"default for a {family} file ({why})"
+    return default_preprocess(family, config.img_size), f"default for a {family} file: it names no registry tag"
 
 
 def _zero_head(sd: dict[str, torch.Tensor]) -> bool:
