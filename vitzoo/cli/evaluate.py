@@ -174,8 +174,9 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     """Measure top-1 / top-5 accuracy of a checkpoint on a labelled image dataset.
 
     Images are prepared exactly as the checkpoint was evaluated (resolution, resize/crop, interpolation,
-    mean/std from its registry entry); unreadable files are reported and skipped. The result is recorded in
-    the results database, where `vitzoo tradeoff` finds it.
+    mean/std from its registry entry; a FILE: the registry tag it names, else its family's default, vit_jax's
+    resize); unreadable files are reported and skipped. The result is printed, then recorded in the results
+    database, where `vitzoo tradeoff` finds it; --db is checked before the work starts.
 
     \b
     Examples:
@@ -259,21 +260,10 @@ FEWSHOT_COLUMNS = [
 @click.command("fewshot")
 @click.argument("name", metavar="NAME[.TAG]|FILE")
 @data_options
-@click.option(
-    "--shots",
-    default="1,5,10,25",
-    show_default=True,
-    metavar="K[,K...]",
-    help="Images per class to fit on: positive integers, comma-separated.",
-)
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=int,
-    callback=at_least(0),
-    help="Seed (>= 0) of the per-class sampling.",
-)
+@click.option("--shots", default="1,5,10,25", show_default=True, metavar="K[,K...]",
+              help="Images per class to fit on: positive integers, comma-separated.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int, callback=at_least(0),
+              help="Seed (>= 0) of the per-class sampling.")  # fmt: skip
 @click.option("--l2-reg", default=2.0**10, show_default=True, type=float, callback=positive_number,
               help="Ridge strength (> 0) of the least-squares fit.")  # fmt: skip
 @format_options
@@ -347,13 +337,8 @@ def _pareto_mark(row) -> str:
 @click.command("tradeoff")
 @click.argument("names", nargs=-1, metavar="[NAME[.TAG]|PATTERN]...")
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
-@click.option(
-    "--dtype",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default="fp32",
-    show_default=True,
-    help="Throughput and measured accuracy in this precision.",
-)
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Throughput and measured accuracy in this precision.")  # fmt: skip
 @click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache).")
 @click.option("--no-store", is_flag=True, help="Ignore the results database: reported accuracy, no throughput.")
 @click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
@@ -364,8 +349,8 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
 
     Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
     one made as the checkpoint's row says (its resolution, crop and resize, in --dtype), otherwise the reported
-    number (the `top-1 is` and `source` columns say which). Throughput is the
-    best `vitzoo bench` result for --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
+    number (the `top-1 is` and `source` columns say which). Throughput is the best `vitzoo bench` result for
+    --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
     accurate for less compute, or as accurate at higher throughput). The plot adds the paper's own view:
     reported accuracy vs pre-training exaFLOPs (Table 6, its Figure 5).
 
