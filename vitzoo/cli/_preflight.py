@@ -114,5 +114,7 @@ def check_store(db: str | None) -> Path:
     if path.is_dir():
         raise VitzooError(f"results database {path} is a directory, not a file")
     if path.exists():
-        return ResultStore(path).path
+        ResultStore(path)  # refuses a file that is not a vitzoo database
+        _probe(path.parent, "the results database")  # SQLite's journal files go beside it
+        return path
     return check_new_file(path, "the results database")
