@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -26,7 +28,7 @@ def _wide_console(monkeypatch):
     monkeypatch.setattr(console, "_width", 250)  # tables as on a wide terminal, not folded at 80 columns
 
 
-PP224 = Preprocess(224)  # vit-b16's registry preprocessing
+PP224 = Preprocess(224, resize="tf")  # vit-b16's registry preprocessing
 
 
 def run(*args: str):
@@ -47,7 +49,8 @@ def test_eval_json_and_store(tmp_path, model_file):
     (row,) = json.loads(result.stdout)
     assert row["model"] == str(model_file) and row["num_images"] == 14 and row["skipped"] == 2
     assert row["top1"] == pytest.approx(expected["top1"]) and row["top5"] == pytest.approx(expected["top5"])
-    assert row["preprocess"] == "resize to 32x32, bilinear, mean 0.5 std 0.5" and row["images_per_s"] > 0
+    assert row["preprocess"] == "resize to 32x32 as vit_jax (no antialiasing), bilinear, mean 0.5 std 0.5"
+    assert row["images_per_s"] > 0 and "(default for a vit file: it names no registry tag)" in result.stderr
     assert "2 file(s) could not be read" in result.stderr and "readme" in result.stderr
     stored = ResultStore(db).query(kind="eval")
     assert len(stored) == 1 and stored["top1"][0] == pytest.approx(expected["top1"])
@@ -66,31 +69,128 @@ def test_eval_table_limit_and_overrides(tmp_path, model_file):
     assert int(row["num_images"]) + int(row["skipped"]) == 8
 
 
-def test_eval_user_errors_are_one_line(tmp_path, model_file):
-    build_folder(tmp_path / "data")
+@pytest.fixture
+def world(tmp_path, model_file):
+    """What the bad-input cases refer to: data folders, a wrong-head file, a file that is not a database."""
+    for k in range(K):  # one solid image per class of the colour model: all right
+        (tmp_path / "data" / f"c{k}").mkdir(parents=True)
+        solid(k).save(tmp_path / "data" / f"c{k}" / "x.png")
     wrong = colour_model(21843)
-    big = save_vitzoo(tmp_path / "big.safetensors", wrong.state_dict(), wrong.config)
+    paths = {"tmp": tmp_path, "file": model_file, "data": tmp_path / "data", "fs": tmp_path / "fs"}
+    paths["big"] = save_vitzoo(tmp_path / "big.safetensors", wrong.state_dict(), wrong.config)
     for wnid in ("n01440764", "n01443537"):
         (tmp_path / "in1k" / wnid).mkdir(parents=True)
         solid(0).save(tmp_path / "in1k" / wnid / "a.png")
-    cases = [
-        (("eval", big, "--data", tmp_path / "in1k"), "head has 21843 classes but"),
-        (("eval", "vit-b16.augreg-in21k", "--data", tmp_path / "in1k"), "(an ImageNet-21k checkpoint: pick a tag"),
-        (("eval", "vit-b16.orig-in21k", "--data", tmp_path / "in1k"), "its authors zeroed the classification head"),
-        (("eval", "vit-b16", "--data", tmp_path / "data"), "head has 1000 classes but"),  # checked before download
-        (("eval", model_file, "--data", tmp_path / "nope"), "no such directory"),
-        (("eval", model_file), "no data: give --data PATH or --hf-dataset NAME"),
-        (("eval", model_file, "--data", tmp_path / "data", "--limit", "0"), "limit must be positive"),
-        (("eval", model_file, "--data", tmp_path / "data", "--crop-pct", "2"), "crop_pct must be in (0, 1]"),
-        (("eval", model_file, "--data", tmp_path / "data", "--real-labels", tmp_path / "x.json"), "cannot read ReaL"),
-        (("fewshot", model_file, "--data", tmp_path / "data", "--shots", "a"), "--shots takes comma-separated"),
-        (("fewshot", model_file, "--data", tmp_path / "data", "--device", "tpu"), "device must be cpu, cuda"),
-    ]
-    for args, message in cases:
-        result = run(*args, "--no-store")
-        assert result.exit_code == 1, (args, result.output)
-        assert message in result.stderr and "Traceback" not in result.output
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    paths["in1k"] = tmp_path / "in1k"
+    for k in range(2):
+        (tmp_path / "fs" / f"c{k}").mkdir(parents=True)
+        for j in range(3):
+            solid(k, size=(30 + j, 24)).save(tmp_path / "fs" / f"c{k}" / f"{j}.png")
+    paths["notdb"] = tmp_path / "notes.txt"
+    paths["notdb"].write_text("my notes, not a database\n")
+    return paths
+
+
+EVAL = ("eval", "{file}", "--data", "{data}")
+FEWSHOT = ("fewshot", "{file}", "--data", "{fs}", "-j", "0")
+NO_STORE = ("--no-store",)
+BAD_INPUTS = [  # (arguments, the one error line's text); {name} is a path of the `world` fixture
+    (("eval", "{big}", "--data", "{in1k}", *NO_STORE), "head has 21843 classes but"),
+    (("eval", "vit-b16.augreg-in21k", "--data", "{in1k}", *NO_STORE), "(an ImageNet-21k checkpoint: pick a tag"),
+    (("eval", "vit-b16.orig-in21k", "--data", "{in1k}", *NO_STORE), "its authors zeroed the classification head"),
+    (("eval", "vit-b16", "--data", "{data}", *NO_STORE), "head has 1000 classes but"),  # checked before download
+    (("eval", "{file}", "--data", "{tmp}/nope", *NO_STORE), "no such directory"),
+    (("eval", "{file}", *NO_STORE), "no data: give --data PATH or --hf-dataset NAME"),
+    ((*EVAL, "--limit", "0", *NO_STORE), "--limit must be at least 1, not 0"),
+    ((*EVAL, "--crop-pct", "2", *NO_STORE), "--crop-pct must be in (0, 1], not 2.0"),
+    ((*EVAL, "--crop-pct", "0", *NO_STORE), "--crop-pct must be in (0, 1], not 0.0"),
+    ((*EVAL, "--img-size", "0", *NO_STORE), "--img-size must be at least 1, not 0"),
+    ((*EVAL, "--real-labels", "{tmp}/x.json", *NO_STORE), "cannot read ReaL"),
+    (("eval", "vit-b16", "--data", "{in1k}", "-b", "0", *NO_STORE), "--batch-size must be at least 1, not 0"),
+    ((*EVAL, "-j", "-1", *NO_STORE), "--workers must be at least 0, not -1"),
+    ((*EVAL, "--db", "{notdb}"), "is not a vitzoo results database (not an SQLite file)"),
+    ((*EVAL, "--db", "{data}"), "is a directory, not a file"),
+    ((*EVAL, "--db", "{notdb}/r.sqlite"), "notes.txt is not a directory"),
+    ((*EVAL, "--db", "/proc/vitzoo/r.sqlite"), "/proc is not writable"),
+    ((*FEWSHOT, "--shots", "a", *NO_STORE), "--shots takes comma-separated"),
+    ((*FEWSHOT, "--shots", "0,1", *NO_STORE), "--shots must be positive integers"),
+    ((*FEWSHOT, "--shots", "3", *NO_STORE), "a class has 3 images; 3 shots need at least 4 per class"),
+    ((*FEWSHOT, "--seed", "-5", *NO_STORE), "--seed must be at least 0, not -5"),
+    ((*FEWSHOT, "--l2-reg", "0", *NO_STORE), "--l2-reg must be a positive number, not 0.0"),
+    ((*FEWSHOT, "--l2-reg", "nan", *NO_STORE), "--l2-reg must be a positive number, not nan"),
+    ((*FEWSHOT, "--device", "tpu", *NO_STORE), "device must be cpu, cuda"),
+    ((*FEWSHOT, "--db", "{notdb}"), "is not a vitzoo results database"),
+    (("fewshot", "{file}", "--data", "{in1k}", *NO_STORE), "a class has 1 images; 25 shots need at least 26"),
+    (("tradeoff", "--no-store", "--plot", ""), "--plot needs a file prefix such as docs/tradeoff, not ''"),
+    (("tradeoff", "--no-store", "--plot", "/proc/tradeoff"), "/proc is not writable"),
+    (("tradeoff", "--no-store", "--plot", "{notdb}/tradeoff"), "notes.txt is not a directory"),
+    (("tradeoff", "--no-store", "--plot", "{data}"), "is a directory; give a file prefix such as"),
+    (("tradeoff", "--db", "{notdb}"), "is not a vitzoo results database"),
+    (("inspect", "testing", "--random-init", "--out", "/proc/vitzoo"), "/proc is not writable"),
+    (("inspect", "testing", "--random-init", "--out", "{notdb}"), "notes.txt exists and is not a directory"),
+    (("inspect", "testing", "--random-init", "--img-size", "0", "--out", "{tmp}/o"), "--img-size must be at least 1"),
+]
+
+
+def _snapshot(root):
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in BAD_INPUTS])
+def test_bad_input_fails_fast_with_one_line(world, args, message, monkeypatch):
+    """Exit 1, one error line on stderr and nothing else (no work started, no traceback), no file created."""
+    monkeypatch.setenv("VITZOO_DB", str(world["tmp"] / "default.sqlite"))
+    before = _snapshot(world["tmp"])
+    result = run(*(a.format(**world) for a in args))
+    assert result.exit_code == 1, (args, result.output)
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert _snapshot(world["tmp"]) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: /proc stands in for them above")
+def test_read_only_output_folder_fails_fast(world):
+    ro = world["tmp"] / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        for args in [(*EVAL, "--db", "{tmp}/ro/r.sqlite"), ("tradeoff", "--no-store", "--plot", "{tmp}/ro/p")]:
+            result = run(*(a.format(**world) for a in args))
+            assert result.exit_code == 1 and "ro is not writable" in result.stderr, result.output
+    finally:
+        ro.chmod(0o755)
+
+
+def test_the_result_is_printed_even_when_storing_fails(world, monkeypatch):
+    from vitzoo.errors import VitzooError
+
+    def broken(*args, **kwargs):
+        raise VitzooError("results database r.sqlite stayed locked for 60 s")
+
+    monkeypatch.setattr(ResultStore, "add", broken)
+    result = run(*(a.format(**world) for a in EVAL), "-j", "0", "--db", world["tmp"] / "r.sqlite", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)[0]["top1"] == 100.0  # the hours of work are on screen
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the result above was not recorded: results database r.sqlite stayed locked for 60 s"
+    )
+
+
+def test_tradeoff_reads_no_database_into_existence(tmp_path):
+    result = run("tradeoff", "vit-b16", "--db", tmp_path / "typo.sqllite", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["top1_kind"] == "reported" and "no results database at" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_option_has_help():
+    for command in ("eval", "fewshot", "tradeoff", "inspect"):
+        cmd = main.get_command(None, command)
+        missing = [p.name for p in cmd.params if isinstance(p, click.Option) and not p.help]
+        assert not missing, (command, missing)
+    usage = run("inspect", "--help").stdout
+    assert "NAME[.TAG]|FILE" in usage.splitlines()[0]
 
 
 def test_fewshot_cli(tmp_path, model_file):
@@ -153,7 +253,7 @@ def test_registry_name_uses_its_preprocessing_and_feeds_tradeoff(tmp_path, monke
     scores = np.concatenate([reference_scores(preprocess_image(solid(2), PP224).numpy()), np.zeros(992)])
     assert 3 not in np.argsort(-scores)[:5]  # class 3 scores below 0, where heads 8..999 are: not even top-5
     assert row["model"] == "vit-b16.orig-in21k-ft-in1k" and row["top1"] == 75.0 and row["top5"] == 75.0
-    assert row["preprocess"] == "resize to 224x224, bilinear, mean 0.5 std 0.5"
+    assert row["preprocess"] == "resize to 224x224 as vit_jax (no antialiasing), bilinear, mean 0.5 std 0.5"
     assert calls == [("vit-b16", {"img_size": None, "num_classes": None, "device": "cpu", "dtype": "fp32"})]
     quick = run("eval", "vit-b16", "--data", tmp_path / "in1k", "-j", "0", "--db", db, "--limit", "2", "--json",
                 "--img-size", "256", "--crop-pct", "0.875")  # fmt: skip

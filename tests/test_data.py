@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 from vitzoo.data import (
     collate,
+    default_preprocess,
     describe_preprocess,
     flat_folder,
     hf_dataset,
@@ -19,6 +21,8 @@ from vitzoo.data import (
     override_preprocess,
     preprocess_image,
     resize_shape,
+    tf_resize,
+    validate_preprocess,
 )
 from vitzoo.errors import VitzooError
 from vitzoo.imagenet import IMAGENET_SYNSETS, synset_to_index
@@ -95,6 +99,54 @@ def test_centre_crop_keeps_the_centre():
     assert torch.all(x == 1.0)
     y = preprocess_image(Image.fromarray(a), Preprocess(50))  # squash keeps the sides
     assert y[0, 25, 0] == -1.0 and y[0, 25, 25] == 1.0
+
+
+TF_FIXTURE = Path(__file__).parent / "data" / "tf_resize.npz"  # made by tests/data/make_tf_resize_fixture.py
+TF_TOLERANCE = 1e-4  # on 0..255 pixel values: float32 rounding of the sampling positions and the lerp
+
+
+def _tf_cases():
+    with np.load(TF_FIXTURE, allow_pickle=False) as z:
+        return [(name, int(size)) for name in z.files if "@" in name and not name.startswith("stride")
+                for size in [name.split("@")[1]]]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "size"), _tf_cases())
+def test_tf_resize_equals_tensorflow(key, size):
+    """vit_jax's tf.image.resize(bilinear, antialias=False), as TensorFlow computed it, on real photos."""
+    with np.load(TF_FIXTURE, allow_pickle=False) as z:
+        image, expected, stride = z[key.split("@")[0]], z[key], int(z[f"stride@{size}"])
+    ours = tf_resize(image, size)[::stride, ::stride]
+    assert ours.dtype == np.float32 and ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=TF_TOLERANCE)
+    # and through the preprocessing mode, from a PIL image (greyscale ones become RGB first)
+    pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+    x = preprocess_image(pil, Preprocess(size, resize="tf", mean=(0.0,) * 3, std=(1 / 255,) * 3))
+    np.testing.assert_allclose(x.numpy().transpose(1, 2, 0)[::stride, ::stride], np.broadcast_to(expected, (
+        *expected.shape[:2], 3)), rtol=0, atol=TF_TOLERANCE * 2)  # fmt: skip
+
+
+def test_tf_resize_is_not_pillows_resize():
+    """Pillow's bilinear antialiases when it shrinks: 'squash' is transformers' resize, not vit_jax's."""
+    with np.load(TF_FIXTURE, allow_pickle=False) as z:
+        image, expected, stride = z["camera"][..., 0], z["camera@224"][..., 0], int(z["stride@224"])
+    pillow = np.asarray(Image.fromarray(image).resize((224, 224), Image.Resampling.BILINEAR), np.float32)
+    assert np.abs(pillow[::stride, ::stride] - expected).mean() > 1.0  # grey levels, on average
+
+
+def test_tf_mode_is_validated_and_described():
+    assert validate_preprocess(Preprocess(384, resize="tf")).resize == "tf"
+    with pytest.raises(VitzooError, match="resize 'tf' is bilinear only"):
+        validate_preprocess(Preprocess(384, resize="tf", interpolation="bicubic"))
+    with pytest.raises(VitzooError, match="resize must be one of 'tf', 'squash', 'shorter'"):
+        validate_preprocess(Preprocess(384, resize="crop"))  # type: ignore[arg-type]
+    assert describe_preprocess(Preprocess(384, resize="tf")) == (
+        "resize to 384x384 as vit_jax (no antialiasing), bilinear, mean 0.5 std 0.5"
+    )
+    assert default_preprocess("vit", 384) == default_preprocess("bit", 384) == Preprocess(384, resize="tf")
+    assert override_preprocess(Preprocess(384, resize="tf"), crop_pct=0.9).resize == "shorter"
+    with pytest.raises(VitzooError, match="unknown model family"):
+        default_preprocess("cnn", 224)
 
 
 def test_override_and_describe():
@@ -214,3 +266,78 @@ def test_hf_dataset_from_disk(tmp_path):
     np.testing.assert_allclose(item.image.numpy(), _manual(Image.fromarray(photos[2]), Preprocess(24)), atol=1e-6)
     with pytest.raises(VitzooError, match="no split 'train'"):
         hf_dataset(str(tmp_path / "hf"), "train")
+
+
+# --- one preprocessing for every entry point ------------------------------------------------------------------------
+
+
+def _tiny_vit_file(path, img_size=32, num_classes=2, **metadata):
+    """A vitzoo file of the registry's `testing` architecture (optionally naming where it came from)."""
+    from vitzoo.checkpoint import save_vitzoo
+    from vitzoo.models import ViTConfig, build_model
+
+    config = ViTConfig(16, 10, 1, 2, 10, img_size=img_size, num_classes=num_classes)
+    model = build_model(config)
+    torch.nn.init.normal_(model.head.weight)  # not the zero head that would warn "constant logits"
+    return save_vitzoo(path, model.state_dict(), config, metadata)
+
+
+@pytest.mark.parametrize("pp", [None, Preprocess(32, "shorter", 0.875, "bicubic"), Preprocess(32)])
+def test_every_entry_point_feeds_the_model_the_same_tensor(tmp_path, pp):
+    """eval, fewshot, inspect (library and CLI) and model.preprocess: one photo, one tensor, bit for bit."""
+    import vitzoo
+    from vitzoo.cli.inspect import _load as inspect_load
+    from vitzoo.evaluate import evaluate
+    from vitzoo.fewshot import extract_features
+    from vitzoo.inspection import load_images
+
+    for name, cls in (("chelsea", "cats"), ("coffee", "cups")):
+        _save(tmp_path / "data" / cls / f"{name}.png", getattr(skdata, name)())
+    photo = tmp_path / "data" / "cats" / "chelsea.png"
+    model = vitzoo.load(_tiny_vit_file(tmp_path / "m.safetensors"))
+    pp = pp or model.preprocess  # None: the file's own preprocessing, vit_jax's resize
+    assert (
+        model.preprocess == Preprocess(32, resize="tf")
+        and inspect_load(str(tmp_path / "m.safetensors"), None, False)[1] == model.preprocess
+    )
+    with Image.open(photo) as im:
+        expected = preprocess_image(im, pp)
+    seen = []
+    model.patch_embed.register_forward_pre_hook(lambda _, args: seen.append(args[0][0].clone()))
+    data = image_folder(tmp_path / "data")
+    evaluate(model, pp, data)  # the classes' order: cats (chelsea) first
+    extract_features(model, pp, data)
+    inputs = {
+        "dataset item": data.with_preprocess(pp)[0].image,
+        "eval's model input": seen[0],
+        "fewshot's model input": seen[1],
+        "inspect": load_images([photo], pp).tensor[0],
+    }
+    for where, x in inputs.items():
+        assert torch.equal(x, expected), where
+
+
+def test_files_get_a_preprocessing_and_say_which(tmp_path):
+    import vitzoo
+    from vitzoo.catalog import REGISTRY
+    from vitzoo.models import ViTConfig, build_model
+
+    plain = vitzoo.load(_tiny_vit_file(tmp_path / "plain.safetensors"))
+    assert plain.preprocess == Preprocess(32, resize="tf")
+    assert plain.preprocess_source == "default for a vit file: it names no registry tag"
+    named = vitzoo.load(_tiny_vit_file(tmp_path / "named.safetensors", name="testing.random-10cls"))
+    assert named.preprocess == Preprocess(32)  # the tag's (Pillow squash), at the file's resolution
+    assert named.preprocess_source == "registry tag testing.random-10cls, named in the file"
+    other_arch = vitzoo.load(_tiny_vit_file(tmp_path / "liar.safetensors", name="vit-b16.orig-in21k-ft-in1k"))
+    assert other_arch.preprocess_source.startswith("default for a vit file")  # a name its weights contradict
+    unknown = vitzoo.load(_tiny_vit_file(tmp_path / "unknown.safetensors", name="vit-b16.nope"))
+    assert unknown.preprocess == Preprocess(32, resize="tf")
+    # `vitzoo convert URL` keeps the original URL: a registry tag's url names the tag
+    _, w = REGISTRY.resolve("vit-ti16.augreg-in21k-ft-in1k")
+    config = ViTConfig(16, 192, 12, 3, 768, img_size=32, num_classes=0)
+    from vitzoo.checkpoint import save_vitzoo
+
+    path = save_vitzoo(tmp_path / "ti.safetensors", build_model(config).state_dict(), config, {"source": w.url})
+    ti = vitzoo.load(path)
+    assert ti.preprocess == Preprocess(32, "shorter", 0.9, "bicubic")  # timm's, as that tag says
+    assert ti.preprocess_source == "registry tag vit-ti16.augreg-in21k-ft-in1k, named in the file"

@@ -18,7 +18,16 @@ from PIL import Image
 
 from vitzoo.data import flat_folder, image_folder, preprocess_image
 from vitzoo.errors import VitzooError
-from vitzoo.evaluate import RunOptions, evaluate, load_real_labels, model_num_classes
+from vitzoo.evaluate import (
+    Counts,
+    RunOptions,
+    evaluate,
+    load_real_labels,
+    model_num_classes,
+    result_from_counts,
+    run_batches,
+    score_batch,
+)
 from vitzoo.imagenet import IMAGENET_SYNSETS
 from vitzoo.models import ViTConfig, build_model
 from vitzoo.registry import Preprocess
@@ -26,7 +35,7 @@ from vitzoo.registry import Preprocess
 skdata = pytest.importorskip("skimage.data")
 
 K = 8  # colour classes
-PP = Preprocess(32)  # squash to 32x32: 2x2 patches of 16
+PP = Preprocess(32, resize="tf")  # vit_jax's resize to 32x32 (a file's default): 2x2 patches of 16
 DIRECTIONS = np.random.default_rng(0).normal(size=(K, 3))
 DIRECTIONS /= np.linalg.norm(DIRECTIONS, axis=1, keepdims=True)
 PHOTOS = ("coffee", "chelsea", "rocket", "coins", "logo", "hubble_deep_field")  # RGB, greyscale, RGBA
@@ -118,6 +127,18 @@ def test_eval_top1_top5_exact(tmp_path):
     m = result.metrics()
     assert m["top1"] == result.top1 and m["img_size"] == 32 and m["preprocess"].startswith("resize to 32x32")
     json.dumps(m)  # storable
+
+
+def test_counts_of_batches_add_up_in_any_order(tmp_path):
+    """Per-batch counts are plain sums: shards of a dataset (other processes) can be scored apart and added."""
+    expected = build_folder(tmp_path)
+    data, model = image_folder(tmp_path), colour_model()
+    parts = [score_batch(out, b, data.keys, 5) for out, b in run_batches(model, PP, data, model, RunOptions(3))]
+    forward, backward = sum(parts, Counts()), sum(reversed(parts), Counts())
+    assert (forward.top1, forward.top5) == (backward.top1, backward.top5) == (10, 12)
+    assert sorted(forward.failures) == sorted(backward.failures) and len(forward.failures) == 2
+    result = result_from_counts(forward, data, PP, seconds=1.0)
+    assert (result.top1, result.top5, result.num_images) == (expected["top1"], expected["top5"], 14)
 
 
 def test_eval_with_workers_gives_the_same_numbers(tmp_path):

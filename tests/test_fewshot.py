@@ -12,6 +12,7 @@ from vitzoo.errors import VitzooError
 from vitzoo.fewshot import (
     BIAS_CONSTANT,
     Features,
+    check_shots,
     extract_features,
     fewshot_accuracy,
     fit_least_squares,
@@ -36,7 +37,8 @@ def test_solver_matches_closed_form(n, d, l2):
     x, labels = rng.normal(size=(n, d)) * 3 + 1, rng.integers(0, 4, size=n)
     probe = fit_least_squares(x, labels, 4, l2)
     np.testing.assert_allclose(probe.weights, _augmented_lstsq(x, labels, 4, l2), rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(probe.mean, x.mean(0)) and np.testing.assert_allclose(probe.std, x.std(0) + 1e-5)
+    np.testing.assert_allclose(probe.mean, x.mean(0))
+    np.testing.assert_allclose(probe.std, x.std(0) + 1e-5)
     Xt = np.concatenate([(x - probe.mean) / probe.std, np.full((n, 1), BIAS_CONSTANT)], axis=1)
     np.testing.assert_allclose(probe.scores(x), Xt @ probe.weights)
 
@@ -44,6 +46,20 @@ def test_solver_matches_closed_form(n, d, l2):
 def test_solver_rejects_bad_regularisation():
     with pytest.raises(VitzooError, match="l2_reg must be positive"):
         fit_least_squares(np.ones((3, 2)), np.array([0, 1, 0]), 2, 0.0)
+
+
+def test_check_shots_says_before_extraction_what_the_fit_would():
+    labels = np.repeat([3, 7, 9], [4, 6, 5])
+    check_shots(labels, [1, 3])
+    with pytest.raises(VitzooError, match="a class has 4 images; 4 shots need at least 5 per class"):
+        check_shots(labels, [1, 4])
+    with pytest.raises(VitzooError, match="at least two classes"):
+        check_shots(np.zeros(9, int), [1])
+    with pytest.raises(VitzooError, match="positive"):
+        check_shots(labels, [0, 1])
+    features = Features(np.random.default_rng(0).normal(size=(15, 4)), labels, 10)
+    with pytest.raises(VitzooError, match="a class has 4 images; 4 shots need at least 5 per class"):
+        fewshot_accuracy(features, [4])  # the same message as the fit itself
 
 
 def test_split_is_deterministic_nested_and_disjoint():

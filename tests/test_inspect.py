@@ -289,3 +289,16 @@ def test_load_images_errors(tmp_path):
     (tmp_path / "bad.jpg").write_text("not an image")
     with pytest.raises(VitzooError, match=r"cannot read image .*bad\.jpg"):
         load_images([tmp_path / "bad.jpg"], Preprocess(32))
+    with pytest.raises(VitzooError, match="is a directory, not a file"):
+        load_images([tmp_path], Preprocess(32))
+
+
+def test_load_images_pixels_are_the_rounded_network_view(tmp_path):
+    """vit_jax's resize leaves fractional pixels: the overlay pixels are them rounded, the tensor is unrounded."""
+    Image.fromarray(np.tile(np.arange(0, 250, 10, dtype=np.uint8), (25, 1))[..., None].repeat(3, 2)).save(
+        tmp_path / "ramp.png"
+    )
+    batch = load_images([tmp_path / "ramp.png"], Preprocess(32, resize="tf"))
+    view = (batch.tensor[0].permute(1, 2, 0).numpy() + 1) / 2 * 255
+    np.testing.assert_array_equal(batch.pixels[0], np.clip(np.rint(view), 0, 255).astype(np.uint8))
+    assert not np.allclose(view, np.rint(view), atol=1e-3)  # upsampling a ramp: in-between values

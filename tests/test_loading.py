@@ -18,6 +18,7 @@ from vitzoo.errors import ConfigError
 from vitzoo.hub import HubError, download_url
 from vitzoo.loading import ZeroHeadWarning
 from vitzoo.models import ViTConfig, build_model
+from vitzoo.registry import Preprocess
 
 IN21K_LIKE = ViTConfig(8, 32, 1, 4, 48, img_size=32, num_classes=6, representation_size=32)
 
@@ -36,7 +37,8 @@ def npz(tmp_path) -> tuple[Path, dict[str, torch.Tensor]]:
 def test_loads_eval_mode_with_exact_weights(npz):
     path, sd = npz
     model = vitzoo.load(path)
-    assert not model.training and model.name == str(path) and model.preprocess is None
+    assert not model.training and model.name == str(path) and model.preprocess == Preprocess(32, resize="tf")
+    assert model.preprocess_source == "default for a vit file: it names no registry tag"
     for key, value in model.state_dict().items():
         assert torch.equal(value, sd[key]), key
 

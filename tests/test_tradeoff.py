@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -13,7 +17,7 @@ from vitzoo.errors import VitzooError
 from vitzoo.paper import CITATION, TABLE6
 from vitzoo.plots import plot_tradeoff
 from vitzoo.store import ResultStore
-from vitzoo.tradeoff import build_tradeoff, pareto_front, resolve_names
+from vitzoo.tradeoff import build_tradeoff, measured_accuracy, pareto_front, resolve_names
 
 B16 = "vit-b16.orig-in21k-ft-in1k"  # default tag of vit-b16, 224
 B16_384 = "vit-b16.orig-in21k-ft-in1k-384"
@@ -59,9 +63,10 @@ def test_reported_rows_from_the_registry():
 def test_measured_accuracy_and_throughput_from_the_store(tmp_path):
     store = ResultStore(tmp_path / "r.sqlite")
     env = {"host": "test"}
-    store.add("eval", B16, {"top1": 84.0, "imagenet": True, "limit": None, "num_images": 50000}, env)
-    store.add("eval", B16, {"top1": 99.0, "imagenet": True, "limit": 10, "num_images": 10}, env)  # --limit: ignored
-    store.add("eval", B16, {"top1": 99.0, "imagenet": False, "limit": None, "num_images": 10}, env)  # not IN-1k
+    full = {"imagenet": True, "limit": None, "num_images": 50000, "img_size": 224, "dtype": "fp32"}
+    store.add("eval", B16, {**full, "top1": 84.0, "pp_crop_pct": 1.0, "pp_resize": "tf"}, env)
+    store.add("eval", B16, {**full, "top1": 99.0, "limit": 10, "num_images": 10}, env)  # --limit: ignored
+    store.add("eval", B16, {**full, "top1": 99.0, "imagenet": False, "num_images": 10}, env)  # not IN-1k
     store.add("bench", "vit-b16", {"img_per_s": 50.0, "status": "ok", "device": "cpu", "dtype": "fp32",
                                    "img_size": 224}, env)  # fmt: skip
     store.add("bench", B16, {"img_per_s": 60.0, "status": "ok", "device": "cpu", "dtype": "fp32", "img_size": 224}, env)
@@ -88,6 +93,25 @@ def test_measured_accuracy_and_throughput_from_the_store(tmp_path):
     assert build_tradeoff(["vit-b16"], store=store, dtype="bf16")[0].throughput == 70.0
 
 
+def test_measured_accuracy_is_the_rows_resolution_crop_and_dtype(tmp_path):
+    """A later eval at another resolution, crop, resize or dtype is another measurement: not the row's top-1."""
+    store = ResultStore(tmp_path / "r.sqlite")
+    full = {"imagenet": True, "limit": None, "num_images": 50000, "img_size": 224, "dtype": "fp32"}
+    store.add("eval", B16, {**full, "top1": 81.5, "pp_crop_pct": 1.0, "pp_resize": "tf"}, {})
+    store.add("eval", B16, {**full, "top1": 80.1, "img_size": 384}, {})  # --img-size 384
+    store.add("eval", B16, {**full, "top1": 80.2, "pp_crop_pct": 0.875, "pp_resize": "shorter"}, {})  # --crop-pct
+    store.add("eval", B16, {**full, "top1": 80.3, "pp_resize": "squash"}, {})  # Pillow's resize, not vit_jax's
+    store.add("eval", B16, {**full, "top1": 80.4, "dtype": "bf16"}, {})
+    store.add("eval", B16_384, {**full, "top1": 83.0, "img_size": 384}, {})
+    assert measured_accuracy(store, B16)[0] == 81.5
+    assert measured_accuracy(store, B16, "bf16")[0] == 80.4
+    assert measured_accuracy(store, B16_384)[0] == 83.0 and measured_accuracy(store, B16_384, "fp16") is None
+    rows = {r.model: r for r in build_tradeoff([B16, B16_384], store=store)}
+    assert (rows[B16].top1, rows[B16_384].top1) == (81.5, 83.0) and "fp32" in rows[B16].top1_source
+    assert build_tradeoff([B16], store=store, dtype="bf16")[0].top1 == 80.4
+    assert build_tradeoff([B16], store=store, dtype="fp16")[0].top1_kind == "reported"
+
+
 def test_paper_table6():
     assert len(TABLE6) == 18 and "Table 6" in CITATION
     by = {r.label: r for r in TABLE6}
@@ -100,8 +124,24 @@ def test_paper_table6():
 def test_plot_files(tmp_path):
     rows = build_tradeoff(["vit-b16", "bit-r50x1", "vit-r26-s32", "vit-s32"])
     paths = plot_tradeoff(rows, tmp_path / "out" / "tradeoff")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tradeoff.png", "tradeoff.svg"]  # no temp left
     assert [p.name for p in paths] == ["tradeoff.png", "tradeoff.svg"]
     with Image.open(paths[0]) as im:
         assert im.format == "PNG" and im.width > 1000
     svg = paths[1].read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+
+
+def test_plot_leaves_matplotlib_global_state_alone(tmp_path):
+    """No pyplot, no backend switch: a user's interactive backend survives `plot_tradeoff` (fresh interpreter)."""
+    code = (
+        "import sys, matplotlib; matplotlib.use('svg'); from vitzoo.plots import plot_tradeoff; "
+        "from vitzoo.tradeoff import build_tradeoff; "
+        f"plot_tradeoff(build_tradeoff(['vit-b16', 'bit-r50x1']), {str(tmp_path / 'p')!r}); "
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend(); "
+        "assert 'matplotlib.pyplot' not in sys.modules"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p.png").stat().st_size > 10_000 and (tmp_path / "p.svg").exists()

@@ -107,9 +107,11 @@ BIT_ARCHS = [
 ]
 # fmt: on
 
-# Preprocessing. vit_jax evaluates by resizing straight to the square (as HF's ViTImageProcessor does);
-# timm's numbers were measured with its cfg: short side to size/crop_pct, centre crop, bicubic (ViT) or
-# bilinear (BiT).
+# Preprocessing: the one the tag's reported accuracy was measured with. vit_jax (the paper, its README) resizes
+# straight to the square with tf.image.resize, bilinear without antialiasing ("tf"; HF's ViTImageProcessor
+# squashes with Pillow, which antialiases); timm's numbers were measured with its cfg: short side to
+# size/crop_pct, centre crop, bicubic (ViT) or bilinear (BiT).
+VIT_JAX_SOURCES = (PAPER_T5, VIT_README_2020, AUGREG_README)
 
 
 def _timm_pp(size: int, crop_pct: float, interpolation: str = "bicubic") -> Preprocess:
@@ -122,7 +124,7 @@ def _orig(tag, repo, filename, size, gcs, classes, top1, source, width) -> Weigh
         tag=tag,
         hub=HubFile(repo, filename, "transformers"),
         pretrain="ImageNet-21k (paper)" + ("" if in21k else f", fine-tuned on ImageNet-1k at {size}"),
-        preprocess=Preprocess(size),
+        preprocess=Preprocess(size, resize="tf"),
         num_classes=classes,
         url=f"{GCS_VIT}/{gcs}",
         representation_size=width if in21k else None,
@@ -134,11 +136,12 @@ def _orig(tag, repo, filename, size, gcs, classes, top1, source, width) -> Weigh
 
 def _augreg_ft(timm_name, size, model, run, lr, top1, source) -> Weights:
     upstream = f"{model}-i21k-300ep-lr_0.001-{run}"
+    vit_jax = source in VIT_JAX_SOURCES  # the README's own number: vit_jax's evaluation
     return Weights(
         tag="augreg-in21k-ft-in1k" + ("" if size == 224 else f"-{size}"),
         hub=HubFile(f"timm/{timm_name}_{size}.augreg_in21k_ft_in1k", "model.safetensors", "timm"),
         pretrain=f"ImageNet-21k (AugReg, 300 ep), fine-tuned on ImageNet-1k at {size}",
-        preprocess=_timm_pp(size, 0.9 if size == 224 else 1.0),
+        preprocess=Preprocess(size, resize="tf") if vit_jax else _timm_pp(size, 0.9 if size == 224 else 1.0),
         num_classes=1000,
         url=f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_{lr}-res_{size}.npz",
         accuracy=Accuracy(top1, source),

@@ -1,8 +1,16 @@
 """Evaluation data: images -> tensors exactly as a checkpoint was evaluated, and labelled image datasets.
 
-Preprocessing follows a ``Preprocess`` (Pillow + torch, no torchvision): convert to RGB; ``squash`` resizes
-straight to img_size x img_size (vit_jax, HF); ``shorter`` resizes the short side to floor(img_size / crop_pct)
-and centre-crops img_size (timm's rule); then float32 in [0, 1], ``(x - mean) / std``, CHW.
+Preprocessing follows a ``Preprocess`` (Pillow + torch, no torchvision). This module is its only
+implementation: ``eval``, ``fewshot``, ``inspect`` and ``model.preprocess`` all go through ``preprocess_image``
+(or ``resize_pixels`` + ``normalise``). Convert to RGB, then by ``Preprocess.resize``:
+
+- ``tf``: straight to img_size x img_size as vit_jax evaluates (``tf.image.resize``: bilinear, half-pixel
+  centres, no antialiasing, float pixels never rounded to uint8), done with ``F.interpolate``;
+- ``squash``: straight to img_size x img_size with Pillow (which antialiases when shrinking; transformers' rule);
+- ``shorter``: the short side to floor(img_size / crop_pct), the long side in proportion (truncated), and a
+  centre crop of img_size at offsets rounded half to even (timm's / torchvision's rule).
+
+Then [0, 255] -> [0, 1], ``(x - mean) / std``, CHW float32.
 
 Datasets are ImageFolder trees (one folder per class; folders named by ImageNet-1k WordNet ids map to the
 1000 standard indices), flat ImageNet validation folders with a label file, and Hugging Face ``datasets``.
@@ -20,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -28,11 +37,12 @@ from vitzoo.imagenet import IMAGENET_SYNSETS, NUM_IMAGENET_CLASSES, synset_to_in
 from vitzoo.registry import Preprocess
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+RESIZE_MODES = ("tf", "squash", "shorter")
 
 
 def resize_shape(width: int, height: int, pp: Preprocess) -> tuple[int, int]:
-    """(width, height) an image is resized to before the centre crop (the crop is skipped for "squash")."""
-    if pp.resize == "squash":
+    """(width, height) an image is resized to before the centre crop (no crop for "tf" and "squash")."""
+    if pp.resize != "shorter":
         return pp.img_size, pp.img_size
     short = math.floor(pp.img_size / pp.crop_pct)
     if width <= height:
@@ -40,9 +50,23 @@ def resize_shape(width: int, height: int, pp: Preprocess) -> tuple[int, int]:
     return int(short * width / height), short
 
 
-def preprocess_image(image: Image.Image, pp: Preprocess) -> torch.Tensor:
-    """One PIL image -> a (3, img_size, img_size) float32 tensor, normalised as the checkpoint expects."""
+def tf_resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """vit_jax's ``tf.image.resize(pixels, [size, size])`` (bilinear, half-pixel centres, no antialiasing).
+
+    ``pixels`` is (H, W, C) uint8 or float; returns (size, size, C) float32 in the input's range, unrounded.
+    ``F.interpolate(align_corners=False, antialias=False)`` samples at the same half-pixel centres and clamps
+    at the borders as TensorFlow's ResizeBilinear does (tests/test_data.py checks it against TensorFlow).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
+    y = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    return y[0].permute(1, 2, 0).numpy()
+
+
+def resize_pixels(image: Image.Image, pp: Preprocess) -> np.ndarray:
+    """The network's view of ``image`` before normalisation: (img_size, img_size, 3) float32 in [0, 255]."""
     image = image.convert("RGB")
+    if pp.resize == "tf":
+        return tf_resize(np.asarray(image), pp.img_size)
     size = resize_shape(image.width, image.height, pp)
     if size != image.size:
         image = image.resize(size, _RESAMPLE[pp.interpolation])
@@ -50,10 +74,32 @@ def preprocess_image(image: Image.Image, pp: Preprocess) -> torch.Tensor:
         left = round((size[0] - pp.img_size) / 2.0)
         top = round((size[1] - pp.img_size) / 2.0)
         image = image.crop((left, top, left + pp.img_size, top + pp.img_size))
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return np.asarray(image, dtype=np.float32)
+
+
+def normalise(pixels: np.ndarray, pp: Preprocess) -> torch.Tensor:
+    """(..., H, W, 3) pixels in [0, 255] -> (..., 3, H, W) float32 ``(x / 255 - mean) / std``."""
+    x = torch.from_numpy(np.asarray(pixels, dtype=np.float32) / 255.0).movedim(-1, -3)
     mean = torch.tensor(pp.mean, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(pp.std, dtype=torch.float32).view(3, 1, 1)
     return ((x - mean) / std).contiguous()
+
+
+def preprocess_image(image: Image.Image, pp: Preprocess) -> torch.Tensor:
+    """One PIL image -> a (3, img_size, img_size) float32 tensor, normalised as the checkpoint expects."""
+    return normalise(resize_pixels(image, pp), pp)
+
+
+def default_preprocess(family: str, img_size: int) -> Preprocess:
+    """The preprocessing for a checkpoint of ``family`` ("vit", "hybrid", "bit") that names none.
+
+    The originals' own evaluation, the same for the three families: vit_jax and big_transfer both resize the
+    decoded image straight to the square with ``tf.image.resize`` (bilinear, no antialiasing) and map
+    [0, 255] to [-1, 1].
+    """
+    if family not in ("vit", "hybrid", "bit"):
+        raise VitzooError(f"unknown model family {family!r}")
+    return Preprocess(img_size, resize="tf")
 
 
 def validate_preprocess(pp: Preprocess) -> Preprocess:
@@ -62,10 +108,12 @@ def validate_preprocess(pp: Preprocess) -> Preprocess:
         raise VitzooError(f"img_size must be positive, not {pp.img_size}")
     if not 0 < pp.crop_pct <= 1:
         raise VitzooError(f"crop_pct must be in (0, 1], not {pp.crop_pct}")
-    if pp.resize not in ("squash", "shorter"):
-        raise VitzooError(f"resize must be 'squash' or 'shorter', not {pp.resize!r}")
+    if pp.resize not in RESIZE_MODES:
+        raise VitzooError(f"resize must be one of {', '.join(map(repr, RESIZE_MODES))}, not {pp.resize!r}")
     if pp.interpolation not in _RESAMPLE:
         raise VitzooError(f"interpolation must be 'bilinear' or 'bicubic', not {pp.interpolation!r}")
+    if pp.resize == "tf" and pp.interpolation != "bilinear":  # TF's bicubic is another kernel than torch's
+        raise VitzooError(f"resize 'tf' is bilinear only, not {pp.interpolation!r}")
     return pp
 
 
@@ -353,7 +401,9 @@ def open_dataset(
 
 def describe_preprocess(pp: Preprocess) -> str:
     """One line: how images are prepared, e.g. 'shorter side 426, centre crop 384, bicubic, mean 0.5 std 0.5'."""
-    if pp.resize == "squash":
+    if pp.resize == "tf":
+        geometry = f"resize to {pp.img_size}x{pp.img_size} as vit_jax (no antialiasing)"
+    elif pp.resize == "squash":
         geometry = f"resize to {pp.img_size}x{pp.img_size}"
     else:
         geometry = f"shorter side {math.floor(pp.img_size / pp.crop_pct)}, centre crop {pp.img_size}"

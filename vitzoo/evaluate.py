@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,68 @@ def load_real_labels(path: str | os.PathLike) -> RealLabels:
     return out
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What ``evaluate`` sums over batches (and what shards of a dataset would sum across processes)."""
+
+    top1: int = 0  # images whose top prediction is the label
+    top5: int = 0  # images whose label is among the top-k predictions
+    real_hits: int = 0  # images with ReaL labels whose top prediction is one of them
+    real_images: int = 0  # images with a non-empty set of ReaL labels
+    failures: tuple[tuple[str, str], ...] = ()  # (image key, reason) of unreadable files
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.top1 + other.top1,
+            self.top5 + other.top5,
+            self.real_hits + other.real_hits,
+            self.real_images + other.real_images,
+            self.failures + other.failures,
+        )
+
+
+def score_batch(
+    logits: torch.Tensor, batch: Batch, keys: Sequence[str], k: int, real_labels: RealLabels | None = None
+) -> Counts:
+    """The counts of one batch: ``logits`` (B, classes) of its readable images; ``keys`` name the dataset's images."""
+    failures = tuple((keys[i], reason) for i, reason in batch.failures)
+    if not len(batch.labels):
+        return Counts(failures=failures)
+    pred = logits.topk(k, dim=1).indices
+    top1 = int((pred[:, 0] == batch.labels).sum())
+    top5 = int((pred == batch.labels[:, None]).any(dim=1).sum())
+    real_hits = real_images = 0
+    if real_labels is not None:
+        for i, p in zip(batch.indices.tolist(), pred[:, 0].tolist(), strict=True):
+            real = real_labels.get(keys[i])
+            if real:
+                real_images += 1
+                real_hits += p in real
+    return Counts(top1, top5, real_hits, real_images, failures)
+
+
+def result_from_counts(
+    counts: Counts, data: ImageDataset, preprocess: Preprocess, seconds: float, total: int | None = None
+) -> EvalResult:
+    """Percentages from the counts over ``total`` images (default: all of ``data``)."""
+    n = (len(data) if total is None else total) - len(counts.failures)
+    if n == 0:
+        raise VitzooError(f"no readable image in {data.description} ({len(counts.failures)} files skipped)")
+    return EvalResult(
+        top1=100.0 * counts.top1 / n,
+        top5=100.0 * counts.top5 / n,
+        num_images=n,
+        skipped=len(counts.failures),
+        seconds=seconds,
+        preprocess=preprocess,
+        dataset=data.description,
+        num_classes=data.num_classes,
+        real_top1=100.0 * counts.real_hits / counts.real_images if counts.real_images else None,
+        real_images=counts.real_images,
+        failures=counts.failures,
+    )
+
+
 def evaluate(
     model: nn.Module,
     preprocess: Preprocess,
@@ -167,36 +229,8 @@ def evaluate(
     if real_labels is not None and not any(k in real_labels for k in data.keys):
         raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
     k = min(5, data.num_classes)
-    top1 = top5 = real_hits = real_n = 0
-    failures: list[tuple[str, str]] = []
+    counts = Counts()
     start = time.perf_counter()
     for logits, batch in run_batches(model, preprocess, data, model, options, progress):
-        failures += [(data.keys[i], reason) for i, reason in batch.failures]
-        if not len(batch.labels):
-            continue
-        pred = logits.topk(k, dim=1).indices
-        top1 += int((pred[:, 0] == batch.labels).sum())
-        top5 += int((pred == batch.labels[:, None]).any(dim=1).sum())
-        if real_labels is not None:
-            for i, p in zip(batch.indices.tolist(), pred[:, 0].tolist(), strict=True):
-                real = real_labels.get(data.keys[i])
-                if real:
-                    real_n += 1
-                    real_hits += p in real
-    seconds = time.perf_counter() - start
-    n = len(data) - len(failures)
-    if n == 0:
-        raise VitzooError(f"no readable image in {data.description} ({len(failures)} files skipped)")
-    return EvalResult(
-        top1=100.0 * top1 / n,
-        top5=100.0 * top5 / n,
-        num_images=n,
-        skipped=len(failures),
-        seconds=seconds,
-        preprocess=preprocess,
-        dataset=data.description,
-        num_classes=data.num_classes,
-        real_top1=100.0 * real_hits / real_n if real_n else None,
-        real_images=real_n,
-        failures=tuple(failures),
-    )
+        counts += score_batch(logits, batch, data.keys, k, real_labels)
+    return result_from_counts(counts, data, preprocess, time.perf_counter() - start)

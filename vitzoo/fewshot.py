@@ -90,6 +90,21 @@ def fit_least_squares(x: np.ndarray, labels: np.ndarray, num_classes: int, l2_re
     return LinearProbe(mean, std, W)
 
 
+def check_shots(labels: Sequence[int] | np.ndarray, shots: Sequence[int]) -> None:
+    """Raise what ``fewshot_accuracy`` would on these labels, before any feature is extracted.
+
+    Needs at least two classes, and more than ``max(shots)`` images in every class (the rest are the test set).
+    """
+    if not shots or min(shots) <= 0:
+        raise VitzooError(f"shots must be positive integers, not {list(shots)}")
+    counts = np.unique(np.asarray(labels), return_counts=True)[1]
+    if len(counts) < 2:
+        raise VitzooError("few-shot evaluation needs images of at least two classes")
+    top = max(shots)
+    if counts.min() <= top:
+        raise VitzooError(f"a class has {counts.min()} images; {top} shots need at least {top + 1} per class")
+
+
 def split_shots(labels: np.ndarray, shots: Sequence[int], seed: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Training indices for each shot count, and one test set shared by all of them.
 

@@ -12,12 +12,13 @@ import torch
 from torch import nn
 
 from vitzoo.catalog import REGISTRY
-from vitzoo.checkpoint import CheckpointError, read_tensors, save_vitzoo
+from vitzoo.checkpoint import CheckpointError, read_tensors, save_vitzoo, sniff
 from vitzoo.convert import Converted, check_architecture, convert_file, convert_tensors
-from vitzoo.errors import ConfigError
+from vitzoo.data import default_preprocess
+from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.factory import check_overrides
 from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
-from vitzoo.registry import ModelSpec, Weights
+from vitzoo.registry import ModelSpec, Preprocess, Weights, family_of
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # vitzoo's dtype names
 DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -115,6 +116,57 @@ def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[s
     return config, sd
 
 
+def _file_metadata(path: Path) -> dict[str, str]:
+    """The safetensors metadata of a weight file ({} for other formats); only the header is read."""
+    if sniff(path) != "safetensors":
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return f.metadata() or {}
+
+
+def registry_tag_of_file(metadata: dict[str, str], config: ModelConfig) -> str | None:
+    """The registry ``arch.tag`` a vitzoo file was made from, when it says so and its architecture agrees.
+
+    ``vitzoo download`` stores the name (``name``); ``vitzoo convert URL`` stores the original URL
+    (``source``), which is a registry tag's ``url`` when the file was converted from one.
+    """
+    candidates = []
+    if metadata.get("name"):
+        candidates.append(metadata["name"])
+    if metadata.get("source"):
+        candidates += [f"{spec.name}.{w.tag}" for spec in REGISTRY for w in spec.weights if w.url == metadata["source"]]
+    for full in candidates:
+        try:
+            spec, weights = REGISTRY.resolve(full)
+            if weights is None:
+                continue
+            check_architecture(config, spec.config_for(weights), full)  # same network (resolution may differ)
+        except (VitzooError, CheckpointError):
+            continue
+        return f"{spec.name}.{weights.tag}"
+    return None
+
+
+def checkpoint_preprocess(
+    config: ModelConfig, weights: Weights | None, display: str, metadata: dict[str, str] | None = None
+) -> tuple[Preprocess, str]:
+    """The evaluation preprocessing of a loaded checkpoint at ``config.img_size``, and where it comes from.
+
+    A registry checkpoint has its tag's; a file the one of the registry tag it was made from (see
+    ``registry_tag_of_file``), else its family's default (``vitzoo.data.default_preprocess``).
+    """
+    if weights is not None:
+        return replace(weights.preprocess, img_size=config.img_size), f"registry tag {display}"
+    tag = registry_tag_of_file(metadata or {}, config)
+    if tag is not None:
+        pp = REGISTRY.resolve(tag)[1].preprocess  # type: ignore[union-attr]
+        return replace(pp, img_size=config.img_size), f"registry tag {tag}, named in the file"
+    family = family_of(config)
+    return default_preprocess(family, config.img_size), f"default for a {family} file: it names no registry tag"
+
+
 def _zero_head(sd: dict[str, torch.Tensor]) -> bool:
     w = sd.get("head.weight")
     return w is not None and not bool(w.any())
@@ -152,8 +204,9 @@ def load(
         pre_logits: False drops the representation layer of the ImageNet-21k checkpoints.
         posemb_interp: "bilinear" (the original's method) or "bicubic".
 
-    The loaded name is in ``model.name`` (``arch.tag``, never silently another tag) and the checkpoint's
-    preprocessing in ``model.preprocess`` (None for a file without registry entry).
+    The loaded name is in ``model.name`` (``arch.tag``, never silently another tag), the checkpoint's
+    evaluation preprocessing (at the model's resolution) in ``model.preprocess``, and where that comes from in
+    ``model.preprocess_source``: the registry tag, the tag a file was made from, or the family's default.
     """
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
@@ -176,5 +229,6 @@ def load(
     model.load_state_dict(sd, strict=True, assign=True)
     model.to(device=device, dtype=torch_dtype)
     model.name = display
-    model.preprocess = None if weights is None else replace(weights.preprocess, img_size=config.img_size)
+    metadata = _file_metadata(Path(display)) if weights is None else None
+    model.preprocess, model.preprocess_source = checkpoint_preprocess(config, weights, display, metadata)
     return model.eval()

@@ -82,32 +82,36 @@ def _paper_panel(ax, table: Sequence[ScalingRow]) -> None:
 
 
 def plot_tradeoff(rows: Sequence[TradeoffRow], prefix: str | os.PathLike, *, subtitle: str = "") -> list[Path]:
-    """Draw the trade-off of ``rows`` and write ``prefix.png`` and ``prefix.svg``; returns the paths written."""
-    import matplotlib
+    """Draw the trade-off of ``rows`` and write ``prefix.png`` and ``prefix.svg``; returns the paths written.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    The figure is a ``matplotlib.figure.Figure`` on its own Agg canvas: no pyplot, no global backend, nothing
+    left open. Each file is written atomically (a temporary file beside it, then renamed).
+    """
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from vitzoo.checkpoint import atomic_path
 
     scored = [r for r in rows if r.top1 is not None]
     timed = [r for r in scored if r.throughput is not None]
     panels = 3 if timed else 2
-    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 5.4), constrained_layout=True)
-    try:
-        _scatter(axes[0], scored, lambda r: r.gmacs, [r.pareto_gmacs for r in scored], "GMACs per image (log)", False)
-        axes[0].set_title("inference compute at each checkpoint's resolution", fontsize=10)
-        if timed:
-            flags = [r.pareto_throughput for r in timed]
-            _scatter(axes[1], timed, lambda r: r.throughput, flags, "measured throughput (images/s, log)", True)
-            axes[1].set_title("measured throughput" + (f" ({subtitle})" if subtitle else ""), fontsize=10)
-        _paper_panel(axes[-1], TABLE6)
-        note = "Filled markers: reported top-1; black edge: measured with `vitzoo eval`."
-        fig.suptitle(f"Accuracy vs compute — ViT, hybrids and BiT ResNets. {note}", fontsize=11)
-        prefix = Path(prefix).expanduser()
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        paths = [prefix.with_name(prefix.name + ext) for ext in (".png", ".svg")]
-        fig.savefig(paths[0], dpi=100)
-        with matplotlib.rc_context({"svg.hashsalt": "vitzoo"}):  # no timestamp, fixed ids: reproducible files
-            fig.savefig(paths[1], metadata={"Date": None})
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(6.2 * panels, 5.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, panels)
+    _scatter(axes[0], scored, lambda r: r.gmacs, [r.pareto_gmacs for r in scored], "GMACs per image (log)", False)
+    axes[0].set_title("inference compute at each checkpoint's resolution", fontsize=10)
+    if timed:
+        flags = [r.pareto_throughput for r in timed]
+        _scatter(axes[1], timed, lambda r: r.throughput, flags, "measured throughput (images/s, log)", True)
+        axes[1].set_title("measured throughput" + (f" ({subtitle})" if subtitle else ""), fontsize=10)
+    _paper_panel(axes[-1], TABLE6)
+    note = "Filled markers: reported top-1; black edge: measured with `vitzoo eval`."
+    fig.suptitle(f"Accuracy vs compute — ViT, hybrids and BiT ResNets. {note}", fontsize=11)
+    prefix = Path(prefix).expanduser()
+    paths = [prefix.with_name(prefix.name + ext) for ext in (".png", ".svg")]
+    with atomic_path(paths[0]) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    with matplotlib.rc_context({"svg.hashsalt": "vitzoo"}), atomic_path(paths[1]) as tmp:  # reproducible files
+        fig.savefig(tmp, format="svg", metadata={"Date": None})  # no timestamp, fixed ids
     return paths

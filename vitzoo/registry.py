@@ -32,7 +32,8 @@ class Preprocess:
     """How a checkpoint's inputs were prepared for evaluation."""
 
     img_size: int  # side of the square network input
-    resize: Literal["squash", "shorter"] = "squash"  # squash: straight to img_size^2; shorter: short side + crop
+    # tf: straight to img_size^2 as vit_jax (no antialiasing); squash: the same with Pillow; shorter: short side + crop
+    resize: Literal["tf", "squash", "shorter"] = "squash"
     crop_pct: float = 1.0  # with "shorter": resize the short side to img_size / crop_pct, centre-crop img_size
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # the originals all map [0, 1] to [-1, 1]

@@ -2,8 +2,9 @@
 
 Compute comes from the closed-form counts of ``vitzoo.analytic`` at each checkpoint's evaluation resolution;
 throughput from the results store (``vitzoo bench``) for one device and dtype; accuracy is the user's own
-ImageNet-1k measurement (``vitzoo eval`` on the full 1000-class set, latest run) when there is one, otherwise
-the number reported for the checkpoint in the registry. Rows that no other row beats on both accuracy and
+ImageNet-1k measurement (``vitzoo eval`` on the full 1000-class set with the checkpoint's resolution, crop and
+resize, in that dtype; latest run) when there is one, otherwise the number reported for the checkpoint in the
+registry. Rows that no other row beats on both accuracy and
 cost are marked Pareto-optimal, once for GMACs (lower is better) and once for throughput (higher is better).
 """
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from vitzoo.analytic import count_macs, count_params
 from vitzoo.catalog import REGISTRY
 from vitzoo.errors import VitzooError
-from vitzoo.registry import Family
+from vitzoo.registry import Family, Preprocess
 
 if TYPE_CHECKING:
     from vitzoo.store import ResultStore
@@ -103,18 +104,41 @@ def _latest(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return records[-1] if records else None
 
 
-def measured_accuracy(store: ResultStore, model: str) -> tuple[float, str] | None:
-    """The latest full ImageNet-1k ``vitzoo eval`` of ``model`` in the store: (top-1, description)."""
+def _same_evaluation(m: dict[str, Any], pp: Preprocess, dtype: str) -> bool:
+    """Whether stored eval metrics ``m`` measured the checkpoint as its row does: resolution, crop and dtype.
+
+    ``img_size`` must match; the preprocessing (``pp_crop_pct``, ``pp_resize``, ``pp_interpolation``) must match
+    where recorded; a run without ``dtype`` counts as fp32.
+    """
+    if m.get("img_size") != pp.img_size or m.get("dtype", "fp32") != dtype:
+        return False
+    crop = m.get("pp_crop_pct")
+    if crop is not None and not (isinstance(crop, (int, float)) and math.isclose(crop, pp.crop_pct, abs_tol=1e-9)):
+        return False
+    return all(m.get(f"pp_{k}") in (None, getattr(pp, k)) for k in ("resize", "interpolation"))
+
+
+def measured_accuracy(store: ResultStore, model: str, dtype: str = "fp32") -> tuple[float, str] | None:
+    """The latest full ImageNet-1k ``vitzoo eval`` of checkpoint ``model`` (``arch.tag``): (top-1, description).
+
+    Only runs that evaluated it as its registry row says count (``_same_evaluation``): a 384-px or a
+    centre-cropped run of a 224 checkpoint, or a bf16 run when ``dtype`` is fp32, is another measurement.
+    """
+    _, weights = REGISTRY.resolve(model)
+    assert weights is not None
     runs = [
         r
         for r in store.records(kind="eval", model=_escape(model))
-        if r["metrics"].get("imagenet") and r["metrics"].get("limit") is None and r["metrics"].get("top1") is not None
+        if r["metrics"].get("imagenet")
+        and r["metrics"].get("limit") is None
+        and r["metrics"].get("top1") is not None
+        and _same_evaluation(r["metrics"], weights.preprocess, dtype)
     ]
     last = _latest(runs)
     if last is None:
         return None
     m = last["metrics"]
-    return float(m["top1"]), f"vitzoo eval {last['created'][:10]}, {m.get('num_images')} images"
+    return float(m["top1"]), f"vitzoo eval {last['created'][:10]}, {m.get('num_images')} images, {dtype}"
 
 
 def measured_throughput(store: ResultStore, model: str, device: str, dtype: str) -> float | None:
@@ -161,7 +185,7 @@ def build_tradeoff(
         assert weights is not None
         config = spec.config_for(weights)
         top1 = kind = source = None
-        measured = None if store is None else measured_accuracy(store, full)
+        measured = None if store is None else measured_accuracy(store, full, dtype)
         if measured is not None:
             (top1, source), kind = measured, "measured"
         elif weights.accuracy is not None:

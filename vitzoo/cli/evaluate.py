@@ -13,12 +13,15 @@ import click
 from vitzoo.cli._output import (
     emit,
     err_console,
+    fail,
     format_options,
     info,
     millions,
     render_table,
     warn,
 )
+from vitzoo.cli._preflight import at_least, check_store, fraction, positive_number
+from vitzoo.cli._preflight import plot_prefix as check_plot_prefix
 from vitzoo.errors import VitzooError
 
 MAX_LISTED_FAILURES = 10
@@ -26,6 +29,14 @@ MAX_LISTED_FAILURES = 10
 
 def _pct(v: Any) -> str:
     return "—" if v is None else f"{v:.2f}"
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, device: str) -> str:
+    """--device names an available device (checked when the options are read, before any data or download)."""
+    from vitzoo.peak import resolve_device
+
+    resolve_device(device)
+    return device
 
 
 def data_options(func: Callable) -> Callable:
@@ -40,13 +51,21 @@ def data_options(func: Callable) -> Callable:
         click.option("--hf-dataset", "hf", metavar="NAME|DIR",
                      help="A Hugging Face dataset (name, or a save_to_disk directory); needs `datasets`."),
         click.option("--split", default="validation", show_default=True, help="Split of --hf-dataset."),
-        click.option("--img-size", type=int, help="Resolution override (position embeddings resized)."),
-        click.option("--crop-pct", type=float, help="Crop fraction override (< 1: resize shorter side, centre crop)."),
-        click.option("--batch-size", "-b", default=32, show_default=True, type=int),
-        click.option("--workers", "-j", default=2, show_default=True, type=int, help="Data-loading processes."),
-        click.option("--limit", type=int, metavar="N", help="Only N images, evenly spaced (a quick look)."),
-        click.option("--device", default="cpu", show_default=True),
-        click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True),
+        click.option("--img-size", type=int, callback=at_least(1), metavar="PIXELS",
+                     help="Resolution override (position embeddings resized). Default: the checkpoint's."),
+        click.option("--crop-pct", type=float, callback=fraction, metavar="FRACTION",
+                     help="Crop fraction override in (0, 1] (< 1: resize the shorter side to img-size / crop-pct, "
+                          "centre crop). Default: the checkpoint's."),
+        click.option("--batch-size", "-b", default=32, show_default=True, type=int, callback=at_least(1),
+                     help="Images per forward pass."),
+        click.option("--workers", "-j", default=2, show_default=True, type=int, callback=at_least(0),
+                     help="Data-loading processes (0: load in this process)."),
+        click.option("--limit", type=int, callback=at_least(1), metavar="N",
+                     help="Only N images, evenly spaced (a quick look)."),
+        click.option("--device", default="cpu", show_default=True, callback=_check_device,
+                     help="cpu, cuda, cuda:N or mps."),
+        click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+                     help="Precision of the weights and inputs."),
         click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache)."),
         click.option("--no-store", is_flag=True, help="Do not record the result in the results database."),
     ]  # fmt: skip
@@ -69,20 +88,27 @@ def _progress(description: str):
 
 
 def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
-    """Model (eval mode) and the preprocessing it was evaluated with, overrides applied."""
+    """Model (eval mode) and the preprocessing it was evaluated with (``model.preprocess``), overrides applied."""
     import vitzoo
-    from vitzoo.data import override_preprocess
+    from vitzoo.data import default_preprocess, override_preprocess
     from vitzoo.loading import ZeroHeadWarning
     from vitzoo.peak import resolve_device
-    from vitzoo.registry import Preprocess
+    from vitzoo.registry import family_of
 
-    resolve_device(device)  # an unavailable device is a one-line error, before any download
+    resolve_device(device)  # also checked by --device; library callers of _load get the same one-line error
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZeroHeadWarning)
         model = vitzoo.load(name, img_size=img_size, num_classes=num_classes, device=device, dtype=dtype)
     zeroed = any(issubclass(w.category, ZeroHeadWarning) for w in caught)
-    pp = getattr(model, "preprocess", None) or Preprocess(model.config.img_size)  # files: vit_jax's default
+    pp = getattr(model, "preprocess", None) or default_preprocess(family_of(model.config), model.config.img_size)
     return model, override_preprocess(pp, img_size=img_size, crop_pct=crop_pct), zeroed
+
+
+def _describe_run(model, data, pp) -> str:
+    """The line announcing a run: model, data, preprocessing (and where a file's preprocessing comes from)."""
+    source = getattr(model, "preprocess_source", None)
+    note = f" ({source})" if source is not None and source != f"registry tag {model.name}" else ""
+    return f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}{note}"
 
 
 def _dataset(data_path, labels_file, hf, split, limit):
@@ -104,12 +130,22 @@ def _report_failures(failures) -> None:
         info(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more")
 
 
+def _outputs(db: str | None, no_store: bool) -> None:
+    """Check, before any work, that the result can be recorded (see ``_preflight.check_store``)."""
+    if not no_store:
+        check_store(db)
+
+
 def _store(db: str | None, kind: str, model: str, metrics: dict[str, Any], device: str) -> None:
+    """Record a result already printed; a failure now is one error line and exit 1, the result stays on screen."""
     from vitzoo.env import environment
     from vitzoo.store import ResultStore
 
-    store = ResultStore(db)
-    row = store.add(kind, model, metrics, environment(device))
+    try:
+        store = ResultStore(db)
+        row = store.add(kind, model, metrics, environment(device))
+    except (VitzooError, OSError) as e:
+        fail(f"the result above was not recorded: {e}")
     info(f"recorded as {kind} #{row} in {store.path}")
 
 
@@ -138,8 +174,9 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     """Measure top-1 / top-5 accuracy of a checkpoint on a labelled image dataset.
 
     Images are prepared exactly as the checkpoint was evaluated (resolution, resize/crop, interpolation,
-    mean/std from its registry entry); unreadable files are reported and skipped. The result is recorded in
-    the results database, where `vitzoo tradeoff` finds it.
+    mean/std from its registry entry; a FILE: the registry tag it names, else its family's default, vit_jax's
+    resize); unreadable files are reported and skipped. The result is printed, then recorded in the results
+    database, where `vitzoo tradeoff` finds it; --db is checked before the work starts.
 
     \b
     Examples:
@@ -149,6 +186,7 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     """
     from vitzoo.evaluate import RunOptions, check_head, evaluate, load_real_labels
 
+    _outputs(db, no_store)
     data = _dataset(data_path, labels_file, hf, split, limit)
     real = load_real_labels(real_labels) if real_labels else None
     _precheck(name, data, img_size)
@@ -158,22 +196,22 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
                           "authors zeroed it), so accuracy would be meaningless; evaluate a fine-tuned checkpoint, "
                           "or use `vitzoo fewshot`")  # fmt: skip
     check_head(model, data)
-    info(f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}")
+    info(_describe_run(model, data, pp))
     with _progress("evaluating") as progress:
         result = evaluate(model, pp, data, options=RunOptions(batch_size, workers), real_labels=real,
                           progress=progress)  # fmt: skip
     _report_failures(result.failures)
     row = {"model": model.name, **result.metrics()}
+    if fmt in ("json", "csv"):
+        emit([row], fmt, [])
+    else:
+        fields = [f for f in EVAL_FIELDS if real is not None or not f[0].startswith("real_")]
+        table = [{"field": label, "value": show(row[key])} for key, label, show in fields]
+        render_table(table, [("field", "metric", None), ("value", "value", None)], title="vitzoo eval")
     if not no_store:
         metrics = {**result.metrics(), "imagenet": data.classes.imagenet, "limit": limit, "device": device,
                    "dtype": dtype, "batch_size": batch_size, "workers": workers}  # fmt: skip
         _store(db, "eval", model.name, metrics, device)
-    if fmt in ("json", "csv"):
-        emit([row], fmt, [])
-        return
-    fields = [f for f in EVAL_FIELDS if real is not None or not f[0].startswith("real_")]
-    table = [{"field": label, "value": show(row[key])} for key, label, show in fields]
-    render_table(table, [("field", "metric", None), ("value", "value", None)], title="vitzoo eval")
 
 
 def _precheck(name: str, data, img_size: int | None) -> None:
@@ -222,9 +260,12 @@ FEWSHOT_COLUMNS = [
 @click.command("fewshot")
 @click.argument("name", metavar="NAME[.TAG]|FILE")
 @data_options
-@click.option("--shots", default="1,5,10,25", show_default=True, help="Images per class to fit on.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the per-class sampling.")
-@click.option("--l2-reg", default=2.0**10, show_default=True, type=float, help="Ridge strength.")
+@click.option("--shots", default="1,5,10,25", show_default=True, metavar="K[,K...]",
+              help="Images per class to fit on: positive integers, comma-separated.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int, callback=at_least(0),
+              help="Seed (>= 0) of the per-class sampling.")  # fmt: skip
+@click.option("--l2-reg", default=2.0**10, show_default=True, type=float, callback=positive_number,
+              help="Ridge strength (> 0) of the least-squares fit.")  # fmt: skip
 @format_options
 def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_size, workers, limit, device, dtype,
                 db, no_store, shots, seed, l2_reg, fmt) -> None:  # fmt: skip
@@ -240,25 +281,27 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
       vitzoo fewshot bit-r50x1 --data ~/flowers --shots 5 --seed 1
     """
     from vitzoo.evaluate import RunOptions
-    from vitzoo.fewshot import extract_features, fewshot_accuracy
+    from vitzoo.fewshot import check_shots, extract_features, fewshot_accuracy
 
     shot_list = _parse_shots(shots)
+    _outputs(db, no_store)
     data = _dataset(data_path, labels_file, hf, split, limit)
+    check_shots(data.labels, shot_list)  # before the features: the labels alone say whether the shots fit
     model, pp, _ = _load(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
-    info(f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}")
+    info(_describe_run(model, data, pp))
     with _progress("extracting features") as progress:
         feats = extract_features(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)
     _report_failures(feats.failures)
     results = fewshot_accuracy(feats, shot_list, seed=seed, l2_reg=l2_reg)
     classes = len(set(feats.labels.tolist()))
     rows = [{"model": model.name, **vars(r), "classes": classes} for r in results]
+    emit(rows, fmt, FEWSHOT_COLUMNS, f"vitzoo fewshot — {model.name} (seed {seed})")
     if not no_store:
         metrics = {"dataset": data.description, "shots": {str(r.shots): r.accuracy for r in results},
                    "seed": seed, "l2_reg": l2_reg, "classes": classes, "num_images": len(feats.labels),
                    "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
                    "limit": limit, "device": device, "dtype": dtype}  # fmt: skip
         _store(db, "fewshot", model.name, metrics, device)
-    emit(rows, fmt, FEWSHOT_COLUMNS, f"vitzoo fewshot — {model.name} (seed {seed})")
 
 
 TRADEOFF_COLUMNS = [
@@ -275,6 +318,17 @@ TRADEOFF_COLUMNS = [
 ]
 
 
+def _existing_store(db: str | None):
+    """The results database to read, or None when there is none yet (a read-only command creates no file)."""
+    from vitzoo.store import ResultStore, default_db_path
+
+    path = default_db_path() if db is None else Path(db).expanduser()
+    if not path.exists():
+        info(f"no results database at {path}: reported accuracy, no throughput")
+        return None
+    return ResultStore(path)
+
+
 def _pareto_mark(row) -> str:
     marks = (["GMACs"] if row.pareto_gmacs else []) + (["img/s"] if row.pareto_throughput else [])
     return "★ " + ", ".join(marks) if marks else ""
@@ -283,18 +337,20 @@ def _pareto_mark(row) -> str:
 @click.command("tradeoff")
 @click.argument("names", nargs=-1, metavar="[NAME[.TAG]|PATTERN]...")
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Throughput and measured accuracy in this precision.")  # fmt: skip
 @click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache).")
 @click.option("--no-store", is_flag=True, help="Ignore the results database: reported accuracy, no throughput.")
 @click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
-              help="Write the plot to PREFIX.png and PREFIX.svg.")  # fmt: skip
+              help="Write the plot to PREFIX.png and PREFIX.svg (folders created).")  # fmt: skip
 @format_options
 def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
     """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
 
     Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
-    one, otherwise the reported number (the `top-1 is` and `source` columns say which). Throughput is the
-    best `vitzoo bench` result for --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
+    one made as the checkpoint's row says (its resolution, crop and resize, in --dtype), otherwise the reported
+    number (the `top-1 is` and `source` columns say which). Throughput is the best `vitzoo bench` result for
+    --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
     accurate for less compute, or as accurate at higher throughput). The plot adds the paper's own view:
     reported accuracy vs pre-training exaFLOPs (Table 6, its Figure 5).
 
@@ -306,21 +362,19 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
     """
     from vitzoo.tradeoff import build_tradeoff
 
-    store = None
-    if not no_store:
-        from vitzoo.store import ResultStore
-
-        store = ResultStore(db)
+    prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
+    store = None if no_store else _existing_store(db)
     rows = build_tradeoff(names, store=store, device=device, dtype=dtype)
     if not rows:
         raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
-    if plot_prefix:
+    if prefix is not None:
         from vitzoo.plots import plot_tradeoff
 
-        prefix = Path(plot_prefix)
-        if prefix.suffix.lower() in (".png", ".svg"):
-            prefix = prefix.with_suffix("")
-        for path in plot_tradeoff(rows, prefix, subtitle=f"{device}, {dtype}"):
+        try:
+            paths = plot_tradeoff(rows, prefix, subtitle=f"{device}, {dtype}")
+        except OSError as e:
+            raise VitzooError(f"cannot write the plot {prefix}.png/.svg: {e.strerror or e}") from None
+        for path in paths:
             info(f"wrote {path}")
     data = [r.as_dict() for r in rows]
     if fmt in ("json", "csv"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 from pathlib import Path
@@ -13,6 +12,7 @@ import click
 import numpy as np
 
 from vitzoo.cli._output import emit_csv, emit_json, format_options, info, render_table, warn
+from vitzoo.cli._preflight import at_least, check_output_dir
 from vitzoo.errors import VitzooError
 
 if TYPE_CHECKING:  # imported lazily at run time: `vitzoo --help` should not pay for torch and matplotlib
@@ -34,10 +34,10 @@ def _parse_analyses(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _load(name: str, img_size: int | None, random_init: bool):
-    """The model (eval mode) and the preprocessing of its checkpoint, at the model's resolution."""
+    """The model (eval mode) and the preprocessing of its checkpoint (``model.preprocess``), at its resolution."""
     import vitzoo
     from vitzoo.factory import resolve_config
-    from vitzoo.registry import Preprocess
+    from vitzoo.loading import checkpoint_preprocess
 
     try:
         spec, weights, _ = resolve_config(name)
@@ -48,9 +48,10 @@ def _load(name: str, img_size: int | None, random_init: bool):
     if spec is not None and spec.family == "bit":
         raise VitzooError(f"{name} is a BiT ResNet: inspect needs a Vision Transformer (vit-* or a hybrid)")
     model = vitzoo.create(name, img_size=img_size).eval() if random_init else vitzoo.load(name, img_size=img_size)
-    size = model.config.img_size
-    preprocess = weights.preprocess if weights is not None else Preprocess(size)
-    return model, dataclasses.replace(preprocess, img_size=size)
+    preprocess = getattr(model, "preprocess", None)
+    if preprocess is None:  # vitzoo.create: the registry tag's, at the model's resolution
+        preprocess, _ = checkpoint_preprocess(model.config, weights, name)
+    return model, preprocess
 
 
 def _save(fig, path: Path) -> None:
@@ -86,9 +87,10 @@ def _distance_rows(distance: np.ndarray) -> list[dict[str, Any]]:
 
 
 @click.command("inspect")
-@click.argument("name")
+@click.argument("name", metavar="NAME[.TAG]|FILE")
 @click.option("--image", "-i", "images", multiple=True, metavar="FILE", help="Input image (repeatable).")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output directory (created).")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Output directory for the PNGs and numbers (created).")  # fmt: skip
 @click.option(
     "--analysis",
     "-a",
@@ -97,7 +99,8 @@ def _distance_rows(distance: np.ndarray) -> list[dict[str, Any]]:
     metavar="NAME",
     help=f"Run only these ({', '.join(ANALYSES)}); repeatable or comma-separated. Default: all that apply.",
 )
-@click.option("--img-size", type=int, help="Input resolution (position embeddings resized). Default: the checkpoint's.")
+@click.option("--img-size", type=int, callback=at_least(1), metavar="PIXELS",
+              help="Input resolution (position embeddings resized). Default: the checkpoint's.")  # fmt: skip
 @click.option("--random-init", is_flag=True, help="Random weights (vitzoo.create) instead of the checkpoint; offline.")
 @format_options
 def inspect_cmd(
@@ -109,7 +112,7 @@ def inspect_cmd(
     random_init: bool,
     fmt: str,
 ) -> None:
-    """What a ViT learned: the analyses of the ViT paper's Figures 6 and 7 for NAME[.TAG].
+    """What a ViT learned: the analyses of the ViT paper's Figures 6 and 7 for NAME[.TAG] or a weight FILE.
 
     \b
       filters             top 28 principal components of the RGB patch-embedding filters (Fig. 7 left)
@@ -120,6 +123,8 @@ def inspect_cmd(
     Writes one PNG per analysis into --out with the numbers beside it (filters.npy, posemb.npy,
     attention_distance.csv/.json, rollout.npy). attention-distance and rollout need at least one --image;
     without images only filters and posemb run. Hybrids have no RGB filters, BiT ResNets nothing to inspect.
+    Images are prepared as `vitzoo eval` prepares them for the checkpoint (a file without a registry tag:
+    its family's default).
     stdout gets a summary (table, or --json with all the numbers, or --csv with the attention distances).
 
     \b
@@ -133,6 +138,7 @@ def inspect_cmd(
     from vitzoo.inspection._model import grid_side, require_vit
 
     chosen = _parse_analyses(analyses)
+    out = check_output_dir(out, "the output directory")  # before the model is loaded; created once all is read
     if not images and any(a in NEEDS_IMAGES for a in chosen):
         if analyses:
             needing = [a for a in chosen if a in NEEDS_IMAGES]

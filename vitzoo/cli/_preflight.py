@@ -1,0 +1,120 @@
+"""Checks a command runs before its work starts: option values, and that every output can be written.
+
+An hours-long `eval` must not end by finding its --db or --plot unusable. These checks create nothing that
+the command would not create anyway: a missing output is probed in its nearest existing folder with a
+temporary file that is removed at once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vitzoo.errors import VitzooError
+
+
+def _option(param: click.Parameter) -> str:
+    return max(getattr(param, "opts", None) or [param.name or "value"], key=len)
+
+
+def at_least(low: int) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback: an integer option must be >= ``low`` (None passes: the option was not given)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value < low:
+            raise VitzooError(f"{_option(param)} must be at least {low}, not {value}")
+        return value
+
+    return check
+
+
+def positive_number(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback: a float option must be finite and > 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise VitzooError(f"{_option(param)} must be a positive number, not {value}")
+    return value
+
+
+def fraction(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback: a float option must be in (0, 1]."""
+    if value is not None and not 0 < value <= 1:
+        raise VitzooError(f"{_option(param)} must be in (0, 1], not {value}")
+    return value
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe(folder: Path, what: str) -> None:
+    """Raise unless a file can be created in the existing ``folder`` (tried, not guessed: root ignores modes)."""
+    if not folder.is_dir():
+        raise VitzooError(f"cannot write {what}: {folder} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vitzoo-probe-")
+    except OSError as e:
+        raise VitzooError(f"cannot write {what}: {folder} is not writable ({e.strerror or e})") from None
+    os.close(fd)
+    os.remove(tmp)
+
+
+def check_new_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path, once it is sure a file can be written there (it and its folders may not exist yet)."""
+    p = Path(path).expanduser()
+    if not str(path):
+        raise VitzooError(f"{what} needs a path, not ''")
+    if p.is_dir():
+        raise VitzooError(f"{what} {p} is a directory, not a file")
+    _probe(_nearest_existing(p.parent), what)
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path, once it is sure the directory can be created (if missing) and written into."""
+    p = Path(path).expanduser()
+    if not str(path):
+        raise VitzooError(f"{what} needs a path, not ''")
+    if p.exists() and not p.is_dir():
+        raise VitzooError(f"cannot write {what}: {p} exists and is not a directory")
+    _probe(_nearest_existing(p), what)
+    return p
+
+
+def plot_prefix(prefix: str) -> Path:
+    """--plot PREFIX: PREFIX.png and PREFIX.svg will be written (a .png/.svg suffix given is dropped)."""
+    if not prefix:
+        raise VitzooError("--plot needs a file prefix such as docs/tradeoff, not ''")
+    p = Path(prefix).expanduser()
+    if p.is_dir() or prefix.endswith(("/", os.sep)):
+        raise VitzooError(f"--plot {prefix} is a directory; give a file prefix such as {p / 'tradeoff'}")
+    if p.suffix.lower() in (".png", ".svg"):
+        p = p.with_suffix("")
+    for ext in (".png", ".svg"):
+        check_new_file(p.with_name(p.name + ext), "the plot")
+    return p
+
+
+def check_store(db: str | None) -> Path:
+    """The results database a command will record into, validated now (before hours of work).
+
+    An existing file is opened as a store, which refuses anything that is not a vitzoo database (and leaves
+    it untouched); a missing one must be creatable. Nothing is created here.
+    """
+    from vitzoo.store import ResultStore, default_db_path
+
+    path = default_db_path() if db is None else Path(db).expanduser()
+    if path.is_dir():
+        raise VitzooError(f"results database {path} is a directory, not a file")
+    if path.exists():
+        ResultStore(path)  # refuses a file that is not a vitzoo database
+        _probe(path.parent, "the results database")  # SQLite's journal files go beside it
+        return path
+    return check_new_file(path, "the results database")
