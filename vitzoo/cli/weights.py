@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from vitzoo.cli import SuggestingGroup
 from vitzoo.cli._output import emit_json, fail, format_options, info, render_table, warn
 
 
@@ -149,7 +150,7 @@ def download_cmd(names):
         fail(f"{failed} of {len(names)} downloads failed")
 
 
-@click.group("cache")
+@click.group("cache", cls=SuggestingGroup)
 def cache_cmd():
     """List or clean vitzoo's cache of converted checkpoints (VITZOO_CACHE, default ~/.cache/vitzoo).
 
