@@ -7,9 +7,13 @@ tokens); vitzoo's own cache of converted checkpoints lives under ``VITZOO_CACHE`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import socket
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +24,46 @@ from vitzoo.registry import HubFile
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 
+PROBE_TIMEOUT_S = 3.0  # how long a TCP connection to the Hub (or its proxy) may take before it counts as unreachable
+
+
 class HubError(VitzooError):
-    """A file that could not be fetched; the message says which and what to do."""
+    """A file that could not be fetched; the message says which and what to do.
+
+    ``download_message`` is the same error as `vitzoo download` words it (its hint cannot be "run vitzoo download").
+    """
+
+    def __init__(self, message: str, download_message: str | None = None) -> None:
+        super().__init__(message)
+        self.download_message = download_message or message
+
+
+@functools.lru_cache(maxsize=None)
+def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``url``'s host (or to the proxy the environment sets for it) opens in time.
+
+    Asked once per process and URL: an unreachable Hub then costs one short wait instead of huggingface_hub's
+    retries (about half a minute and a warning line per retry). Name resolution counts towards the timeout.
+    """
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        parts = urllib.parse.urlsplit(url)
+        proxy = None
+        if not urllib.request.proxy_bypass_environment(parts.hostname or ""):
+            proxy = urllib.request.getproxies_environment().get(parts.scheme)
+        target = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}") if proxy else parts
+        try:
+            port = target.port or (443 if target.scheme == "https" else 80)
+            socket.create_connection((target.hostname or "", port), timeout=timeout).close()
+            outcome.append(True)
+        except (OSError, ValueError):
+            outcome.append(False)
+
+    thread = threading.Thread(target=connect, name="vitzoo-hub-probe", daemon=True)  # getaddrinfo has no timeout
+    thread.start()
+    thread.join(timeout)
+    return bool(outcome and outcome[0])
 
 
 def cache_root() -> Path:
@@ -29,6 +71,18 @@ def cache_root() -> Path:
     if env := os.environ.get("VITZOO_CACHE"):
         return Path(env).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "vitzoo"
+
+
+def writable_cache(*parts: str) -> Path:
+    """``cache_root() / parts``, checked to be a place vitzoo can write in before any download or conversion."""
+    from vitzoo.checkpoint import unwritable_reason
+
+    root = cache_root()
+    folder = root.joinpath(*parts)
+    if why := unwritable_reason(folder / ".write-check"):
+        source = "VITZOO_CACHE" if os.environ.get("VITZOO_CACHE") else "the default location"
+        raise HubError(f"vitzoo's cache {root} ({source}) is not usable: {why}; set VITZOO_CACHE to a writable directory")
+    return folder
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
@@ -54,13 +108,16 @@ def fetch(hub: HubFile, name: str) -> Path:
     )
 
     where = f"{hub.repo_id}/{hub.filename}@{hub.revision}"
+    offline = constants.is_offline_mode() or not reachable(constants.ENDPOINT)  # then only the cache is asked
     try:
-        path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision))
+        path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, local_files_only=offline))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        why = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else "the Hub is unreachable"
+        why = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else f"the Hub ({constants.ENDPOINT}) is unreachable"
+        problem = f"{name}: {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}"
+        retry = "unset HF_HUB_OFFLINE" if constants.is_offline_mode() else "check the network (or HF_ENDPOINT)"
         raise HubError(
-            f"{name}: {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}; "
-            f"run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that has it"
+            f"{problem}; run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that has it",
+            f"{problem}; {retry} and retry, or point HF_HOME at a Hugging Face cache that has it",
         ) from None
     except GatedRepoError:
         raise HubError(f"{name}: {hub.repo_id} is gated; accept its terms on the Hub and log in (HF_TOKEN)") from None
