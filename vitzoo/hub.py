@@ -38,7 +38,7 @@ class HubError(VitzooError):
         self.download_message = download_message or message
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether a TCP connection to ``url``'s host (or to the proxy the environment sets for it) opens in time.
 
@@ -81,7 +81,9 @@ def writable_cache(*parts: str) -> Path:
     folder = root.joinpath(*parts)
     if why := unwritable_reason(folder / ".write-check"):
         source = "VITZOO_CACHE" if os.environ.get("VITZOO_CACHE") else "the default location"
-        raise HubError(f"vitzoo's cache {root} ({source}) is not usable: {why}; set VITZOO_CACHE to a writable directory")
+        raise HubError(
+            f"vitzoo's cache {root} ({source}) is not usable: {why}; set VITZOO_CACHE to a writable directory"
+        )
     return folder
 
 
@@ -112,11 +114,13 @@ def fetch(hub: HubFile, name: str) -> Path:
     try:
         path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, local_files_only=offline))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        why = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else f"the Hub ({constants.ENDPOINT}) is unreachable"
+        hf_offline = constants.is_offline_mode()
+        why = "HF_HUB_OFFLINE is set" if hf_offline else f"the Hub ({constants.ENDPOINT}) is unreachable"
         problem = f"{name}: {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}"
-        retry = "unset HF_HUB_OFFLINE" if constants.is_offline_mode() else "check the network (or HF_ENDPOINT)"
+        retry = "unset HF_HUB_OFFLINE" if hf_offline else "check the network (or HF_ENDPOINT)"
         raise HubError(
-            f"{problem}; run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that has it",
+            f"{problem}; run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that "
+            "has it",
             f"{problem}; {retry} and retry, or point HF_HOME at a Hugging Face cache that has it",
         ) from None
     except GatedRepoError:
