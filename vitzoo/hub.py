@@ -147,11 +147,28 @@ def cache_key(downloaded: Path, hub: HubFile) -> Path:
 
 
 def download_url(url: str, dst_dir: Path, sha256: str | None = None, progress: Progress | None = None) -> Path:
-    """Download ``url`` into ``dst_dir``, resuming a partial ``.part`` file; size and (if given) sha256 checked."""
+    """Download ``url`` into ``dst_dir``, resuming a partial ``.part`` file; size and (if given) sha256 checked.
+
+    A file lock (``<file>.lock``) serialises concurrent downloads of one URL into one folder: a second
+    process waits, then finds the finished file instead of appending to the same ``.part``.
+    """
+    from filelock import FileLock
+
     dst = dst_dir / url.rstrip("/").rsplit("/", 1)[-1]
-    if dst.exists() and (sha256 is None or sha256_of(dst) == sha256):
+    if dst.is_file() and (sha256 is None or sha256_of(dst) == sha256):
         return dst
-    dst_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dst_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HubError(f"{url}: cannot create {dst_dir} ({e.strerror or type(e).__name__})") from None
+    with FileLock(str(dst) + ".lock"):
+        if dst.is_file() and (sha256 is None or sha256_of(dst) == sha256):  # another process finished it
+            return dst
+        return _download(url, dst, sha256, progress)
+
+
+def _download(url: str, dst: Path, sha256: str | None, progress: Progress | None) -> Path:
+    """The download itself (the caller holds the lock): resume ``dst.part``, check, then rename to ``dst``."""
     part = dst.with_name(dst.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
