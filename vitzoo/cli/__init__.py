@@ -39,7 +39,7 @@ class SuggestingGroup(click.Group):
         if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
             commands = self.list_commands(ctx)
             close = difflib.get_close_matches(name, commands, n=1, cutoff=0.5)
-            path = ctx.command_path
+            path = " ".join(["vitzoo", *ctx.command_path.split()[1:]])  # the root's name may differ (tests, -m)
             hint = f"did you mean `{path} {close[0]}`?" if close else f"see `{path} --help`"
             fail(f"no command {name!r}; {hint}", code=2)
         return super().resolve_command(ctx, args)

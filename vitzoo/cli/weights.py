@@ -184,8 +184,11 @@ def _cached() -> list[dict]:
 
     from vitzoo.hub import cache_root
 
+    root = cache_root()
+    if root.exists() and not root.is_dir():
+        fail(f"vitzoo's cache {root} is not a directory; set VITZOO_CACHE to a directory")
     rows = []
-    for path in sorted((cache_root() / "converted").glob("*/*/*.safetensors")):
+    for path in sorted((root / "converted").glob("*/*/*.safetensors")):
         try:
             with safe_open(str(path), "pt") as f:
                 name = (f.metadata() or {}).get("name", "?")
@@ -217,13 +220,20 @@ def cache_list(fmt):
 @click.option("--all", "everything", is_flag=True, help="Remove every converted checkpoint.")
 def cache_clean(names, everything):
     """Remove converted checkpoints of NAMES (`arch` or `arch.tag`), or --all."""
+    from vitzoo.catalog import REGISTRY
+
     if not names and not everything:
         fail("name the models to remove, or pass --all")
+    for name in names:
+        REGISTRY.resolve(name)  # unknown names and tags: one line, nothing removed
     removed = 0
     for row in _cached():
         arch = row["name"].split(".")[0]
         if everything or row["name"] in names or arch in names:
-            Path(row["path"]).unlink()
+            try:
+                Path(row["path"]).unlink()
+            except OSError as e:
+                fail(f"cannot remove {row['path']} ({e.strerror or type(e).__name__}); {removed} removed so far")
             removed += 1
             info(f"removed {row['name']} ({row['path']})")
     info(f"{removed} converted checkpoint(s) removed")
