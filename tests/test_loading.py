@@ -203,3 +203,11 @@ def test_written_files_get_the_umask_default_mode(npz, tmp_path, umask):
     assert result.exit_code == 0, result.output
     for written in (tmp_path / "o.safetensors", tmp_path / "sub" / "w.safetensors"):
         assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written  # as open() would create it
+
+
+def test_readme_markdown_is_not_escaped():
+    """GitHub renders \\` literally: the README (its weights section was written so) must use plain backticks."""
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "\\`" not in text
+    assert sum(line.startswith("```") for line in text.splitlines()) % 2 == 0  # every code fence is closed
+    assert "## Pretrained weights: loading and converting\n\n```python\n" in text
