@@ -171,3 +171,20 @@ def test_unreachable_hub_still_loads_what_is_cached(offline_hub, monkeypatch):
     start = time.perf_counter()
     model = vitzoo.load("testing")
     assert model.name == "testing.random-10cls" and time.perf_counter() - start < 5
+
+
+def test_a_read_only_cache_still_serves_what_it_holds(offline_hub, monkeypatch):
+    _, vz_cache, _ = offline_hub
+    vitzoo.load("testing")  # converted into the cache
+    for path in [vz_cache, *vz_cache.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anyway: make the probe see what a user would
+        monkeypatch.setattr(vitzoo.checkpoint, "unwritable_reason", lambda dst: "cannot write (read-only)")
+    try:
+        assert vitzoo.load("testing").name == "testing.random-10cls"
+        assert vitzoo.hub.cache_problem("converted")  # the cache is seen as read-only, yet serves its files
+    finally:
+        for path in [vz_cache, *vz_cache.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)

@@ -73,18 +73,22 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "vitzoo"
 
 
-def writable_cache(*parts: str) -> Path:
-    """``cache_root() / parts``, checked to be a place vitzoo can write in before any download or conversion."""
+def cache_problem(*parts: str) -> str | None:
+    """Why vitzoo cannot write in ``cache_root() / parts`` (one line naming VITZOO_CACHE), or None if it can."""
     from vitzoo.checkpoint import unwritable_reason
 
     root = cache_root()
-    folder = root.joinpath(*parts)
-    if why := unwritable_reason(folder / ".write-check"):
+    if why := unwritable_reason(root.joinpath(*parts) / ".write-check"):
         source = "VITZOO_CACHE" if os.environ.get("VITZOO_CACHE") else "the default location"
-        raise HubError(
-            f"vitzoo's cache {root} ({source}) is not usable: {why}; set VITZOO_CACHE to a writable directory"
-        )
-    return folder
+        return f"vitzoo's cache {root} ({source}) is not usable: {why}; set VITZOO_CACHE to a writable directory"
+    return None
+
+
+def writable_cache(*parts: str) -> Path:
+    """``cache_root() / parts``, checked to be a place vitzoo can write in before any download or conversion."""
+    if problem := cache_problem(*parts):
+        raise HubError(problem)
+    return cache_root().joinpath(*parts)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:

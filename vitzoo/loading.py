@@ -53,9 +53,15 @@ def converted_checkpoint(name: str) -> tuple[Path, ModelSpec, Weights]:
     spec, weights = REGISTRY.resolve(name)
     assert weights is not None  # every registered arch has a default tag
     full = f"{spec.name}.{weights.tag}"
-    hub.writable_cache("converted")  # an unusable VITZOO_CACHE is one line, before the download
+    problem = hub.cache_problem("converted")
+    if problem and not hub.cache_root().is_dir():  # a file, or nowhere to create it: one line, before the download
+        raise hub.HubError(problem)
     downloaded = hub.fetch(weights.hub, full)
     target = hub.cache_key(downloaded, weights.hub)
+    if target.is_file():  # written atomically, so complete; a shared cache may be read-only for this user
+        return target, spec, weights
+    if problem:
+        raise hub.HubError(problem)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
         if not target.exists():
