@@ -211,3 +211,20 @@ def test_readme_markdown_is_not_escaped():
     assert "\\`" not in text
     assert sum(line.startswith("```") for line in text.splitlines()) % 2 == 0  # every code fence is closed
     assert "## Pretrained weights: loading and converting\n\n```python\n" in text
+
+
+def test_absurd_sizes_are_refused_before_allocating(npz, monkeypatch):
+    path, _ = npz
+    with pytest.raises(ConfigError, match=r"GiB of memory needed"):
+        vitzoo.load(path, img_size=8 * 400_000)  # 1.6e11 position embeddings: refused, not allocated
+    with pytest.raises(ConfigError, match=r"vit-b16 at img_size=1600000 .* GiB of memory needed"):
+        vitzoo.load("vit-b16", img_size=1_600_000)  # before any download
+    with pytest.raises(ConfigError, match=r"GiB of memory needed"):
+        vitzoo.create("vit-b16", img_size=1_600_000)
+    with torch.device("meta"):  # the meta device allocates nothing, so nothing to refuse
+        assert vitzoo.create("vit-b16", img_size=1_600_000).pos_embed.is_meta
+    monkeypatch.setattr(vitzoo.peak, "available_ram", lambda: 10_000)  # the estimate is the parameter count
+    with pytest.raises(ConfigError, match=r"testing at img_size=224 has 10,500 parameters: about 0.0 MiB of memory"):
+        vitzoo.create("testing")
+    monkeypatch.setattr(vitzoo.peak, "available_ram", lambda: None)  # unknown: not checked
+    assert vitzoo.create("testing").config.img_size == 224

@@ -46,9 +46,14 @@ def check_memory(config: ModelConfig, label: str, copies: int = 1) -> None:
     need = params * 4 * copies
     if free is not None and need > free:
         raise ConfigError(
-            f"{label} at img_size={config.img_size} has {params / 1e6:,.0f}M parameters: about {need / 2**30:,.1f} "
-            f"GiB of memory needed, {free / 2**30:,.1f} GiB available; choose a smaller img_size"
+            f"{label} at img_size={config.img_size} has {params:,} parameters: about {_size(need)} of memory "
+            f"needed, {_size(free)} available; choose a smaller img_size"
         )
+
+
+def _size(n: int) -> str:
+    """Bytes as MiB or GiB."""
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 def resolve_config(
