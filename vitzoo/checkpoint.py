@@ -197,5 +197,8 @@ def save_vitzoo(
     metadata.update({k: str(v) for k, v in (extra or {}).items()})
     tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
+            raise OutputError(f"{path}: writing failed ({str(e).splitlines()[0]})") from None
     return Path(path)
