@@ -190,7 +190,7 @@ def test_concurrent_downloads_of_one_url_are_serialised(tmp_path):
     assert not (tmp_path / "ViT-Ti_16.npz.part").exists()
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+@pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_written_files_get_the_umask_default_mode(npz, tmp_path, umask):
     path, _ = npz
     old = os.umask(umask)
