@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from reference import CASES, inputs, logits, write_npz
 from safetensors.torch import save_file
 
 import vitzoo
+from vitzoo.checkpoint import save_vitzoo
 from vitzoo.cli import main
 from vitzoo.convert import convert_file
 from vitzoo.convert.torch_formats import canonical_to_timm, canonical_to_transformers
@@ -267,3 +270,92 @@ def test_push_to_hub_offline_is_one_line(tiny_npz, monkeypatch):
     result = _run("convert", save_npz(arrays, tmp / "m.npz"), tmp / "o.safetensors", "--push-to-hub", "me/model")
     assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1].startswith("error: pushing")
     assert (tmp / "o.safetensors").exists()  # the converted file is kept
+
+
+# --- the bad-input table: every case exits non-zero with one stderr line and leaves the disk as it was ----------
+
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root writes into read-only folders
+NEEDS_NON_ROOT = pytest.mark.skipif(AS_ROOT, reason="root can write into a read-only folder")
+OUT = "out.safetensors"
+
+BAD_INPUTS = [  # (id, arguments, environment, what the one line must say)
+    ("convert-into-proc", ["convert", "src.safetensors", "/proc/vitzoo-out.safetensors"], {}, "cannot write in /proc"),
+    pytest.param("convert-into-read-only-dir", ["convert", "src.safetensors", "ro/out.safetensors"], {},
+                 "cannot write in ro", marks=NEEDS_NON_ROOT, id="convert-into-read-only-dir"),
+    ("convert-below-a-file", ["convert", "src.safetensors", "src.safetensors/x.safetensors"], {}, "not a directory"),
+    ("convert-onto-a-directory", ["convert", "src.safetensors", "dir.safetensors", "--force"], {}, "is a directory"),
+    ("convert-from-a-directory", ["convert", "dir.safetensors", OUT], {}, "dir.safetensors: is a directory"),
+    ("convert-missing-source", ["convert", "absent.npz", OUT], {}, "no such file"),
+    ("convert-existing-output", ["convert", "src.safetensors", "keep.safetensors"], {}, "--force"),
+    ("convert-absurd-img-size", ["convert", "src.safetensors", OUT, "--img-size", "16000000"], {}, "GiB of memory"),
+    ("convert-absurd-img-size-of-model", ["convert", "src.safetensors", OUT, "--model", "vit-b16", "--img-size",
+                                          "1600000"], {}, "GiB of memory"),
+    ("convert-img-size-0", ["convert", "src.safetensors", OUT, "--img-size", "0"], {}, "positive integer"),
+    ("convert-unknown-tag", ["convert", "src.safetensors", OUT, "--model", "testing.bogus"], {},
+     "did you mean testing.random-10cls"),
+    ("convert-url-cache-is-a-file", ["convert", "http://127.0.0.1:9/x.npz", OUT], {"VITZOO_CACHE": "src.safetensors"},
+     "src.safetensors is not a directory"),
+    ("download-cache-is-a-file", ["download", "testing"], {"VITZOO_CACHE": "src.safetensors"}, "set VITZOO_CACHE"),
+    ("download-cache-in-proc", ["download", "testing"], {"VITZOO_CACHE": "/proc/vitzoo-cache"}, "set VITZOO_CACHE"),
+    pytest.param("download-cache-read-only", ["download", "testing"], {"VITZOO_CACHE": "ro/cache"},
+                 "set VITZOO_CACHE", marks=NEEDS_NON_ROOT, id="download-cache-read-only"),
+    ("download-offline-not-cached", ["download", "vit-b16"], {}, "HF_HUB_OFFLINE is set"),
+    ("download-unknown-tag", ["download", "vit-b16.bogus"], {}, "did you mean"),
+    ("cache-list-cache-is-a-file", ["cache", "list"], {"VITZOO_CACHE": "src.safetensors"}, "is not a directory"),
+    ("cache-clean-unknown-tag", ["cache", "clean", "testing.bogus"], {}, "did you mean testing.random-10cls"),
+    ("info-unknown-tag", ["info", "vit-b16.bogus"], {}, "did you mean vit-b16.orig-in21k"),
+    ("info-empty-tag", ["info", "vit-b16."], {}, "did you mean vit-b16.orig-in21k"),
+    ("misspelt-command", ["lsit"], {}, "did you mean `vitzoo list`"),
+    ("misspelt-cache-command", ["cache", "lsit"], {}, "did you mean `vitzoo cache list`"),
+]  # fmt: skip
+
+
+def _snapshot(root) -> dict[str, tuple]:
+    """Every path under ``root`` with, for files, size, mtime and mode (folders' mtimes move with probes)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            out[os.path.join(dirpath, name)] = ()
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            out[os.path.join(dirpath, name)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    return out
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A folder with a source checkpoint, a file not to overwrite, a read-only folder and a populated cache."""
+    import huggingface_hub.constants as hf
+
+    model = vitzoo.create("testing")
+    save_vitzoo(tmp_path / "src.safetensors", model.state_dict(), model.config)
+    (tmp_path / "keep.safetensors").write_bytes(b"keep me")
+    (tmp_path / "dir.safetensors").mkdir()
+    (tmp_path / "ro").mkdir(mode=0o555)
+    cached = tmp_path / "vz" / "converted" / "models--vitzoo--testing" / "0123" / "blob.safetensors"
+    save_vitzoo(cached, model.state_dict(), model.config, {"name": "testing.random-10cls"})
+    hf_cache = tmp_path / "hf"
+    hf_cache.mkdir()
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    for key, value in {"HF_HUB_CACHE": hf_cache, "HF_HUB_OFFLINE": "1", "VITZOO_CACHE": tmp_path / "vz"}.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    (tmp_path / "ro").chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "env", "says"), [c if hasattr(c, "marks") else pytest.param(*c, id=c[0]) for c in BAD_INPUTS]
+)
+def test_bad_inputs_fail_with_one_line_and_change_nothing(workspace, monkeypatch, case, args, env, says):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    before = _snapshot(workspace)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), (case, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], (case, result.stderr)
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert "run `vitzoo download" not in lines[0]  # inside `vitzoo download` too
+    assert _snapshot(workspace) == before, case  # nothing created, changed or lost (the cached file is still there)

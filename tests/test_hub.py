@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,74 @@ def test_download_and_cache_commands(offline_hub):
     assert runner.invoke(main, ["cache", "clean"]).exit_code == 1  # needs names or --all
     cleaned = runner.invoke(main, ["cache", "clean", "testing"])
     assert cleaned.exit_code == 0 and _converted(vz_cache) == []
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def unreachable_hub(tmp_path, monkeypatch):
+    """A Hub endpoint that refuses connections (a closed local port), HF_HUB_OFFLINE unset, empty caches."""
+    import huggingface_hub.constants as hf
+
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf, "ENDPOINT", endpoint)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for key, value in {
+        "HF_ENDPOINT": endpoint,
+        "HF_HUB_CACHE": tmp_path / "hf",
+        "VITZOO_CACHE": tmp_path / "vz",
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    return endpoint
+
+
+def test_unreachable_hub_fails_fast_with_one_line(unreachable_hub, capfd):
+    start = time.perf_counter()
+    with pytest.raises(HubError) as e:
+        vitzoo.load("vit-b16")
+    assert time.perf_counter() - start < 5  # was ~23-30 s of huggingface_hub retries
+    assert capfd.readouterr().err == ""  # and no retry lines
+    message = str(e.value)
+    assert "unreachable" in message and unreachable_hub in message and "\n" not in message
+    assert "vitzoo download vit-b16" in message  # from the library, the remedy is to pre-fetch
+    cli = subprocess.run([sys.executable, "-m", "vitzoo", "download", "vit-b16"], env=dict(os.environ),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = cli.stderr.strip().splitlines()
+    assert cli.returncode == 1 and len(lines) == 1 and "unreachable" in lines[0], cli.stderr
+    assert "vitzoo download" not in lines[0]  # inside `vitzoo download`, that hint would be circular
+
+
+def test_unreachable_hub_still_loads_what_is_cached(offline_hub, monkeypatch):
+    import huggingface_hub.constants as hf
+
+    vitzoo.load("testing")  # converted once into vitzoo's cache
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(hf, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    start = time.perf_counter()
+    model = vitzoo.load("testing")
+    assert model.name == "testing.random-10cls" and time.perf_counter() - start < 5
+
+
+def test_a_read_only_cache_still_serves_what_it_holds(offline_hub, monkeypatch):
+    _, vz_cache, _ = offline_hub
+    vitzoo.load("testing")  # converted into the cache
+    for path in [vz_cache, *vz_cache.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anyway: make the probe see what a user would
+        monkeypatch.setattr(vitzoo.checkpoint, "unwritable_reason", lambda dst: "cannot write (read-only)")
+    try:
+        assert vitzoo.load("testing").name == "testing.random-10cls"
+        assert vitzoo.hub.cache_problem("converted")  # the cache is seen as read-only, yet serves its files
+    finally:
+        for path in [vz_cache, *vz_cache.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)

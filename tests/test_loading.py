@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
+import stat
 import threading
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from jax_writer import save_npz, vit_jax_arrays
 
 import vitzoo
+from vitzoo.checkpoint import default_file_mode, save_vitzoo
+from vitzoo.cli import main
 from vitzoo.errors import ConfigError
 from vitzoo.hub import HubError, download_url
 from vitzoo.loading import ZeroHeadWarning
@@ -148,3 +155,78 @@ def test_download_resumes_and_checks(server, tmp_path):
     with pytest.raises(HubError, match="sha256 mismatch"):
         download_url(f"{server}/other.npz", tmp_path, "0" * 64)
     assert not (tmp_path / "other.npz").exists() and not (tmp_path / "other.npz.part").exists()
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    """Serves one payload in slow pieces and counts the GET requests it answered."""
+
+    payload = bytes(range(256)) * 400
+    gets = 0
+
+    def do_GET(self):
+        type(self).gets += 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        for i in range(0, len(self.payload), len(self.payload) // 8):
+            self.wfile.write(self.payload[i : i + len(self.payload) // 8])
+            self.wfile.flush()
+            time.sleep(0.05)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_concurrent_downloads_of_one_url_are_serialised(tmp_path):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/ViT-Ti_16.npz"
+    sha = hashlib.sha256(_SlowHandler.payload).hexdigest()
+    try:
+        with ThreadPoolExecutor(2) as pool:  # two converts of one URL at once
+            paths = list(pool.map(lambda _: download_url(url, tmp_path, sha), range(2)))
+    finally:
+        httpd.shutdown()
+    assert paths[0] == paths[1] and paths[0].read_bytes() == _SlowHandler.payload
+    assert _SlowHandler.gets == 1  # the second waited for the lock, then found the finished file
+    assert not (tmp_path / "ViT-Ti_16.npz.part").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_written_files_get_the_umask_default_mode(npz, tmp_path, umask):
+    path, _ = npz
+    old = os.umask(umask)
+    try:
+        assert default_file_mode() == 0o666 & ~umask
+        result = CliRunner().invoke(main, ["convert", str(path), str(tmp_path / "o.safetensors")])
+        save_vitzoo(tmp_path / "sub" / "w.safetensors", {"x": torch.zeros(2)}, IN21K_LIKE)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    for written in (tmp_path / "o.safetensors", tmp_path / "sub" / "w.safetensors"):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written  # as open() would create it
+
+
+def test_readme_markdown_is_not_escaped():
+    """GitHub renders \\` literally: the README (its weights section was written so) must use plain backticks."""
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "\\`" not in text
+    assert sum(line.startswith("```") for line in text.splitlines()) % 2 == 0  # every code fence is closed
+    assert "## Pretrained weights: loading and converting\n\n```python\n" in text
+
+
+def test_absurd_sizes_are_refused_before_allocating(npz, monkeypatch):
+    path, _ = npz
+    with pytest.raises(ConfigError, match=r"GiB of memory needed"):
+        vitzoo.load(path, img_size=8 * 400_000)  # 1.6e11 position embeddings: refused, not allocated
+    with pytest.raises(ConfigError, match=r"vit-b16 at img_size=1600000 .* GiB of memory needed"):
+        vitzoo.load("vit-b16", img_size=1_600_000)  # before any download
+    with pytest.raises(ConfigError, match=r"GiB of memory needed"):
+        vitzoo.create("vit-b16", img_size=1_600_000)
+    with torch.device("meta"):  # the meta device allocates nothing, so nothing to refuse
+        assert vitzoo.create("vit-b16", img_size=1_600_000).pos_embed.is_meta
+    monkeypatch.setattr(vitzoo.peak, "available_ram", lambda: 10_000)  # the estimate is the parameter count
+    with pytest.raises(ConfigError, match=r"testing at img_size=224 has 10,500 parameters: about 0.0 MiB of memory"):
+        vitzoo.create("testing")
+    monkeypatch.setattr(vitzoo.peak, "available_ram", lambda: None)  # unknown: not checked
+    assert vitzoo.create("testing").config.img_size == 224

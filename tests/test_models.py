@@ -165,3 +165,44 @@ def test_resize_pos_embed_matches_scipy_zoom(old, new):
 def test_resize_pos_embed_rejects_non_square():
     with pytest.raises(ValueError, match="square"):
         resize_pos_embed(torch.randn(1, 1 + 12, 4), 4, num_prefix_tokens=1)
+
+
+def _frozen(config, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = build_model(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return model.requires_grad_(False)
+
+
+def _input_grad(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    model(x).square().sum().backward()
+    return x.grad
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        BiTConfig((1,), 1, img_size=32, num_classes=5),
+        ViTConfig(1, 32, 1, 2, 32, img_size=32, num_classes=5, backbone=HybridConfig((1, 1), width=32)),
+    ],
+    ids=["bit", "hybrid"],
+)
+def test_saliency_after_an_inference_mode_pass(config):
+    """A frozen model's cached standardised kernel must not break gradients w.r.t. the input (saliency)."""
+    x = torch.randn(2, 3, 32, 32)
+    model = _frozen(config)
+    with torch.inference_mode():
+        fast = model(x)  # fills the StdConv caches
+    convs = [m for m in model.modules() if isinstance(m, StdConv2d)]
+    assert convs and all("_cached_weight" in m.__dict__ for m in convs)
+    grad = _input_grad(model, x)
+    reference = _input_grad(_frozen(config).requires_grad_(True), x)  # trainable weights: no cache at all
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    torch.testing.assert_close(grad, reference, rtol=1e-5, atol=1e-6)
+    with torch.inference_mode():  # and inference still reuses the cache and gives the same output
+        kernels = [m.__dict__["_cached_weight"][1] for m in convs]
+        torch.testing.assert_close(model(x), fast, rtol=0, atol=0)
+    assert all(m.__dict__["_cached_weight"][1] is k for m, k in zip(convs, kernels, strict=True))

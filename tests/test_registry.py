@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import vitzoo
@@ -48,6 +50,21 @@ def test_unknown_names_suggest_close_ones():
         REGISTRY.resolve("vit-b16.orig-in21")
     with pytest.raises(UnknownModelError, match="vitzoo list"):
         vitzoo.get_spec("resnet50-imagenet-whatever")
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("vit-b16.bogus", "did you mean vit-b16.orig-in21k"),  # no close tag: all of them are offered
+        ("vit-b16.", "did you mean vit-b16.orig-in21k"),
+        ("vit-b16.orig-in21k-ft-in1k-348", "did you mean vit-b16.orig-in21k-ft-in1k-384"),
+        ("testing.random", "did you mean testing.random-10cls"),
+    ],
+)
+def test_unknown_tags_are_rejected_everywhere(name, hint):
+    for resolve in (vitzoo.get_spec, REGISTRY.resolve, vitzoo.describe, vitzoo.create):
+        with pytest.raises(UnknownModelError, match=re.escape(hint)):
+            resolve(name)
 
 
 def test_arch_dot_tag_resolution():

@@ -31,6 +31,10 @@ class CheckpointError(VitzooError):
     """A weight file that cannot be read, or whose contents do not fit the model."""
 
 
+class OutputError(VitzooError):
+    """A file that cannot be written where it was asked for (read-only, not a directory, a directory, ...)."""
+
+
 def sniff(path: Path) -> str:
     """'npz', 'torch' (PyTorch zip), 'safetensors' or 'unknown', from the first bytes of the file."""
     with open(path, "rb") as f:
@@ -56,6 +60,8 @@ def sniff(path: Path) -> str:
 def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors of a weight file (float32 unless stored otherwise) and its safetensors metadata."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a weight file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     kind = sniff(path)
@@ -111,16 +117,70 @@ def config_from_json(text: str) -> ModelConfig:
     return ViTConfig(**data, backbone=backbone)
 
 
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process umask (mkstemp's 0o600 would ignore it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:  # reading it does not change the umask
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def unwritable_reason(dst: str | os.PathLike) -> str | None:
+    """Why no file can be written at ``dst`` (None if one can), found before any work starts.
+
+    Missing folders count as writable when the nearest existing one is (they are created on write); the
+    check creates and removes a probe file there, so read-only mounts, ``/proc`` and permissions all count.
+    """
+    dst = Path(dst)
+    if dst.is_dir():
+        return "is a directory"
+    folder = dst.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".vitzoo-probe-")
+    except OSError as e:
+        return f"cannot write in {folder} ({e.strerror or type(e).__name__})"
+    os.close(fd)
+    os.remove(probe)
+    return None
+
+
+def check_writable(dst: str | os.PathLike) -> None:
+    """Raise ``OutputError`` (one line) unless a file can be written at ``dst``."""
+    if why := unwritable_reason(dst):
+        raise OutputError(f"{dst}: {why}")
+
+
 @contextmanager
 def atomic_path(dst: str | os.PathLike):
-    """Yield a temporary path beside ``dst``; on success it replaces ``dst`` atomically, else it is removed."""
+    """Yield a temporary path beside ``dst``; on success it replaces ``dst`` atomically, else it is removed.
+
+    The file gets the umask's default mode (as ``open()`` would give it), so a shared cache stays shared;
+    a location that cannot be written raises ``OutputError``.
+    """
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"{dst}: {unwritable_reason(dst) or e.strerror or type(e).__name__}") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, dst)
+    except OSError as e:
+        why = "is a directory" if isinstance(e, IsADirectoryError) else f"writing failed ({e.strerror or e!r})"
+        raise OutputError(f"{dst}: {why}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -137,5 +197,8 @@ def save_vitzoo(
     metadata.update({k: str(v) for k, v in (extra or {}).items()})
     tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
+            raise OutputError(f"{path}: writing failed ({str(e).splitlines()[0]})") from None
     return Path(path)

@@ -233,12 +233,31 @@ def make_loader(data: ImageDataset, batch_size: int, workers: int) -> DataLoader
 
 
 def _files(root: Path) -> list[Path]:
-    """Regular, non-hidden files under ``root`` (recursively), sorted."""
+    """Regular, non-hidden files under ``root`` (recursively, following links), sorted.
+
+    Each real directory is walked once, so a symlink cycle (``a/loop -> ..``) ends instead of looping.
+    """
     out = []
+    seen = {_dir_id(root)}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            key = _dir_id(Path(dirpath, d))
+            if key is not None and key not in seen:
+                seen.add(key)
+                keep.append(d)
+        dirnames[:] = keep
         out += [Path(dirpath, f) for f in filenames if not f.startswith(".")]
     return sorted(out)
+
+
+def _dir_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory ``path`` resolves to; None if it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _directory(path: str | os.PathLike) -> Path:

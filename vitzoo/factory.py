@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from vitzoo.analytic import count_macs, count_params
@@ -31,6 +32,30 @@ def check_overrides(num_classes: int | None, img_size: int | None) -> None:
         raise ConfigError(f"img_size must be a positive integer, not {img_size!r}")
 
 
+def check_memory(config: ModelConfig, label: str, copies: int = 1) -> None:
+    """Refuse, with one line, a model whose float32 weights would not fit in the RAM available now.
+
+    The size comes from the closed-form parameter count (``vitzoo.analytic``), so nothing is allocated to find
+    out; ``copies`` is how many float32 copies of the weights the operation holds at once (converting and
+    saving: 2). Where the available memory is unknown, nothing is checked.
+    """
+    from vitzoo.peak import available_ram
+
+    free = available_ram()
+    params = count_params(config)
+    need = params * 4 * copies
+    if free is not None and need > free:
+        raise ConfigError(
+            f"{label} at img_size={config.img_size} has {params:,} parameters: about {_size(need)} of memory "
+            f"needed, {_size(free)} available; choose a smaller img_size"
+        )
+
+
+def _size(n: int) -> str:
+    """Bytes as MiB or GiB."""
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
 def resolve_config(
     name: str, *, num_classes: int | None = None, img_size: int | None = None
 ) -> tuple[ModelSpec, Weights | None, ModelConfig]:
@@ -54,7 +79,10 @@ def create(name: str, *, num_classes: int | None = None, img_size: int | None = 
     ``name`` is ``arch`` or ``arch.tag``; resolution and classes default to those of the (default) tag.
     Honours the current default device, so ``with torch.device("meta"): create(...)`` allocates nothing.
     """
-    return build_model(resolve_config(name, num_classes=num_classes, img_size=img_size)[2])
+    spec, _, config = resolve_config(name, num_classes=num_classes, img_size=img_size)
+    if torch.get_default_device().type == "cpu":
+        check_memory(config, spec.name)
+    return build_model(config)
 
 
 def _arch_fields(config: ModelConfig) -> dict[str, Any]:

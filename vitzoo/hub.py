@@ -7,9 +7,13 @@ tokens); vitzoo's own cache of converted checkpoints lives under ``VITZOO_CACHE`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import socket
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +24,46 @@ from vitzoo.registry import HubFile
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 
+PROBE_TIMEOUT_S = 3.0  # how long a TCP connection to the Hub (or its proxy) may take before it counts as unreachable
+
+
 class HubError(VitzooError):
-    """A file that could not be fetched; the message says which and what to do."""
+    """A file that could not be fetched; the message says which and what to do.
+
+    ``download_message`` is the same error as `vitzoo download` words it (its hint cannot be "run vitzoo download").
+    """
+
+    def __init__(self, message: str, download_message: str | None = None) -> None:
+        super().__init__(message)
+        self.download_message = download_message or message
+
+
+@functools.cache
+def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``url``'s host (or to the proxy the environment sets for it) opens in time.
+
+    Asked once per process and URL: an unreachable Hub then costs one short wait instead of huggingface_hub's
+    retries (about half a minute and a warning line per retry). Name resolution counts towards the timeout.
+    """
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        parts = urllib.parse.urlsplit(url)
+        proxy = None
+        if not urllib.request.proxy_bypass_environment(parts.hostname or ""):
+            proxy = urllib.request.getproxies_environment().get(parts.scheme)
+        target = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}") if proxy else parts
+        try:
+            port = target.port or (443 if target.scheme == "https" else 80)
+            socket.create_connection((target.hostname or "", port), timeout=timeout).close()
+            outcome.append(True)
+        except (OSError, ValueError):
+            outcome.append(False)
+
+    thread = threading.Thread(target=connect, name="vitzoo-hub-probe", daemon=True)  # getaddrinfo has no timeout
+    thread.start()
+    thread.join(timeout)
+    return bool(outcome and outcome[0])
 
 
 def cache_root() -> Path:
@@ -29,6 +71,24 @@ def cache_root() -> Path:
     if env := os.environ.get("VITZOO_CACHE"):
         return Path(env).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "vitzoo"
+
+
+def cache_problem(*parts: str) -> str | None:
+    """Why vitzoo cannot write in ``cache_root() / parts`` (one line naming VITZOO_CACHE), or None if it can."""
+    from vitzoo.checkpoint import unwritable_reason
+
+    root = cache_root()
+    if why := unwritable_reason(root.joinpath(*parts) / ".write-check"):
+        source = "VITZOO_CACHE" if os.environ.get("VITZOO_CACHE") else "the default location"
+        return f"vitzoo's cache {root} ({source}) is not usable: {why}; set VITZOO_CACHE to a writable directory"
+    return None
+
+
+def writable_cache(*parts: str) -> Path:
+    """``cache_root() / parts``, checked to be a place vitzoo can write in before any download or conversion."""
+    if problem := cache_problem(*parts):
+        raise HubError(problem)
+    return cache_root().joinpath(*parts)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
@@ -54,13 +114,18 @@ def fetch(hub: HubFile, name: str) -> Path:
     )
 
     where = f"{hub.repo_id}/{hub.filename}@{hub.revision}"
+    offline = constants.is_offline_mode() or not reachable(constants.ENDPOINT)  # then only the cache is asked
     try:
-        path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision))
+        path = Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, local_files_only=offline))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        why = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else "the Hub is unreachable"
+        hf_offline = constants.is_offline_mode()
+        why = "HF_HUB_OFFLINE is set" if hf_offline else f"the Hub ({constants.ENDPOINT}) is unreachable"
+        problem = f"{name}: {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}"
+        retry = "unset HF_HUB_OFFLINE" if hf_offline else "check the network (or HF_ENDPOINT)"
         raise HubError(
-            f"{name}: {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}; "
-            f"run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that has it"
+            f"{problem}; run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that "
+            "has it",
+            f"{problem}; {retry} and retry, or point HF_HOME at a Hugging Face cache that has it",
         ) from None
     except GatedRepoError:
         raise HubError(f"{name}: {hub.repo_id} is gated; accept its terms on the Hub and log in (HF_TOKEN)") from None
@@ -86,11 +151,28 @@ def cache_key(downloaded: Path, hub: HubFile) -> Path:
 
 
 def download_url(url: str, dst_dir: Path, sha256: str | None = None, progress: Progress | None = None) -> Path:
-    """Download ``url`` into ``dst_dir``, resuming a partial ``.part`` file; size and (if given) sha256 checked."""
+    """Download ``url`` into ``dst_dir``, resuming a partial ``.part`` file; size and (if given) sha256 checked.
+
+    A file lock (``<file>.lock``) serialises concurrent downloads of one URL into one folder: a second
+    process waits, then finds the finished file instead of appending to the same ``.part``.
+    """
+    from filelock import FileLock
+
     dst = dst_dir / url.rstrip("/").rsplit("/", 1)[-1]
-    if dst.exists() and (sha256 is None or sha256_of(dst) == sha256):
+    if dst.is_file() and (sha256 is None or sha256_of(dst) == sha256):
         return dst
-    dst_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dst_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HubError(f"{url}: cannot create {dst_dir} ({e.strerror or type(e).__name__})") from None
+    with FileLock(str(dst) + ".lock"):
+        if dst.is_file() and (sha256 is None or sha256_of(dst) == sha256):  # another process finished it
+            return dst
+        return _download(url, dst, sha256, progress)
+
+
+def _download(url: str, dst: Path, sha256: str | None, progress: Progress | None) -> Path:
+    """The download itself (the caller holds the lock): resume ``dst.part``, check, then rename to ``dst``."""
     part = dst.with_name(dst.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})

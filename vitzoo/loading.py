@@ -16,7 +16,7 @@ from vitzoo.checkpoint import CheckpointError, read_tensors, save_vitzoo, sniff
 from vitzoo.convert import Converted, check_architecture, convert_file, convert_tensors
 from vitzoo.data import default_preprocess
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.factory import check_overrides
+from vitzoo.factory import check_memory, check_overrides, resolve_config
 from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
 from vitzoo.registry import ModelSpec, Preprocess, Weights, family_of
 
@@ -54,8 +54,15 @@ def converted_checkpoint(name: str) -> tuple[Path, ModelSpec, Weights]:
     spec, weights = REGISTRY.resolve(name)
     assert weights is not None  # every registered arch has a default tag
     full = f"{spec.name}.{weights.tag}"
+    problem = hub.cache_problem("converted")
+    if problem and not hub.cache_root().is_dir():  # a file, or nowhere to create it: one line, before the download
+        raise hub.HubError(problem)
     downloaded = hub.fetch(weights.hub, full)
     target = hub.cache_key(downloaded, weights.hub)
+    if target.is_file():  # written atomically, so complete; a shared cache may be read-only for this user
+        return target, spec, weights
+    if problem:
+        raise hub.HubError(problem)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
         if not target.exists():
@@ -98,6 +105,7 @@ def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[s
             config = config.replace(img_size=change.img_size)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        check_memory(config, "the model", copies=2)  # before resizing: a huge img_size is one line, not an OOM
         if isinstance(config, ViTConfig):
             sd["pos_embed"] = resize_pos_embed(
                 sd["pos_embed"], config.grid_size, config.num_prefix_tokens, change.posemb_interp
@@ -211,6 +219,9 @@ def load(
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
     torch_dtype = resolve_dtype(dtype)
+    if not is_path(name_or_path):  # unknown tags, bad sizes and too little memory: before any download
+        spec, _, target = resolve_config(str(name_or_path), num_classes=num_classes, img_size=img_size)
+        check_memory(target, spec.name, copies=2)
     converted, display, weights = load_converted(name_or_path)
     config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp))
     if num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd)):

@@ -107,7 +107,7 @@ class ModelSpec:
         for w in self.weights:
             if w.tag == tag:
                 return w
-        raise UnknownModelError(_unknown(f"{self.name}.{tag}", [f"{self.name}.{w.tag}" for w in self.weights]))
+        raise UnknownModelError(_unknown_tag(self, tag))
 
     def config_for(self, weights: Weights | None) -> ModelConfig:
         """The architecture exactly as a checkpoint stores it (resolution, classes, representation layer)."""
@@ -128,6 +128,17 @@ def _unknown(name: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see `vitzoo list`"
     return f"unknown model {name!r}{hint}"
+
+
+def _unknown_tag(spec: ModelSpec, tag: str) -> str:
+    """An unknown ``arch.tag``: the closest tags, or all of them when none is close (an arch has a handful)."""
+    name = f"{spec.name}.{tag}"
+    if not spec.weights:
+        return f"unknown model {name!r}: {spec.name} has no pretrained checkpoints; use {spec.name!r}"
+    tags = [w.tag for w in spec.weights]
+    close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.5) or tags
+    options = ", ".join(f"{spec.name}.{t}" for t in close)
+    return f"unknown model {name!r} (no tag {tag!r}); did you mean {options}?"
 
 
 @dataclass
@@ -156,16 +167,21 @@ class Registry:
         return [n for n in self._specs if pattern is None or fnmatch.fnmatchcase(n, pattern)]
 
     def get(self, name: str) -> ModelSpec:
-        """The spec of ``arch`` or ``arch.tag`` (the tag is ignored here); unknown names raise with hints."""
-        arch = name.split(".", 1)[0]
-        if arch not in self._specs:
-            raise UnknownModelError(_unknown(arch, list(self._specs)))
-        return self._specs[arch]
+        """The spec of ``arch`` or ``arch.tag`` (the tag must exist); unknown names raise with hints."""
+        return self.resolve(name)[0]
 
     def resolve(self, name: str) -> tuple[ModelSpec, Weights | None]:
-        """Split ``arch[.tag]`` into its spec and weights (the default tag when none is given)."""
-        arch, _, tag = name.partition(".")
-        spec = self.get(arch)
+        """Split ``arch[.tag]`` into its spec and weights (the default tag when none is given).
+
+        Unknown architectures and unknown tags (``vit-b16.bogus``, an empty ``vit-b16.``) raise
+        ``UnknownModelError`` naming the closest candidates.
+        """
+        arch, dot, tag = name.partition(".")
+        if arch not in self._specs:
+            raise UnknownModelError(_unknown(arch, list(self._specs)))
+        spec = self._specs[arch]
+        if dot and not tag:
+            raise UnknownModelError(_unknown_tag(spec, tag))
         return spec, spec.get_weights(tag or None)
 
 

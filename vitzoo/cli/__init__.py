@@ -6,6 +6,7 @@ and a command's heavy imports (torch, pandas, matplotlib) cost nothing to the ot
 
 from __future__ import annotations
 
+import difflib
 import importlib
 
 import click
@@ -30,7 +31,21 @@ COMMANDS = {
 }
 
 
-class Group(click.Group):
+class SuggestingGroup(click.Group):
+    """A command group whose unknown commands are one stderr line naming the closest command (exit code 2)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            commands = self.list_commands(ctx)
+            close = difflib.get_close_matches(name, commands, n=1, cutoff=0.5)
+            path = " ".join(["vitzoo", *ctx.command_path.split()[1:]])  # the root's name may differ (tests, -m)
+            hint = f"did you mean `{path} {close[0]}`?" if close else f"see `{path} --help`"
+            fail(f"no command {name!r}; {hint}", code=2)
+        return super().resolve_command(ctx, args)
+
+
+class Group(SuggestingGroup):
     """Lazily imported commands; user errors (VitzooError) become one stderr line and exit code 1."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from vitzoo.cli import SuggestingGroup
 from vitzoo.cli._output import emit_json, fail, format_options, info, render_table, warn
 
 
@@ -38,7 +39,7 @@ def _registry_hint(src: str, model: str | None):
 
 @click.command("convert")
 @click.argument("src")
-@click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--model", "model", metavar="NAME[.TAG]", help="Expected architecture; the checkpoint must match it.")
 @click.option("--img-size", type=int, help="Resize position embeddings to this resolution.")
 @click.option("--num-classes", type=int, help="Replace the head with a zero-initialised one (0: no head).")
@@ -65,22 +66,39 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
       vitzoo convert model.safetensors ft.safetensors --num-classes 10 --img-size 384
     """
     from vitzoo import hub
-    from vitzoo.checkpoint import save_vitzoo
+    from vitzoo.checkpoint import check_writable, save_vitzoo
     from vitzoo.convert import check_architecture, convert_file
+    from vitzoo.factory import check_memory, check_overrides
     from vitzoo.loading import Adaptation, adapt
 
+    # Everything that can be checked is checked before the download and the conversion.
+    if dst.is_dir():
+        fail(f"{dst}: is a directory; DST must be a .safetensors file")
     if dst.suffix != ".safetensors":
         fail(f"{dst}: the output must be a .safetensors file")
     if dst.exists() and not force:
         fail(f"{dst} exists; pass --force to overwrite it")
+    check_writable(dst)
+    check_overrides(num_classes, img_size)
     hint_name, hint = _registry_hint(src, model)
+    if hint is not None and img_size is not None:
+        try:
+            target = hint.replace(img_size=img_size)
+        except ValueError as e:  # not a multiple of the patch size
+            fail(f"{hint_name}: {e}")
+        check_memory(target, hint_name, copies=2)
     if src.startswith(("https://", "http://")):
+        downloads = hub.writable_cache("downloads")
         callback, bar = _progress_bar(src.rsplit("/", 1)[-1])
         with bar:
-            path = hub.download_url(src, hub.cache_root() / "downloads", sha256, callback)
+            path = hub.download_url(src, downloads, sha256, callback)
         info(f"downloaded {src} -> {path}")
     else:
         path = Path(src).expanduser()
+        if path.is_dir():
+            fail(f"{path}: is a directory, not a weight file")
+        if not path.is_file():
+            fail(f"{path}: no such file")
         if sha256 and hub.sha256_of(path) != sha256:
             fail(f"{path}: sha256 mismatch (expected {sha256})")
     result = convert_file(path, expected=hint)
@@ -134,6 +152,7 @@ def download_cmd(names):
       vitzoo download vit-b16 vit-l16.orig-in21k-ft-in1k-384
     """
     from vitzoo.errors import VitzooError
+    from vitzoo.hub import HubError
     from vitzoo.loading import converted_checkpoint
 
     failed = 0
@@ -141,7 +160,10 @@ def download_cmd(names):
         try:
             path, spec, weights = converted_checkpoint(name)
         except VitzooError as e:
-            warn(str(e))
+            message = e.download_message if isinstance(e, HubError) else str(e)
+            if len(names) == 1:
+                fail(message)
+            warn(message)
             failed += 1
             continue
         info(f"{spec.name}.{weights.tag}: {path}")
@@ -149,7 +171,7 @@ def download_cmd(names):
         fail(f"{failed} of {len(names)} downloads failed")
 
 
-@click.group("cache")
+@click.group("cache", cls=SuggestingGroup)
 def cache_cmd():
     """List or clean vitzoo's cache of converted checkpoints (VITZOO_CACHE, default ~/.cache/vitzoo).
 
@@ -162,8 +184,11 @@ def _cached() -> list[dict]:
 
     from vitzoo.hub import cache_root
 
+    root = cache_root()
+    if root.exists() and not root.is_dir():
+        fail(f"vitzoo's cache {root} is not a directory; set VITZOO_CACHE to a directory")
     rows = []
-    for path in sorted((cache_root() / "converted").glob("*/*/*.safetensors")):
+    for path in sorted((root / "converted").glob("*/*/*.safetensors")):
         try:
             with safe_open(str(path), "pt") as f:
                 name = (f.metadata() or {}).get("name", "?")
@@ -195,13 +220,20 @@ def cache_list(fmt):
 @click.option("--all", "everything", is_flag=True, help="Remove every converted checkpoint.")
 def cache_clean(names, everything):
     """Remove converted checkpoints of NAMES (`arch` or `arch.tag`), or --all."""
+    from vitzoo.catalog import REGISTRY
+
     if not names and not everything:
         fail("name the models to remove, or pass --all")
+    for name in names:
+        REGISTRY.resolve(name)  # unknown names and tags: one line, nothing removed
     removed = 0
     for row in _cached():
         arch = row["name"].split(".")[0]
         if everything or row["name"] in names or arch in names:
-            Path(row["path"]).unlink()
+            try:
+                Path(row["path"]).unlink()
+            except OSError as e:
+                fail(f"cannot remove {row['path']} ({e.strerror or type(e).__name__}); {removed} removed so far")
             removed += 1
             info(f"removed {row['name']} ({row['path']})")
     info(f"{removed} converted checkpoint(s) removed")

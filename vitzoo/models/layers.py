@@ -65,19 +65,24 @@ class StdConv2d(nn.Conv2d):
         return (w - mean) / denom
 
     def _weight_for(self, dtype: torch.dtype) -> torch.Tensor:
-        """The standardised kernel in ``dtype``; cached while no gradient is needed and the weight is unchanged.
+        """The standardised kernel in ``dtype``; cached while no gradient flows to the weight and it is unchanged.
 
         The cache key holds the weight's version counter (bumped by in-place updates such as
         ``load_state_dict``), its storage (``.to()``/``assign=True`` replace it), dtype and device, so a stale
-        kernel is never used. Compiled graphs and the meta device compute it every time.
+        kernel is never used. The cached kernel is always a normal tensor (computed outside ``inference_mode``
+        and without autograd history), so a kernel cached by an ``inference_mode`` pass can still be saved for
+        backward when a later pass takes gradients w.r.t. the input (saliency of a frozen model). Compiled
+        graphs, the meta device and weights created in ``inference_mode`` (no version counter) compute it every
+        time.
         """
         w = self.weight
-        if (torch.is_grad_enabled() and w.requires_grad) or w.is_meta or _compiling():
+        if (torch.is_grad_enabled() and w.requires_grad) or w.is_meta or w.is_inference() or _compiling():
             return self.standardized_weight().to(dtype)
         key = (w._version, w.data_ptr(), w.dtype, w.device, dtype)
         cached = self.__dict__.get("_cached_weight")
         if cached is None or cached[0] != key:
-            cached = (key, self.standardized_weight().to(dtype))
+            with torch.inference_mode(False), torch.no_grad():
+                cached = (key, self.standardized_weight().to(dtype))
             self.__dict__["_cached_weight"] = cached  # a plain attribute: never in the state dict
         return cached[1]
 
