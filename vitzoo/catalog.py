@@ -340,13 +340,14 @@ def _bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[
     arch = "R" + name.removeprefix("bit-r")
     ft = f"fine-tuned on ImageNet-1k at {BIT_FT_RES} (BiT-HyperRule)"
     eval_note = f"{eval_size} is timm's evaluation size for this file, not its fine-tuning resolution ({BIT_FT_RES})"
+    ft_files = (SAFETENSORS, BIN) if arch == "R50x1" else (SAFETENSORS,)  # .bin confirmed for R50x1 only
     weights = [
         Weights(
             tag="bitm-in21k-ft-in1k",
             sources=(
-                *_hub(f"timm/{timm_name}.goog_in21k_ft_in1k", (SAFETENSORS, BIN) if arch == "R50x1" else (SAFETENSORS,), "timm"),
+                *_hub(f"timm/{timm_name}.goog_in21k_ft_in1k", ft_files, "timm"),
                 UrlFile(f"{GCS_BIT}/BiT-M-{arch}-ILSVRC2012.npz", "bit_jax"),
-            ),  # fmt: skip
+            ),
             pretrain=f"ImageNet-21k (BiT-M), {ft}",
             preprocess=_timm_pp(eval_size, 1.0, "bilinear"),
             num_classes=1000,

@@ -11,9 +11,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vitzoo.catalog import REGISTRY
-from vitzoo.checkpoint import CheckpointError, read_tensors, save_vitzoo
-from vitzoo.convert import Converted, check_architecture, convert_file, convert_tensors
+from vitzoo.checkpoint import read_tensors
+from vitzoo.convert import Converted, convert_file, convert_tensors
 from vitzoo.errors import ConfigError
 from vitzoo.factory import check_overrides
 from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
@@ -44,48 +43,35 @@ def is_path(name_or_path: str | os.PathLike) -> bool:
     return isinstance(name_or_path, os.PathLike) or os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth"))
 
 
-def converted_checkpoint(name: str) -> tuple[Path, ModelSpec, Weights]:
-    """Download a registry checkpoint and convert it once; returns the cached canonical safetensors."""
-    from filelock import FileLock
+def converted_checkpoint(name: str, lock: str | os.PathLike | None = None) -> tuple[Path, ModelSpec, Weights]:
+    """Download a registry checkpoint (its first working source) and convert it once; the cached safetensors.
 
-    from vitzoo import hub
+    ``lock`` (or ``$VITZOO_LOCK``): refuse a file that differs from the lock file's entry (``vitzoo.sources``).
+    """
+    from vitzoo.sources import fetch_checkpoint
 
-    spec, weights = REGISTRY.resolve(name)
-    assert weights is not None  # every registered arch has a default tag
-    full = f"{spec.name}.{weights.tag}"
-    downloaded = hub.fetch(weights.hub, full)
-    target = hub.cache_key(downloaded, weights.hub)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
-        if not target.exists():
-            result = convert_file(downloaded, expected=spec.config_for(weights))
-            _check_against_registry(result, spec, weights)
-            save_vitzoo(target, result.state_dict, result.config, {"name": full, "source_format": result.source_format,
-                                                                    "source": weights.hub.repo_id})  # fmt: skip
-    return target, spec, weights
+    fetched = fetch_checkpoint(name, lock)
+    return fetched.path, fetched.spec, fetched.weights
 
 
-def _check_against_registry(result: Converted, spec: ModelSpec, weights: Weights) -> None:
-    full = f"{spec.name}.{weights.tag}"
-    if result.source_format != weights.hub.format:
-        found, declared = result.source_format, weights.hub.format
-        raise CheckpointError(f"{full}: the Hub file is in {found} layout, the registry says {declared}")
-    expected = spec.config_for(weights)
-    check_architecture(result.config, expected, full)
-    if result.config.num_classes != expected.num_classes:
-        raise CheckpointError(
-            f"{full}: checkpoint has {result.config.num_classes} classes, registry says {expected.num_classes}"
-        )
-
-
-def load_converted(name_or_path: str | os.PathLike) -> tuple[Converted, str, Weights | None]:
+def load_converted(
+    name_or_path: str | os.PathLike, lock: str | os.PathLike | None = None
+) -> tuple[Converted, str, Weights | None]:
     """The canonical weights of a registry name or any supported file, its display name and registry weights."""
+    return _load_converted(name_or_path, lock)[:3]
+
+
+def _load_converted(
+    name_or_path: str | os.PathLike, lock: str | os.PathLike | None
+) -> tuple[Converted, str, Weights | None, str | None]:
+    """``load_converted`` plus the sha256 of the downloaded source file (None for a file given by path)."""
     if is_path(name_or_path):
         path = Path(name_or_path).expanduser()
-        return convert_file(path), str(path), None
-    target, spec, weights = converted_checkpoint(str(name_or_path))
+        return convert_file(path), str(path), None, None
+    target, spec, weights = converted_checkpoint(str(name_or_path), lock)
     tensors, metadata = read_tensors(target)
-    return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights
+    sha = metadata.get("source_sha256") or None
+    return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights, sha
 
 
 def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
@@ -139,6 +125,7 @@ def load(
     dtype: torch.dtype | str | None = None,
     pre_logits: bool = True,
     posemb_interp: PosembInterp = "bilinear",
+    lock: str | os.PathLike | None = None,
 ) -> nn.Module:
     """A pretrained model in eval mode, ready for NCHW float input.
 
@@ -151,14 +138,17 @@ def load(
         device, dtype: where and in which precision ("fp32", "bf16", "fp16") to put the weights.
         pre_logits: False drops the representation layer of the ImageNet-21k checkpoints.
         posemb_interp: "bilinear" (the original's method) or "bicubic".
+        lock: a lock file (``vitzoo download NAME --lock FILE``; default ``$VITZOO_LOCK``): refuse weights whose
+            file differs from the one it records (Hub commit, size, sha256), saying what differs.
 
-    The loaded name is in ``model.name`` (``arch.tag``, never silently another tag) and the checkpoint's
-    preprocessing in ``model.preprocess`` (None for a file without registry entry).
+    The loaded name is in ``model.name`` (``arch.tag``, never silently another tag), the checkpoint's
+    preprocessing in ``model.preprocess`` (None for a file without registry entry) and the sha256 of the
+    downloaded file the weights came from in ``model.weights_sha256`` (None for a file given by path).
     """
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
     torch_dtype = resolve_dtype(dtype)
-    converted, display, weights = load_converted(name_or_path)
+    converted, display, weights, sha = _load_converted(name_or_path, lock)
     config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp))
     if num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd)):
         if config.num_classes:
@@ -176,5 +166,6 @@ def load(
     model.load_state_dict(sd, strict=True, assign=True)
     model.to(device=device, dtype=torch_dtype)
     model.name = display
+    model.weights_sha256 = sha
     model.preprocess = None if weights is None else replace(weights.preprocess, img_size=config.img_size)
     return model.eval()
