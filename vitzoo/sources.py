@@ -17,6 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from vitzoo import hub
 from vitzoo.catalog import REGISTRY
@@ -49,12 +50,16 @@ class Fetched:
     skipped: tuple[str, ...] = ()  # "source: why" for each source that failed before it
 
 
-def fetch_checkpoint(name: str, lock: str | os.PathLike | None = None) -> Fetched:
-    """Fetch ``arch[.tag]`` from its sources in order and convert it once; honour ``lock`` (or ``$VITZOO_LOCK``)."""
+def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None = None) -> Fetched:
+    """Fetch ``arch[.tag]`` from its sources in order and convert it once.
+
+    ``lock``: a lock file whose entry the file must match (default ``$VITZOO_LOCK``); False: no lock at all
+    (what ``vitzoo download --lock`` uses to record a new entry).
+    """
     spec, weights = REGISTRY.resolve(name)
     assert weights is not None  # every registered arch has a default tag
     full = f"{spec.name}.{weights.tag}"
-    path = lock_path(lock)
+    path = None if lock is False else lock_path(lock)
     if path is not None:
         return _fetch_locked(full, spec, weights, path)
     skipped: list[tuple[Source, VitzooError]] = []
