@@ -286,10 +286,12 @@ def _pareto_mark(row) -> str:
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache).")
 @click.option("--no-store", is_flag=True, help="Ignore the results database: reported accuracy, no throughput.")
+@click.option("--tags", type=click.Choice(["default", "all"]), default="default", show_default=True,
+              help="Per architecture: its default checkpoint, or every checkpoint with an accuracy.")  # fmt: skip
 @click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
               help="Write the plot to PREFIX.png and PREFIX.svg.")  # fmt: skip
 @format_options
-def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
+def tradeoff_cmd(names, device, dtype, db, no_store, tags, plot_prefix, fmt) -> None:
     """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
 
     Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
@@ -302,6 +304,7 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
     Examples:
       vitzoo tradeoff                         # default checkpoint of every model
       vitzoo tradeoff 'vit-b*' bit-r50x1 --csv
+      vitzoo tradeoff vit-b16 vit-b32 --tags all   # in21k vs in1k-only vs SAM: the data-size argument
       vitzoo tradeoff --plot docs/tradeoff    # writes docs/tradeoff.png and .svg
     """
     from vitzoo.tradeoff import build_tradeoff
@@ -311,7 +314,7 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
         from vitzoo.store import ResultStore
 
         store = ResultStore(db)
-    rows = build_tradeoff(names, store=store, device=device, dtype=dtype)
+    rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags)
     if not rows:
         raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
     if plot_prefix:
