@@ -85,6 +85,14 @@ def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
     return model, override_preprocess(pp, img_size=img_size, crop_pct=crop_pct), zeroed
 
 
+def _weights_sha256(model, name: str) -> str | None:
+    """sha256 of the file the weights came from: the downloaded source of a registry name, or the file given."""
+    from vitzoo.hub import sha256_of
+    from vitzoo.loading import is_path
+
+    return getattr(model, "weights_sha256", None) or (sha256_of(Path(name).expanduser()) if is_path(name) else None)
+
+
 def _dataset(data_path, labels_file, hf, split, limit):
     from vitzoo.data import open_dataset
 
@@ -166,7 +174,8 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     row = {"model": model.name, **result.metrics()}
     if not no_store:
         metrics = {**result.metrics(), "imagenet": data.classes.imagenet, "limit": limit, "device": device,
-                   "dtype": dtype, "batch_size": batch_size, "workers": workers}  # fmt: skip
+                   "dtype": dtype, "batch_size": batch_size, "workers": workers,
+                   "weights_sha256": _weights_sha256(model, name)}  # fmt: skip
         _store(db, "eval", model.name, metrics, device)
     if fmt in ("json", "csv"):
         emit([row], fmt, [])
@@ -256,7 +265,8 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
         metrics = {"dataset": data.description, "shots": {str(r.shots): r.accuracy for r in results},
                    "seed": seed, "l2_reg": l2_reg, "classes": classes, "num_images": len(feats.labels),
                    "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
-                   "limit": limit, "device": device, "dtype": dtype}  # fmt: skip
+                   "limit": limit, "device": device, "dtype": dtype,
+                   "weights_sha256": _weights_sha256(model, name)}  # fmt: skip
         _store(db, "fewshot", model.name, metrics, device)
     emit(rows, fmt, FEWSHOT_COLUMNS, f"vitzoo fewshot — {model.name} (seed {seed})")
 
