@@ -257,3 +257,19 @@ def test_a_representation_layer_the_registry_does_not_declare_is_refused():
     spec = ModelSpec("t", "vit", TESTING.config, "", (w,), "ft")
     with pytest.raises(CheckpointError, match=r"representation \(pre_logits\) size 10, registry says None"):
         fit_to_registry(_fit_case(10, 10, zero=False), spec, w)
+
+
+def test_results_record_the_sha256_of_the_weights_used(zoo, monkeypatch):
+    from vitzoo import peak
+    from vitzoo.store import ResultStore
+
+    monkeypatch.setattr(peak, "measure_gemm_peak", lambda *a, **k: peak.GemmPeak("cpu", "fp32", 2, 0.25, ()))
+    peak._cached_peak.cache_clear()  # no real GEMM peak measurement in this test
+    db = zoo["tmp"] / "r.sqlite"
+    args = ["bench", "testing", "--pretrained", "-b", "1", "--warmup", "1", "--iters", "1", "--rounds", "1"]
+    result = CliRunner().invoke(main, [*args, "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    (record,) = ResultStore(db).records(kind="bench")
+    assert record["metrics"]["weights_sha256"] == zoo["sha"]
+    random = CliRunner().invoke(main, [*args[:2], *args[3:], "--db", str(db), "--json"])
+    assert random.exit_code == 0 and ResultStore(db).records(kind="bench")[-1]["metrics"]["weights_sha256"] is None
