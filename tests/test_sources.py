@@ -138,7 +138,7 @@ def test_offline_never_downloads_and_every_failure_is_one_line(zoo, monkeypatch)
         vitzoo.load("testing.mixed")
     message = str(e.value)
     assert message.startswith("testing.mixed: none of its 2 sources could be fetched: vitzoo/other/")
-    assert f"{zoo['server']}/testing.npz: {zoo['server']}/testing.npz was never downloaded" in message
+    assert f"{zoo['server']}/testing.npz: was never downloaded and HF_HUB_OFFLINE is set" in message
     assert "\n" not in message and _Handler.hits == {}
     _offline(monkeypatch, False)  # online, the Hub file is still missing: the URL is used and kept
     with pytest.warns(SourceFallbackWarning):

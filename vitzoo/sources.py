@@ -70,17 +70,22 @@ def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None 
             skipped.append((source, e))
             continue
         if skipped:
-            why = "; ".join(f"{s.label} failed ({_reason(e, full)})" for s, e in skipped)
+            why = "; ".join(f"{s.label} failed ({_reason(e, full, s)})" for s, e in skipped)
             warnings.warn(f"{full}: used {source.label}: {why}", SourceFallbackWarning, stacklevel=3)
-        return replace(fetched, skipped=tuple(f"{s.label}: {_reason(e, full)}" for s, e in skipped))
+        return replace(fetched, skipped=tuple(f"{s.label}: {_reason(e, full, s)}" for s, e in skipped))
     if len(skipped) == 1:
         raise skipped[0][1]
-    reasons = " | ".join(f"{s.label}: {_reason(e, full)}" for s, e in skipped)
+    grouped: dict[str, list[str]] = {}  # the same reason (offline, say) is given once for all its sources
+    for s, e in skipped:
+        grouped.setdefault(_reason(e, full, s), []).append(s.label)
+    reasons = " | ".join(f"{', '.join(labels)}: {reason}" for reason, labels in grouped.items())
     raise SourcesError(f"{full}: none of its {len(skipped)} sources could be fetched: {reasons}")
 
 
-def _reason(error: Exception, full: str) -> str:
-    return str(error).removeprefix(f"{full}: ")
+def _reason(error: Exception, full: str, source: Source) -> str:
+    """The error without the names the message around it already gives (the checkpoint, the source)."""
+    text = str(error).removeprefix(f"{full}: ")
+    return text.removeprefix(f"{source.label}: ").removeprefix(f"{source.label} ")
 
 
 def _fetch_locked(full: str, spec: ModelSpec, weights: Weights, path: Path) -> Fetched:
@@ -97,7 +102,7 @@ def _fetch_locked(full: str, spec: ModelSpec, weights: Weights, path: Path) -> F
     try:
         fetched = _fetch_one(full, spec, weights, source, revision=pinned)
     except (hub.HubError, CheckpointError) as e:
-        why = _reason(e, full)
+        why = _reason(e, full, source)
         try:  # what the source holds now, to say what differs
             now = _fetch_one(full, spec, weights, source)
         except (hub.HubError, CheckpointError):

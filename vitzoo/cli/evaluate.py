@@ -75,12 +75,16 @@ def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
     from vitzoo.loading import ZeroHeadWarning
     from vitzoo.peak import resolve_device
     from vitzoo.registry import Preprocess
+    from vitzoo.sources import SourceFallbackWarning
 
     resolve_device(device)  # an unavailable device is a one-line error, before any download
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZeroHeadWarning)
         model = vitzoo.load(name, img_size=img_size, num_classes=num_classes, device=device, dtype=dtype)
     zeroed = any(issubclass(w.category, ZeroHeadWarning) for w in caught)
+    for w in caught:  # which source was used when the first failed: one line, not a Python warning
+        if issubclass(w.category, SourceFallbackWarning):
+            warn(str(w.message))
     pp = getattr(model, "preprocess", None) or Preprocess(model.config.img_size)  # files: vit_jax's default
     return model, override_preprocess(pp, img_size=img_size, crop_pct=crop_pct), zeroed
 
