@@ -156,6 +156,8 @@ def test_download_says_which_source_was_used(zoo, monkeypatch):
     assert result.exit_code == 0, result.stderr
     assert f"skipped {zoo['server']}/missing.npz: " in result.stderr
     assert f"(from {zoo['server']}/testing.npz)" in result.stderr
+    listed = json.loads(CliRunner().invoke(main, ["cache", "list", "--json"]).stdout)
+    assert [row["name"] for row in listed] == ["testing.url"]  # a converted original is in the cache listing
 
 
 def _lock(zoo, name="testing") -> tuple:

@@ -107,10 +107,9 @@ class Weights:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        if isinstance(self.sources, (HubFile, UrlFile)):
-            object.__setattr__(self, "sources", (self.sources,))
-        if isinstance(self.accuracies, Accuracy):
-            object.__setattr__(self, "accuracies", (self.accuracies,))
+        one_source, one_accuracy = isinstance(self.sources, (HubFile, UrlFile)), isinstance(self.accuracies, Accuracy)
+        object.__setattr__(self, "sources", (self.sources,) if one_source else tuple(self.sources))
+        object.__setattr__(self, "accuracies", (self.accuracies,) if one_accuracy else tuple(self.accuracies))
         if not self.sources:
             raise ValueError(f"{self.tag}: a checkpoint needs at least one source")
 

@@ -131,7 +131,8 @@ def _fetch_one(full: str, spec: ModelSpec, weights: Weights, source: Source, rev
     else:
         downloaded, commit = _download_url(source, full), None
         sha = hub.sha256_of(downloaded)
-        target = hub.cache_root() / "converted" / "urls" / f"{sha}.safetensors"
+        stem = source.url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".npz")  # laid out as `vitzoo cache` reads
+        target = hub.cache_root() / "converted" / "urls" / sha / f"{stem}.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
         if not target.exists():
