@@ -4,6 +4,7 @@ to a vitzoo safetensors file and evaluated on an ImageFolder of real photos and 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -55,6 +56,7 @@ def test_eval_json_and_store(tmp_path, model_file):
     stored = ResultStore(db).query(kind="eval")
     assert len(stored) == 1 and stored["top1"][0] == pytest.approx(expected["top1"])
     assert not stored["imagenet"][0] and stored["num_classes"][0] == K
+    assert stored["weights_sha256"][0] == hashlib.sha256(model_file.read_bytes()).hexdigest()  # the file evaluated
 
 
 def test_eval_table_limit_and_overrides(tmp_path, model_file):
@@ -210,6 +212,7 @@ def test_fewshot_cli(tmp_path, model_file):
     assert json.loads(second.stdout) == rows
     stored = ResultStore(db).records(kind="fewshot")
     assert len(stored) == 2 and stored[0]["metrics"]["shots"] == {"1": 100.0, "2": 100.0}
+    assert stored[0]["metrics"]["weights_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     too_many = run("fewshot", model_file, "--data", tmp_path / "fs", "--shots", "6", "-j", "0", "--no-store")
     assert too_many.exit_code == 1 and "6 shots need at least 7" in too_many.stderr
 
@@ -240,6 +243,7 @@ def test_registry_name_uses_its_preprocessing_and_feeds_tradeoff(tmp_path, monke
         calls.append((name, kwargs))
         model = colour_model(1000, img_size=kwargs["img_size"] or 224)
         model.name, model.preprocess = "vit-b16.orig-in21k-ft-in1k", vitzoo.get_spec("vit-b16").get_weights().preprocess
+        model.weights_sha256 = "ab" * 32  # what load() sets: the downloaded file's sha256
         return model
 
     monkeypatch.setattr(vitzoo, "load", fake_load)
@@ -255,6 +259,7 @@ def test_registry_name_uses_its_preprocessing_and_feeds_tradeoff(tmp_path, monke
     assert row["model"] == "vit-b16.orig-in21k-ft-in1k" and row["top1"] == 75.0 and row["top5"] == 75.0
     assert row["preprocess"] == "resize to 224x224 as vit_jax (no antialiasing), bilinear, mean 0.5 std 0.5"
     assert calls == [("vit-b16", {"img_size": None, "num_classes": None, "device": "cpu", "dtype": "fp32"})]
+    assert ResultStore(db).records(kind="eval")[0]["metrics"]["weights_sha256"] == "ab" * 32
     quick = run("eval", "vit-b16", "--data", tmp_path / "in1k", "-j", "0", "--db", db, "--limit", "2", "--json",
                 "--img-size", "256", "--crop-pct", "0.875")  # fmt: skip
     assert json.loads(quick.stdout)[0]["preprocess"] == "shorter side 292, centre crop 256, bilinear, mean 0.5 std 0.5"

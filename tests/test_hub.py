@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from hubcache import add_file, make_testing_checkpoint
 
 import vitzoo
+import vitzoo.sources
 from vitzoo.checkpoint import CheckpointError
 from vitzoo.cli import main
 from vitzoo.hub import HubError
@@ -59,7 +60,7 @@ def test_second_load_uses_the_converted_cache(offline_hub, monkeypatch):
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(vitzoo.loading, "convert_file", no_conversion)
+    monkeypatch.setattr(vitzoo.sources, "convert_file", no_conversion)
     second = vitzoo.load("testing", img_size=32, dtype="bf16")
     assert path.stat().st_mtime_ns == stamp
     assert second.pos_embed.dtype == torch.bfloat16 and second.config.img_size == 32

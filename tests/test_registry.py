@@ -80,7 +80,8 @@ def test_arch_dot_tag_resolution():
 def test_every_arch_has_valid_tags(spec: ModelSpec):
     assert spec.weights and spec.get_weights().tag == spec.default_tag
     for w in spec.weights:
-        assert w.hub.format in ("vitzoo", "vit_jax", "bit_jax", "transformers", "timm")
+        formats = ("vitzoo", "vit_jax", "bit_jax", "transformers", "timm")
+        assert w.sources and all(s.format in formats for s in w.sources)
         assert "." not in w.tag and w.tag == w.tag.lower()
         assert w.preprocess.img_size in (224, 384, 448, 480)
         spec.config_for(w)  # valid at the tag's resolution
@@ -102,6 +103,6 @@ def test_default_tags_are_imagenet1k_classifiers_where_published():
 
 
 def test_registry_entries_are_frozen():
-    w = Weights("t", HubFile("a/b", "f", "timm"), "x", Preprocess(224), 10)
+    w = Weights("t", (HubFile("a/b", "f", "timm"),), "x", Preprocess(224), 10)
     with pytest.raises(AttributeError):
         w.tag = "u"

@@ -1,25 +1,43 @@
-"""The zoo as data: every architecture and checkpoint vitzoo knows, one row each, with its source.
+"""The zoo as data: every architecture and checkpoint vitzoo knows, one row each, with its sources in order.
 
 This is the only module that calls ``Registry.register``. To add a variant or a checkpoint, add a row.
-Hub repositories and files are those listed in ``shared/spec/formats.md`` §5 (the google/* transformers
-ports, the timm/* ports); the original files live in Google's public buckets (``url``).
+Hub repositories and files are those listed in ``shared/spec/formats.md`` §5 and in timm's ``default_cfgs``
+(``timm/models/vision_transformer.py``, ``vision_transformer_hybrid.py``, ``resnetv2.py``); the original files
+live in Google's public buckets. Each checkpoint lists its sources in order of preference: the Hub
+safetensors, the Hub ``.bin`` where the repository is known to have one, a second Hub port of the same weights
+(timm's), then the original ``.npz`` URL. A source that fails falls through to the next (``vitzoo.sources``).
 """
 
 from __future__ import annotations
 
 from vitzoo.models import BiTConfig, HybridConfig, ViTConfig
-from vitzoo.registry import Accuracy, HubFile, ModelSpec, Preprocess, Registry, Weights, family_of
+from vitzoo.registry import (
+    Accuracy,
+    HubFile,
+    ModelSpec,
+    Preprocess,
+    Registry,
+    Source,
+    UrlFile,
+    Weights,
+    family_of,
+)
 
 # Citations, short enough for a table column. "vit_jax README" = google-research/vision_transformer README;
 # "timm eval" = timm's results-imagenet.csv, a re-evaluation of this very file with its timm preprocessing.
+# The rows added with the extended catalogue (augreg2, AugReg ImageNet-1k, SAM, the second accuracies of the
+# 2020 fine-tunes, the distilled BiT) quote results-imagenet.csv at commit 0173a139; the older rows quote another
+# revision of the same file (the revisions differ by at most 0.03 points on these models).
 PAPER_T5 = "ViT paper Table 5"
 VIT_README_2020 = "vit_jax README (2020)"
 AUGREG_README = "vit_jax README (AugReg)"
+BIT_DISTILL_README = "big_transfer README (distillation)"
 TIMM_EVAL = "timm eval"
 GCS_VIT = "https://storage.googleapis.com/vit_models"
 GCS_BIT = "https://storage.googleapis.com/bit_models"
 AUGREG = "AugReg (arXiv 2106.10270); vit_jax configs/models.py"
 VIT_PAPER = "ViT paper (arXiv 2010.11929)"
+SAFETENSORS, BIN = "model.safetensors", "pytorch_model.bin"
 
 # Model sizes: (width D, depth L, heads H, MLP size M). Ti and S: vit_jax configs/models.py (AugReg paper).
 SIZES = {
@@ -30,82 +48,147 @@ SIZES = {
     "H": (1280, 32, 16, 5120),  # ViT paper Table 1
 }
 
+
+def authors(top1: float, source: str) -> Accuracy:
+    """An accuracy from the checkpoint's authors (paper table or README)."""
+    return Accuracy(top1, source, "authors")
+
+
+def timm(top1: float) -> Accuracy:
+    """timm's evaluation of the very file (results-imagenet.csv)."""
+    return Accuracy(top1, TIMM_EVAL, "timm")
+
+
 # fmt: off
-# name, paper name, size, patch, hybrid ResNet stages (None = plain ViT), default tag, source of the architecture
+# The architectures. stages: hybrid ResNet stages (None = plain ViT).
 VIT_ARCHS = [
-    ("vit-ti16", "ViT-Ti/16", "Ti", 16, None, "augreg-in21k-ft-in1k-384", f"{AUGREG} ViT-Ti_16"),
-    ("vit-s16", "ViT-S/16", "S", 16, None, "augreg-in21k-ft-in1k-384", f"{AUGREG} ViT-S_16"),
-    ("vit-s32", "ViT-S/32", "S", 32, None, "augreg-in21k-ft-in1k-384", f"{AUGREG} ViT-S_32"),
-    ("vit-b8", "ViT-B/8", "B", 8, None, "augreg-in21k-ft-in1k", f"{AUGREG} ViT-B_8"),
-    ("vit-b16", "ViT-B/16", "B", 16, None, "orig-in21k-ft-in1k", f"{VIT_PAPER} Table 1"),
-    ("vit-b32", "ViT-B/32", "B", 32, None, "orig-in21k-ft-in1k-384", f"{VIT_PAPER} Table 1"),
-    ("vit-l16", "ViT-L/16", "L", 16, None, "orig-in21k-ft-in1k", f"{VIT_PAPER} Table 1"),
-    ("vit-l32", "ViT-L/32", "L", 32, None, "orig-in21k-ft-in1k-384", f"{VIT_PAPER} Table 1"),
+    dict(name="vit-ti16", title="ViT-Ti/16", size="Ti", patch=16, stages=None, default="augreg-in21k-ft-in1k-384", source=f"{AUGREG} ViT-Ti_16"),
+    dict(name="vit-s16", title="ViT-S/16", size="S", patch=16, stages=None, default="augreg-in21k-ft-in1k-384", source=f"{AUGREG} ViT-S_16"),
+    dict(name="vit-s32", title="ViT-S/32", size="S", patch=32, stages=None, default="augreg-in21k-ft-in1k-384", source=f"{AUGREG} ViT-S_32"),
+    dict(name="vit-b8", title="ViT-B/8", size="B", patch=8, stages=None, default="augreg-in21k-ft-in1k", source=f"{AUGREG} ViT-B_8"),
+    dict(name="vit-b16", title="ViT-B/16", size="B", patch=16, stages=None, default="orig-in21k-ft-in1k", source=f"{VIT_PAPER} Table 1"),
+    dict(name="vit-b32", title="ViT-B/32", size="B", patch=32, stages=None, default="orig-in21k-ft-in1k-384", source=f"{VIT_PAPER} Table 1"),
+    dict(name="vit-l16", title="ViT-L/16", size="L", patch=16, stages=None, default="orig-in21k-ft-in1k", source=f"{VIT_PAPER} Table 1"),
+    dict(name="vit-l32", title="ViT-L/32", size="L", patch=32, stages=None, default="orig-in21k-ft-in1k-384", source=f"{VIT_PAPER} Table 1"),
     # No ImageNet-1k fine-tune of the paper's H/14 was published: its default is the feature extractor.
-    ("vit-h14", "ViT-H/14", "H", 14, None, "orig-in21k", f"{VIT_PAPER} Table 1"),
-    ("vit-r50-b16", "R50+ViT-B/16", "B", 1, (3, 4, 9), "orig-in21k-ft-in1k-384", f"{VIT_PAPER} Sec. 3.1 (ResNet-50 stages 1-3)"),
-    ("vit-r50-l32", "R50+ViT-L/32", "L", 1, (3, 4, 6, 3), "augreg-in21k-ft-in1k-384", f"{AUGREG} R50+ViT-L_32"),
-    ("vit-r26-s32", "R26+ViT-S/32", "S", 1, (2, 2, 2, 2), "augreg-in21k-ft-in1k-384", f"{AUGREG} R26+ViT-S_32"),
-    ("vit-r-ti16", "R+ViT-Ti/16", "Ti", 8, (), "augreg-in21k-ft-in1k-384", f"{AUGREG} R+ViT-Ti_16 (root only: /32)"),
+    dict(name="vit-h14", title="ViT-H/14", size="H", patch=14, stages=None, default="orig-in21k", source=f"{VIT_PAPER} Table 1"),
+    dict(name="vit-r50-b16", title="R50+ViT-B/16", size="B", patch=1, stages=(3, 4, 9), default="orig-in21k-ft-in1k-384", source=f"{VIT_PAPER} Sec. 3.1 (ResNet-50 stages 1-3)"),
+    dict(name="vit-r50-l32", title="R50+ViT-L/32", size="L", patch=1, stages=(3, 4, 6, 3), default="augreg-in21k-ft-in1k-384", source=f"{AUGREG} R50+ViT-L_32"),
+    dict(name="vit-r26-s32", title="R26+ViT-S/32", size="S", patch=1, stages=(2, 2, 2, 2), default="augreg-in21k-ft-in1k-384", source=f"{AUGREG} R26+ViT-S_32"),
+    dict(name="vit-r-ti16", title="R+ViT-Ti/16", size="Ti", patch=8, stages=(), default="augreg-in21k-ft-in1k-384", source=f"{AUGREG} R+ViT-Ti_16 (root only: /32)"),
 ]
 
-# The 2020 paper checkpoints in their transformers ports on the Hub (google/*, converted via timm).
-# name, tag, Hub repo, file, resolution, original file under GCS_VIT, classes, top-1, its source
-# (classes 0: the ImageNet-21k upstream, whose head its authors zeroed; the Hub copy keeps the pre_logits "pooler")
+# The 2020 paper checkpoints in their transformers ports on the Hub (google/*, converted via timm); `files` are
+# the files each repository is known to hold, `timm_port` timm's copy of the same weights where it has one,
+# `gcs` the original under GCS_VIT. classes 0: the ImageNet-21k upstream, whose head its authors zeroed (the Hub
+# copy keeps the pre_logits "pooler"; the original .npz also holds the zeroed head, which loading drops).
 ORIG = [
-    ("vit-b16", "orig-in21k-ft-in1k", "google/vit-base-patch16-224", "model.safetensors", 224, "imagenet21k+imagenet2012/ViT-B_16-224.npz", 1000, 81.2, VIT_README_2020),
-    ("vit-b16", "orig-in21k-ft-in1k-384", "google/vit-base-patch16-384", "pytorch_model.bin", 384, "imagenet21k+imagenet2012/ViT-B_16.npz", 1000, 83.97, PAPER_T5),
-    ("vit-b16", "orig-in21k", "google/vit-base-patch16-224-in21k", "model.safetensors", 224, "imagenet21k/ViT-B_16.npz", 0, None, None),
-    ("vit-b32", "orig-in21k-ft-in1k-384", "google/vit-base-patch32-384", "pytorch_model.bin", 384, "imagenet21k+imagenet2012/ViT-B_32.npz", 1000, 81.28, PAPER_T5),
-    ("vit-b32", "orig-in21k", "google/vit-base-patch32-224-in21k", "pytorch_model.bin", 224, "imagenet21k/ViT-B_32.npz", 0, None, None),
-    ("vit-l16", "orig-in21k-ft-in1k", "google/vit-large-patch16-224", "pytorch_model.bin", 224, "imagenet21k+imagenet2012/ViT-L_16-224.npz", 1000, 82.7, VIT_README_2020),
-    ("vit-l16", "orig-in21k-ft-in1k-384", "google/vit-large-patch16-384", "pytorch_model.bin", 384, "imagenet21k+imagenet2012/ViT-L_16.npz", 1000, 85.15, PAPER_T5),
-    ("vit-l16", "orig-in21k", "google/vit-large-patch16-224-in21k", "pytorch_model.bin", 224, "imagenet21k/ViT-L_16.npz", 0, None, None),
-    ("vit-l32", "orig-in21k-ft-in1k-384", "google/vit-large-patch32-384", "pytorch_model.bin", 384, "imagenet21k+imagenet2012/ViT-L_32.npz", 1000, 80.99, PAPER_T5),
-    ("vit-l32", "orig-in21k", "google/vit-large-patch32-224-in21k", "pytorch_model.bin", 224, "imagenet21k/ViT-L_32.npz", 0, None, None),
-    ("vit-h14", "orig-in21k", "google/vit-huge-patch14-224-in21k", "model.safetensors", 224, "imagenet21k/ViT-H_14.npz", 0, None, None),
+    dict(name="vit-b16", tag="orig-in21k-ft-in1k", repo="google/vit-base-patch16-224", files=(SAFETENSORS, BIN), size=224,
+         timm_port="vit_base_patch16_224.orig_in21k_ft_in1k", gcs="imagenet21k+imagenet2012/ViT-B_16-224.npz", classes=1000,
+         accuracies=(authors(81.2, VIT_README_2020), timm(81.786))),
+    dict(name="vit-b16", tag="orig-in21k-ft-in1k-384", repo="google/vit-base-patch16-384", files=(BIN,), size=384,
+         timm_port="vit_base_patch16_384.orig_in21k_ft_in1k", gcs="imagenet21k+imagenet2012/ViT-B_16.npz", classes=1000,
+         accuracies=(authors(83.97, PAPER_T5), timm(84.200))),
+    dict(name="vit-b16", tag="orig-in21k", repo="google/vit-base-patch16-224-in21k", files=(SAFETENSORS, BIN), size=224,
+         gcs="imagenet21k/ViT-B_16.npz", classes=0),
+    dict(name="vit-b32", tag="orig-in21k-ft-in1k-384", repo="google/vit-base-patch32-384", files=(BIN,), size=384,
+         gcs="imagenet21k+imagenet2012/ViT-B_32.npz", classes=1000, accuracies=(authors(81.28, PAPER_T5),)),
+    dict(name="vit-b32", tag="orig-in21k", repo="google/vit-base-patch32-224-in21k", files=(BIN,), size=224,
+         gcs="imagenet21k/ViT-B_32.npz", classes=0),
+    dict(name="vit-l16", tag="orig-in21k-ft-in1k", repo="google/vit-large-patch16-224", files=(BIN,), size=224,
+         gcs="imagenet21k+imagenet2012/ViT-L_16-224.npz", classes=1000, accuracies=(authors(82.7, VIT_README_2020),)),
+    dict(name="vit-l16", tag="orig-in21k-ft-in1k-384", repo="google/vit-large-patch16-384", files=(BIN,), size=384,
+         gcs="imagenet21k+imagenet2012/ViT-L_16.npz", classes=1000, accuracies=(authors(85.15, PAPER_T5),)),
+    dict(name="vit-l16", tag="orig-in21k", repo="google/vit-large-patch16-224-in21k", files=(BIN,), size=224,
+         gcs="imagenet21k/ViT-L_16.npz", classes=0),
+    dict(name="vit-l32", tag="orig-in21k-ft-in1k-384", repo="google/vit-large-patch32-384", files=(BIN,), size=384,
+         timm_port="vit_large_patch32_384.orig_in21k_ft_in1k", gcs="imagenet21k+imagenet2012/ViT-L_32.npz", classes=1000,
+         accuracies=(authors(80.99, PAPER_T5), timm(81.510))),
+    dict(name="vit-l32", tag="orig-in21k", repo="google/vit-large-patch32-224-in21k", files=(BIN,), size=224,
+         gcs="imagenet21k/ViT-L_32.npz", classes=0),
+    # model.safetensors is listed but could not be confirmed; pytorch_model.bin is, so it follows.
+    dict(name="vit-h14", tag="orig-in21k", repo="google/vit-huge-patch14-224-in21k", files=(SAFETENSORS, BIN), size=224,
+         gcs="imagenet21k/ViT-H_14.npz", classes=0),
 ]
 
 # AugReg (Steiner et al., 2021) ImageNet-21k checkpoints fine-tuned on ImageNet-1k, in their timm ports
-# (timm/{timm_name}_{res}.augreg_in21k_ft_in1k). name, timm name, resolution, upstream run (after
-# "{size}-i21k-300ep-lr_0.001-"), fine-tune lr, top-1, its source (the README's number where it is this very file).
+# (timm/{timm_name}_{res}.augreg_in21k_ft_in1k). `run`: the upstream after "{model}-i21k-300ep-lr_0.001-";
+# `lr`: the fine-tune's learning rate. The README's number is used where it is this very file; timm's is kept
+# beside it.
 AUGREG_FT = [
-    ("vit-ti16", "vit_tiny_patch16", 224, "Ti_16", "aug_none-wd_0.03-do_0.0-sd_0.0", "0.03", 75.452, TIMM_EVAL),
-    ("vit-ti16", "vit_tiny_patch16", 384, "Ti_16", "aug_none-wd_0.03-do_0.0-sd_0.0", "0.03", 78.22, AUGREG_README),
-    ("vit-s16", "vit_small_patch16", 224, "S_16", "aug_light1-wd_0.03-do_0.0-sd_0.0", "0.03", 81.402, TIMM_EVAL),
-    ("vit-s16", "vit_small_patch16", 384, "S_16", "aug_light1-wd_0.03-do_0.0-sd_0.0", "0.03", 83.73, AUGREG_README),
-    ("vit-s32", "vit_small_patch32", 224, "S_32", "aug_light1-wd_0.03-do_0.0-sd_0.0", "0.03", 76.010, TIMM_EVAL),
-    ("vit-s32", "vit_small_patch32", 384, "S_32", "aug_light1-wd_0.03-do_0.0-sd_0.0", "0.03", 80.476, TIMM_EVAL),
-    ("vit-b8", "vit_base_patch8", 224, "B_8", "aug_medium1-wd_0.1-do_0.0-sd_0.0", "0.01", 85.838, TIMM_EVAL),
-    ("vit-b16", "vit_base_patch16", 224, "B_16", "aug_medium1-wd_0.1-do_0.0-sd_0.0", "0.01", 84.534, TIMM_EVAL),
-    ("vit-b16", "vit_base_patch16", 384, "B_16", "aug_medium1-wd_0.1-do_0.0-sd_0.0", "0.01", 86.010, TIMM_EVAL),
-    ("vit-b32", "vit_base_patch32", 224, "B_32", "aug_medium1-wd_0.03-do_0.0-sd_0.0", "0.03", 80.732, TIMM_EVAL),
-    ("vit-b32", "vit_base_patch32", 384, "B_32", "aug_light1-wd_0.1-do_0.0-sd_0.0", "0.03", 83.358, TIMM_EVAL),
-    ("vit-l16", "vit_large_patch16", 224, "L_16", "aug_medium1-wd_0.1-do_0.1-sd_0.1", "0.01", 85.856, TIMM_EVAL),
-    ("vit-l16", "vit_large_patch16", 384, "L_16", "aug_medium1-wd_0.1-do_0.1-sd_0.1", "0.01", 87.096, TIMM_EVAL),
-    ("vit-r50-l32", "vit_large_r50_s32", 224, "R50_L_32", "aug_medium1-wd_0.1-do_0.1-sd_0.1", "0.01", 84.434, TIMM_EVAL),
-    ("vit-r50-l32", "vit_large_r50_s32", 384, "R50_L_32", "aug_medium2-wd_0.1-do_0.0-sd_0.0", "0.01", 86.188, TIMM_EVAL),
-    ("vit-r26-s32", "vit_small_r26_s32", 224, "R26_S_32", "aug_light0-wd_0.03-do_0.1-sd_0.1", "0.03", 81.856, TIMM_EVAL),
-    ("vit-r26-s32", "vit_small_r26_s32", 384, "R26_S_32", "aug_medium2-wd_0.03-do_0.0-sd_0.0", "0.03", 84.066, TIMM_EVAL),
-    ("vit-r-ti16", "vit_tiny_r_s16_p8", 224, "R_Ti_16", "aug_none-wd_0.03-do_0.0-sd_0.0", "0.03", 71.800, TIMM_EVAL),
-    ("vit-r-ti16", "vit_tiny_r_s16_p8", 384, "R_Ti_16", "aug_none-wd_0.03-do_0.0-sd_0.0", "0.03", 75.40, AUGREG_README),
-]
-# AugReg ImageNet-21k upstreams (valid 21843-class head, no pre_logits): name, timm name, upstream run.
-AUGREG_IN21K = [
-    ("vit-b16", "vit_base_patch16_224", "B_16", "aug_medium1-wd_0.1-do_0.0-sd_0.0"),
+    dict(name="vit-ti16", timm_name="vit_tiny_patch16", size=224, model="Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(75.452),)),
+    dict(name="vit-ti16", timm_name="vit_tiny_patch16", size=384, model="Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(authors(78.22, AUGREG_README), timm(78.424))),
+    dict(name="vit-s16", timm_name="vit_small_patch16", size=224, model="S_16", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(81.402),)),
+    dict(name="vit-s16", timm_name="vit_small_patch16", size=384, model="S_16", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(authors(83.73, AUGREG_README), timm(83.802))),
+    dict(name="vit-s32", timm_name="vit_small_patch32", size=224, model="S_32", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(76.010),)),
+    dict(name="vit-s32", timm_name="vit_small_patch32", size=384, model="S_32", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(80.476),)),
+    dict(name="vit-b8", timm_name="vit_base_patch8", size=224, model="B_8", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(85.838),)),
+    dict(name="vit-b16", timm_name="vit_base_patch16", size=224, model="B_16", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(84.534),)),
+    dict(name="vit-b16", timm_name="vit_base_patch16", size=384, model="B_16", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(86.010),)),
+    dict(name="vit-b32", timm_name="vit_base_patch32", size=224, model="B_32", run="aug_medium1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(80.732),)),
+    dict(name="vit-b32", timm_name="vit_base_patch32", size=384, model="B_32", run="aug_light1-wd_0.1-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(83.358),)),
+    dict(name="vit-l16", timm_name="vit_large_patch16", size=224, model="L_16", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", accuracies=(timm(85.856),)),
+    dict(name="vit-l16", timm_name="vit_large_patch16", size=384, model="L_16", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", accuracies=(timm(87.096),)),
+    dict(name="vit-r50-l32", timm_name="vit_large_r50_s32", size=224, model="R50_L_32", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", accuracies=(timm(84.434),)),
+    dict(name="vit-r50-l32", timm_name="vit_large_r50_s32", size=384, model="R50_L_32", run="aug_medium2-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(86.188),)),
+    dict(name="vit-r26-s32", timm_name="vit_small_r26_s32", size=224, model="R26_S_32", run="aug_light0-wd_0.03-do_0.1-sd_0.1", lr="0.03", accuracies=(timm(81.856),)),
+    dict(name="vit-r26-s32", timm_name="vit_small_r26_s32", size=384, model="R26_S_32", run="aug_medium2-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(84.066),)),
+    dict(name="vit-r-ti16", timm_name="vit_tiny_r_s16_p8", size=224, model="R_Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(71.800),)),
+    dict(name="vit-r-ti16", timm_name="vit_tiny_r_s16_p8", size=384, model="R_Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(authors(75.40, AUGREG_README), timm(75.962))),
 ]
 
-# name, stage depths, width factor, BiT-M ImageNet-1k fine-tune resolution and its timm top-1.
-# BiT paper (arXiv 1912.11370); big_transfer README; timm/resnetv2_*_bit.goog_in21k{,_ft_in1k}.
+# AugReg ImageNet-21k upstreams with their valid 21,843-class heads (no pre_logits): timm/{timm_name}.augreg_in21k.
+AUGREG_IN21K = [
+    dict(name="vit-ti16", timm_name="vit_tiny_patch16_224", model="Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0"),
+    dict(name="vit-s16", timm_name="vit_small_patch16_224", model="S_16", run="aug_light1-wd_0.03-do_0.0-sd_0.0"),
+    dict(name="vit-s32", timm_name="vit_small_patch32_224", model="S_32", run="aug_light1-wd_0.03-do_0.0-sd_0.0"),
+    dict(name="vit-b8", timm_name="vit_base_patch8_224", model="B_8", run="aug_medium1-wd_0.1-do_0.0-sd_0.0"),
+    dict(name="vit-b16", timm_name="vit_base_patch16_224", model="B_16", run="aug_medium1-wd_0.1-do_0.0-sd_0.0"),
+    dict(name="vit-b32", timm_name="vit_base_patch32_224", model="B_32", run="aug_medium1-wd_0.03-do_0.0-sd_0.0"),
+    dict(name="vit-l16", timm_name="vit_large_patch16_224", model="L_16", run="aug_medium1-wd_0.1-do_0.1-sd_0.1"),
+    dict(name="vit-r-ti16", timm_name="vit_tiny_r_s16_p8_224", model="R_Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0"),
+    dict(name="vit-r26-s32", timm_name="vit_small_r26_s32_224", model="R26_S_32", run="aug_medium2-wd_0.03-do_0.0-sd_0.0"),
+    dict(name="vit-r50-l32", timm_name="vit_large_r50_s32_224", model="R50_L_32", run="aug_medium2-wd_0.1-do_0.0-sd_0.0"),
+]
+
+# AugReg trained on ImageNet-1k only (the paper's "small data" regime), then fine-tuned on it at 224 or 384:
+# timm/{timm_name}_{res}.augreg_in1k from {model}-i1k-300ep-lr_0.001-{run}--imagenet2012-steps_20k-lr_0.01-res_{res}.
+AUGREG_IN1K = [
+    dict(name="vit-s16", timm_name="vit_small_patch16", size=224, model="S_16", run="aug_medium2-wd_0.1-do_0.0-sd_0.0", accuracies=(timm(78.846),)),
+    dict(name="vit-s16", timm_name="vit_small_patch16", size=384, model="S_16", run="aug_medium2-wd_0.1-do_0.0-sd_0.0", accuracies=(timm(81.116),)),
+    dict(name="vit-b16", timm_name="vit_base_patch16", size=224, model="B_16", run="aug_strong2-wd_0.1-do_0.1-sd_0.1", accuracies=(timm(79.154),)),
+    dict(name="vit-b16", timm_name="vit_base_patch16", size=384, model="B_16", run="aug_strong2-wd_0.1-do_0.1-sd_0.1", accuracies=(timm(81.102),)),
+    dict(name="vit-b32", timm_name="vit_base_patch32", size=224, model="B_32", run="aug_medium2-wd_0.1-do_0.1-sd_0.1", accuracies=(timm(74.894),)),
+    dict(name="vit-b32", timm_name="vit_base_patch32", size=384, model="B_32", run="aug_medium2-wd_0.1-do_0.1-sd_0.1", accuracies=(timm(78.752),)),
+]
+
+# timm's own re-fine-tunes of the AugReg ImageNet-21k upstreams ("augreg2"; Hub only, not a Google file).
+# timm's plain `vit_base_patch16_224` and `vit_base_patch8_224` load these today.
+AUGREG2 = [
+    dict(name="vit-b16", timm_name="vit_base_patch16_224", files=(SAFETENSORS, BIN), accuracies=(timm(85.096),)),
+    dict(name="vit-b8", timm_name="vit_base_patch8_224", files=(SAFETENSORS,), accuracies=(timm(86.218),)),
+]
+
+# ViT trained on ImageNet-1k with SAM (Chen et al., arXiv 2106.01548): timm/{timm_name}.sam_in1k, originals gs://vit_models/sam/.
+SAM = [
+    dict(name="vit-b16", timm_name="vit_base_patch16_224", gcs="sam/ViT-B_16.npz", accuracies=(timm(80.244),)),
+    dict(name="vit-b32", timm_name="vit_base_patch32_224", gcs="sam/ViT-B_32.npz", accuracies=(timm(73.694),)),
+]
+
+# BiT ResNet-v2 (arXiv 1912.11370). `eval_size`: the resolution timm evaluates the BiT-M ImageNet-1k fine-tune at
+# (BiT-HyperRule fine-tuned all of them at 480); `top1`: timm's evaluation of that file. `bits`: a BiT-S
+# (ImageNet-1k upstream) file exists in gs://bit_models (big_transfer README: R50x1, R101x1, R50x3, R101x3,
+# R152x4; R152x2 came after the paper and is BiT-M only as far as the README says).
 BIT_ARCHS = [
-    ("bit-r50x1", (3, 4, 6, 3), 1, 448, 80.386),
-    ("bit-r50x3", (3, 4, 6, 3), 3, 448, 83.982),
-    ("bit-r101x1", (3, 4, 23, 3), 1, 448, 82.332),
-    ("bit-r101x3", (3, 4, 23, 3), 3, 448, 84.430),
-    ("bit-r152x2", (3, 8, 36, 3), 2, 448, 84.468),
-    ("bit-r152x4", (3, 8, 36, 3), 4, 480, 84.936),
+    dict(name="bit-r50x1", layers=(3, 4, 6, 3), width_factor=1, eval_size=448, top1=80.386, bits=True),
+    dict(name="bit-r50x3", layers=(3, 4, 6, 3), width_factor=3, eval_size=448, top1=83.982, bits=True),
+    dict(name="bit-r101x1", layers=(3, 4, 23, 3), width_factor=1, eval_size=448, top1=82.332, bits=True),
+    dict(name="bit-r101x3", layers=(3, 4, 23, 3), width_factor=3, eval_size=448, top1=84.430, bits=True),
+    dict(name="bit-r152x2", layers=(3, 8, 36, 3), width_factor=2, eval_size=448, top1=84.468, bits=False),
+    dict(name="bit-r152x4", layers=(3, 8, 36, 3), width_factor=4, eval_size=480, top1=84.936, bits=True),
 ]
 # fmt: on
+BIT_FT_RES = 480  # BiT-HyperRule: ImageNet-sized images are fine-tuned at 480 (big_transfer bit_hyperrule.py)
 
 # Preprocessing: the one the tag's reported accuracy was measured with. vit_jax (the paper, its README) resizes
 # straight to the square with tf.image.resize, bilinear without antialiasing ("tf"; HF's ViTImageProcessor
@@ -118,44 +201,98 @@ def _timm_pp(size: int, crop_pct: float, interpolation: str = "bicubic") -> Prep
     return Preprocess(size, resize="shorter", crop_pct=crop_pct, interpolation=interpolation)  # type: ignore[arg-type]
 
 
-def _orig(tag, repo, filename, size, gcs, classes, top1, source, width) -> Weights:
+def _timm_vit_pp(size: int) -> Preprocess:
+    return _timm_pp(size, 0.9 if size == 224 else 1.0)
+
+
+def _hub(repo: str, files: tuple[str, ...], fmt: str) -> list[Source]:
+    return [HubFile(repo, f, fmt) for f in files]  # type: ignore[arg-type]
+
+
+def _orig(*, tag, repo, files, size, gcs, classes, width, timm_port=None, accuracies=()) -> Weights:
     in21k = classes == 0
+    sources = _hub(repo, files, "transformers")
+    if timm_port:
+        sources.append(HubFile(f"timm/{timm_port}", SAFETENSORS, "timm"))
+    sources.append(UrlFile(f"{GCS_VIT}/{gcs}", "vit_jax"))
     return Weights(
         tag=tag,
-        hub=HubFile(repo, filename, "transformers"),
+        sources=tuple(sources),
         pretrain="ImageNet-21k (paper)" + ("" if in21k else f", fine-tuned on ImageNet-1k at {size}"),
         preprocess=Preprocess(size, resize="tf"),
         num_classes=classes,
-        url=f"{GCS_VIT}/{gcs}",
         representation_size=width if in21k else None,
-        accuracy=None if top1 is None else Accuracy(top1, source),
+        accuracies=accuracies,
         zero_head=in21k,
         notes="the authors zeroed the 21k head; the Hub copy keeps only the pre_logits 'pooler'" if in21k else "",
     )
 
 
-def _augreg_ft(timm_name, size, model, run, lr, top1, source) -> Weights:
+def _augreg_ft(*, timm_name, size, model, run, lr, accuracies) -> Weights:
     upstream = f"{model}-i21k-300ep-lr_0.001-{run}"
-    vit_jax = source in VIT_JAX_SOURCES  # the README's own number: vit_jax's evaluation
+    vit_jax = bool(accuracies) and accuracies[0].source in VIT_JAX_SOURCES  # the README's number: vit_jax's eval
     return Weights(
         tag="augreg-in21k-ft-in1k" + ("" if size == 224 else f"-{size}"),
-        hub=HubFile(f"timm/{timm_name}_{size}.augreg_in21k_ft_in1k", "model.safetensors", "timm"),
+        sources=(
+            HubFile(f"timm/{timm_name}_{size}.augreg_in21k_ft_in1k", SAFETENSORS, "timm"),
+            UrlFile(f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_{lr}-res_{size}.npz", "vit_jax"),
+        ),
         pretrain=f"ImageNet-21k (AugReg, 300 ep), fine-tuned on ImageNet-1k at {size}",
-        preprocess=Preprocess(size, resize="tf") if vit_jax else _timm_pp(size, 0.9 if size == 224 else 1.0),
+        preprocess=Preprocess(size, resize="tf") if vit_jax else _timm_vit_pp(size),
         num_classes=1000,
-        url=f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_{lr}-res_{size}.npz",
-        accuracy=Accuracy(top1, source),
+        accuracies=accuracies,
     )
 
 
-def _augreg_in21k(timm_name, model, run) -> Weights:
+def _augreg_in21k(*, timm_name, model, run) -> Weights:
     return Weights(
         tag="augreg-in21k",
-        hub=HubFile(f"timm/{timm_name}.augreg_in21k", "model.safetensors", "timm"),
+        sources=(
+            HubFile(f"timm/{timm_name}.augreg_in21k", SAFETENSORS, "timm"),
+            UrlFile(f"{GCS_VIT}/augreg/{model}-i21k-300ep-lr_0.001-{run}.npz", "vit_jax"),
+        ),
         pretrain="ImageNet-21k (AugReg, 300 ep)",
-        preprocess=_timm_pp(224, 0.9),
+        preprocess=_timm_vit_pp(224),
         num_classes=21843,
-        url=f"{GCS_VIT}/augreg/{model}-i21k-300ep-lr_0.001-{run}.npz",
+        notes="a valid 21,843-class ImageNet-21k classifier (unlike the 2020 upstreams)",
+    )
+
+
+def _augreg_in1k(*, timm_name, size, model, run, accuracies) -> Weights:
+    upstream = f"{model}-i1k-300ep-lr_0.001-{run}"
+    return Weights(
+        tag="augreg-in1k" + ("" if size == 224 else f"-{size}"),
+        sources=(
+            HubFile(f"timm/{timm_name}_{size}.augreg_in1k", SAFETENSORS, "timm"),
+            UrlFile(f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_0.01-res_{size}.npz", "vit_jax"),
+        ),
+        pretrain=f"ImageNet-1k only (AugReg, 300 ep), fine-tuned on ImageNet-1k at {size}",
+        preprocess=_timm_vit_pp(size),
+        num_classes=1000,
+        accuracies=accuracies,
+    )
+
+
+def _augreg2(*, timm_name, files, accuracies) -> Weights:
+    return Weights(
+        tag="augreg2-in21k-ft-in1k",
+        sources=tuple(_hub(f"timm/{timm_name}.augreg2_in21k_ft_in1k", files, "timm")),
+        pretrain="ImageNet-21k (AugReg, 300 ep), re-fine-tuned on ImageNet-1k at 224 by timm",
+        preprocess=_timm_vit_pp(224),
+        num_classes=1000,
+        accuracies=accuracies,
+        notes="timm's own fine-tune of the AugReg upstream (no Google original); what timm's plain model name loads",
+    )
+
+
+def _sam(*, timm_name, gcs, accuracies) -> Weights:
+    return Weights(
+        tag="sam-in1k",
+        sources=(HubFile(f"timm/{timm_name}.sam_in1k", SAFETENSORS, "timm"), UrlFile(f"{GCS_VIT}/{gcs}", "vit_jax")),
+        pretrain="ImageNet-1k only, trained with SAM (arXiv 2106.01548)",
+        preprocess=_timm_vit_pp(224),
+        num_classes=1000,
+        accuracies=accuracies,
     )
 
 
@@ -163,65 +300,109 @@ def _augreg_in21k(timm_name, model, run) -> Weights:
 R50_B16 = [
     Weights(
         tag="orig-in21k-ft-in1k-384",
-        hub=HubFile("timm/vit_base_r50_s16_384.orig_in21k_ft_in1k", "model.safetensors", "timm"),
+        sources=(
+            *_hub("timm/vit_base_r50_s16_384.orig_in21k_ft_in1k", (SAFETENSORS, BIN), "timm"),
+            UrlFile(f"{GCS_VIT}/imagenet21k+imagenet2012/R50+ViT-B_16.npz", "vit_jax"),
+        ),
         pretrain="ImageNet-21k (paper), fine-tuned on ImageNet-1k at 384",
         preprocess=_timm_pp(384, 1.0),
         num_classes=1000,
-        url=f"{GCS_VIT}/imagenet21k+imagenet2012/R50+ViT-B_16.npz",
-        accuracy=Accuracy(84.988, TIMM_EVAL),
+        accuracies=(timm(84.988),),
     ),
     Weights(
         tag="orig-in21k",
-        hub=HubFile("timm/vit_base_r50_s16_224.orig_in21k", "model.safetensors", "timm"),
+        sources=(
+            HubFile("timm/vit_base_r50_s16_224.orig_in21k", SAFETENSORS, "timm"),
+            UrlFile(f"{GCS_VIT}/imagenet21k/R50+ViT-B_16.npz", "vit_jax"),
+        ),
         pretrain="ImageNet-21k (paper)",
         preprocess=_timm_pp(224, 0.9),
         num_classes=0,
-        url=f"{GCS_VIT}/imagenet21k/R50+ViT-B_16.npz",
         zero_head=True,
-        notes="timm removed the zeroed 21k head and the pre_logits layer",
+        notes="timm removed the zeroed 21k head and the pre_logits layer (loading the original drops them too)",
     ),
 ]
 
 
+def _rows(table: list[dict], name: str) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "name"} for row in table if row["name"] == name]
+
+
 def _vit_weights(name: str, width: int) -> list[Weights]:
-    weights = [_orig(*row[1:], width) for row in ORIG if row[0] == name]
-    weights += [_augreg_ft(*row[1:]) for row in AUGREG_FT if row[0] == name]
-    weights += [_augreg_in21k(*row[1:]) for row in AUGREG_IN21K if row[0] == name]
+    weights = [_orig(**row, width=width) for row in _rows(ORIG, name)]
+    weights += [_augreg_ft(**row) for row in _rows(AUGREG_FT, name)]
+    weights += [_augreg2(**row) for row in _rows(AUGREG2, name)]
+    weights += [_augreg_in21k(**row) for row in _rows(AUGREG_IN21K, name)]
+    weights += [_augreg_in1k(**row) for row in _rows(AUGREG_IN1K, name)]
+    weights += [_sam(**row) for row in _rows(SAM, name)]
     return weights + (R50_B16 if name == "vit-r50-b16" else [])
 
 
-def _bit_weights(name: str, size: int, top1: float) -> list[Weights]:
+def _bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[Weights]:
     timm_name = "resnetv2_" + name.removeprefix("bit-r") + "_bit"
-    stem = "BiT-M-R" + name.removeprefix("bit-r")
+    arch = "R" + name.removeprefix("bit-r")
+    ft = f"fine-tuned on ImageNet-1k at {BIT_FT_RES} (BiT-HyperRule)"
+    eval_note = f"{eval_size} is timm's evaluation size for this file, not its fine-tuning resolution ({BIT_FT_RES})"
+    ft_files = (SAFETENSORS, BIN) if arch == "R50x1" else (SAFETENSORS,)  # .bin confirmed for R50x1 only
     weights = [
         Weights(
             tag="bitm-in21k-ft-in1k",
-            hub=HubFile(f"timm/{timm_name}.goog_in21k_ft_in1k", "model.safetensors", "timm"),
-            pretrain=f"ImageNet-21k (BiT-M), fine-tuned on ImageNet-1k at {size}",
-            preprocess=_timm_pp(size, 1.0, "bilinear"),
+            sources=(
+                *_hub(f"timm/{timm_name}.goog_in21k_ft_in1k", ft_files, "timm"),
+                UrlFile(f"{GCS_BIT}/BiT-M-{arch}-ILSVRC2012.npz", "bit_jax"),
+            ),
+            pretrain=f"ImageNet-21k (BiT-M), {ft}",
+            preprocess=_timm_pp(eval_size, 1.0, "bilinear"),
             num_classes=1000,
-            url=f"{GCS_BIT}/{stem}-ILSVRC2012.npz",
-            accuracy=Accuracy(top1, TIMM_EVAL),
+            accuracies=(timm(top1),),
+            notes=eval_note,
         ),
         Weights(
             tag="bitm-in21k",
-            hub=HubFile(f"timm/{timm_name}.goog_in21k", "model.safetensors", "timm"),
+            sources=(
+                HubFile(f"timm/{timm_name}.goog_in21k", SAFETENSORS, "timm"),
+                UrlFile(f"{GCS_BIT}/BiT-M-{arch}.npz", "bit_jax"),
+            ),
             pretrain="ImageNet-21k (BiT-M)",
             preprocess=_timm_pp(224, 0.875, "bilinear"),
             num_classes=21843,
-            url=f"{GCS_BIT}/{stem}.npz",
         ),
     ]
-    if name == "bit-r50x1":  # the transformers port of the same BiT-M R50x1 fine-tune
+    if bits:
         weights.append(
             Weights(
+                tag="bits-in1k",
+                sources=(UrlFile(f"{GCS_BIT}/BiT-S-{arch}.npz", "bit_jax"),),
+                pretrain="ImageNet-1k (BiT-S upstream)",
+                preprocess=_timm_pp(224, 0.875, "bilinear"),
+                num_classes=1000,
+                notes="original bucket only (no Hub port); no published top-1 or evaluation preprocessing for the "
+                "upstream file: the preprocessing shown is timm's default for BiT",
+            )
+        )
+    if name == "bit-r50x1":
+        weights.append(  # the transformers port of the same BiT-M R50x1 fine-tune
+            Weights(
                 tag="bitm-in21k-ft-in1k-hf",
-                hub=HubFile("google/bit-50", "pytorch_model.bin", "transformers"),
-                pretrain="ImageNet-21k (BiT-M), fine-tuned on ImageNet-1k at 448",
+                sources=(HubFile("google/bit-50", BIN, "transformers"), UrlFile(f"{GCS_BIT}/BiT-M-R50x1-ILSVRC2012.npz", "bit_jax")),
+                pretrain=f"ImageNet-21k (BiT-M), {ft}",
                 preprocess=Preprocess(448, resize="shorter", crop_pct=1.0),
                 num_classes=1000,
-                url=f"{GCS_BIT}/{stem}-ILSVRC2012.npz",
-                accuracy=Accuracy(top1, TIMM_EVAL),
+                accuracies=(timm(top1),),
+                notes=eval_note,
+            )
+        )  # fmt: skip
+        weights.append(
+            Weights(
+                tag="distilled-in1k",
+                sources=(
+                    HubFile(f"timm/{timm_name}.goog_distilled_in1k", SAFETENSORS, "timm"),
+                    UrlFile(f"{GCS_BIT}/distill/R50x1_224.npz", "bit_jax"),
+                ),
+                pretrain="ImageNet-1k, distilled from BiT-M-R152x2 at 224 (arXiv 2106.05237)",
+                preprocess=_timm_pp(224, 0.875, "bicubic"),
+                num_classes=1000,
+                accuracies=(authors(82.8, BIT_DISTILL_README), timm(82.820)),
             )
         )
     return weights
@@ -237,7 +418,7 @@ TESTING = ModelSpec(
     weights=(
         Weights(
             tag="random-10cls",
-            hub=HubFile("vitzoo/testing", "testing.npz", "vit_jax"),
+            sources=(HubFile("vitzoo/testing", "testing.npz", "vit_jax"),),
             pretrain="none (random weights, generated by vitzoo's tests)",
             preprocess=Preprocess(224),
             num_classes=10,
@@ -251,17 +432,21 @@ TESTING = ModelSpec(
 def build_registry() -> Registry:
     """Register every architecture of the zoo."""
     registry = Registry()
-    for name, title, size, patch, stages, default, source in VIT_ARCHS:
-        width, depth, heads, mlp = SIZES[size]
-        backbone = None if stages is None else HybridConfig(stages)
-        config = ViTConfig(patch, width, depth, heads, mlp, backbone=backbone)
-        weights = tuple(_vit_weights(name, width))
-        registry.register(ModelSpec(name, family_of(config), config, source, weights, default, title))
-    for name, layers, wf, size, top1 in BIT_ARCHS:
+    for arch in VIT_ARCHS:
+        width, depth, heads, mlp = SIZES[arch["size"]]
+        backbone = None if arch["stages"] is None else HybridConfig(arch["stages"])
+        config = ViTConfig(arch["patch"], width, depth, heads, mlp, backbone=backbone)
+        weights = tuple(_vit_weights(arch["name"], width))
+        registry.register(
+            ModelSpec(arch["name"], family_of(config), config, arch["source"], weights, arch["default"], arch["title"])
+        )
+    for row in BIT_ARCHS:
+        layers, wf = row["layers"], row["width_factor"]
         source = "BiT paper (arXiv 1912.11370); big_transfer bit_pytorch/models.py"
         title = f"BiT ResNet-v2 {sum(layers) * 3 + 2}x{wf}"
-        weights = tuple(_bit_weights(name, size, top1))
-        registry.register(ModelSpec(name, "bit", BiTConfig(layers, wf), source, weights, "bitm-in21k-ft-in1k", title))
+        weights = tuple(_bit_weights(name=row["name"], eval_size=row["eval_size"], top1=row["top1"], bits=row["bits"]))
+        spec = ModelSpec(row["name"], "bit", BiTConfig(layers, wf), source, weights, "bitm-in21k-ft-in1k", title)
+        registry.register(spec)
     registry.register(TESTING)
     return registry
 

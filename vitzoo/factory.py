@@ -11,7 +11,7 @@ from vitzoo.analytic import count_macs, count_params
 from vitzoo.catalog import REGISTRY
 from vitzoo.errors import ConfigError
 from vitzoo.models import BiTConfig, ModelConfig, ViTConfig, build_model
-from vitzoo.registry import ModelSpec, Weights
+from vitzoo.registry import HubFile, ModelSpec, Source, Weights
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -101,10 +101,20 @@ def _arch_fields(config: ModelConfig) -> dict[str, Any]:
     }
 
 
+def source_info(source: Source) -> dict[str, Any]:
+    """One source of a checkpoint as plain data: kind, where, format."""
+    if isinstance(source, HubFile):
+        return {"kind": "hub", "repo": source.repo_id, "file": source.filename, "revision": source.revision,
+                "format": source.format, "label": source.label}  # fmt: skip
+    return {"kind": "url", "url": source.url, "format": source.format, "label": source.label}
+
+
 def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
     """One checkpoint as plain data (JSON-serialisable)."""
     config = spec.config_for(weights)
     pp = weights.preprocess
+    hub, acc = weights.hub, weights.accuracy
+    first = weights.sources[0]
     return {
         "name": f"{spec.name}.{weights.tag}",
         "tag": weights.tag,
@@ -114,13 +124,16 @@ def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
         "num_classes": weights.num_classes,
         "params": count_params(config),
         "gmacs": count_macs(config) / 1e9,
-        "top1": None if weights.accuracy is None else weights.accuracy.top1,
-        "top1_source": None if weights.accuracy is None else weights.accuracy.source,
-        "hub_repo": weights.hub.repo_id,
-        "hub_file": weights.hub.filename,
-        "hub_revision": weights.hub.revision,
-        "format": weights.hub.format,
+        "top1": None if acc is None else acc.top1,
+        "top1_source": None if acc is None else acc.source,
+        "top1_protocol": None if acc is None else acc.protocol,
+        "accuracies": [{"top1": a.top1, "source": a.source, "protocol": a.protocol} for a in weights.accuracies],
+        "hub_repo": None if hub is None else hub.repo_id,
+        "hub_file": None if hub is None else hub.filename,
+        "hub_revision": None if hub is None else hub.revision,
+        "format": first.format,
         "url": weights.url,
+        "sources": [source_info(s) for s in weights.sources],
         "preprocess": {
             "resize": pp.resize,
             "crop_pct": pp.crop_pct,

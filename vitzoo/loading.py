@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from vitzoo.catalog import REGISTRY
-from vitzoo.checkpoint import CheckpointError, read_tensors, save_vitzoo, sniff
+from vitzoo.checkpoint import CheckpointError, read_tensors, sniff
 from vitzoo.convert import Converted, check_architecture, convert_file, convert_tensors
 from vitzoo.data import default_preprocess
 from vitzoo.errors import ConfigError, VitzooError
@@ -45,55 +45,35 @@ def is_path(name_or_path: str | os.PathLike) -> bool:
     return isinstance(name_or_path, os.PathLike) or os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth"))
 
 
-def converted_checkpoint(name: str) -> tuple[Path, ModelSpec, Weights]:
-    """Download a registry checkpoint and convert it once; returns the cached canonical safetensors."""
-    from filelock import FileLock
+def converted_checkpoint(name: str, lock: str | os.PathLike | None = None) -> tuple[Path, ModelSpec, Weights]:
+    """Download a registry checkpoint (its first working source) and convert it once; the cached safetensors.
 
-    from vitzoo import hub
+    ``lock`` (or ``$VITZOO_LOCK``): refuse a file that differs from the lock file's entry (``vitzoo.sources``).
+    """
+    from vitzoo.sources import fetch_checkpoint
 
-    spec, weights = REGISTRY.resolve(name)
-    assert weights is not None  # every registered arch has a default tag
-    full = f"{spec.name}.{weights.tag}"
-    problem = hub.cache_problem("converted")
-    if problem and not hub.cache_root().is_dir():  # a file, or nowhere to create it: one line, before the download
-        raise hub.HubError(problem)
-    downloaded = hub.fetch(weights.hub, full)
-    target = hub.cache_key(downloaded, weights.hub)
-    if target.is_file():  # written atomically, so complete; a shared cache may be read-only for this user
-        return target, spec, weights
-    if problem:
-        raise hub.HubError(problem)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
-        if not target.exists():
-            result = convert_file(downloaded, expected=spec.config_for(weights))
-            _check_against_registry(result, spec, weights)
-            save_vitzoo(target, result.state_dict, result.config, {"name": full, "source_format": result.source_format,
-                                                                    "source": weights.hub.repo_id})  # fmt: skip
-    return target, spec, weights
+    fetched = fetch_checkpoint(name, lock)
+    return fetched.path, fetched.spec, fetched.weights
 
 
-def _check_against_registry(result: Converted, spec: ModelSpec, weights: Weights) -> None:
-    full = f"{spec.name}.{weights.tag}"
-    if result.source_format != weights.hub.format:
-        found, declared = result.source_format, weights.hub.format
-        raise CheckpointError(f"{full}: the Hub file is in {found} layout, the registry says {declared}")
-    expected = spec.config_for(weights)
-    check_architecture(result.config, expected, full)
-    if result.config.num_classes != expected.num_classes:
-        raise CheckpointError(
-            f"{full}: checkpoint has {result.config.num_classes} classes, registry says {expected.num_classes}"
-        )
-
-
-def load_converted(name_or_path: str | os.PathLike) -> tuple[Converted, str, Weights | None]:
+def load_converted(
+    name_or_path: str | os.PathLike, lock: str | os.PathLike | None = None
+) -> tuple[Converted, str, Weights | None]:
     """The canonical weights of a registry name or any supported file, its display name and registry weights."""
+    return _load_converted(name_or_path, lock)[:3]
+
+
+def _load_converted(
+    name_or_path: str | os.PathLike, lock: str | os.PathLike | None
+) -> tuple[Converted, str, Weights | None, str | None]:
+    """``load_converted`` plus the sha256 of the downloaded source file (None for a file given by path)."""
     if is_path(name_or_path):
         path = Path(name_or_path).expanduser()
-        return convert_file(path), str(path), None
-    target, spec, weights = converted_checkpoint(str(name_or_path))
+        return convert_file(path), str(path), None, None
+    target, spec, weights = converted_checkpoint(str(name_or_path), lock)
     tensors, metadata = read_tensors(target)
-    return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights
+    sha = metadata.get("source_sha256") or None
+    return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights, sha
 
 
 def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
@@ -199,6 +179,7 @@ def load(
     dtype: torch.dtype | str | None = None,
     pre_logits: bool = True,
     posemb_interp: PosembInterp = "bilinear",
+    lock: str | os.PathLike | None = None,
 ) -> nn.Module:
     """A pretrained model in eval mode, ready for NCHW float input.
 
@@ -211,10 +192,13 @@ def load(
         device, dtype: where and in which precision ("fp32", "bf16", "fp16") to put the weights.
         pre_logits: False drops the representation layer of the ImageNet-21k checkpoints.
         posemb_interp: "bilinear" (the original's method) or "bicubic".
+        lock: a lock file (``vitzoo download NAME --lock FILE``; default ``$VITZOO_LOCK``): refuse weights whose
+            file differs from the one it records (Hub commit, size, sha256), saying what differs.
 
     The loaded name is in ``model.name`` (``arch.tag``, never silently another tag), the checkpoint's
-    evaluation preprocessing (at the model's resolution) in ``model.preprocess``, and where that comes from in
-    ``model.preprocess_source``: the registry tag, the tag a file was made from, or the family's default.
+    evaluation preprocessing (at the model's resolution) in ``model.preprocess``, where that comes from in
+    ``model.preprocess_source`` (the registry tag, the tag a file was made from, or the family's default), and the
+    sha256 of the downloaded file the weights came from in ``model.weights_sha256`` (None for a file given by path).
     """
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
@@ -222,7 +206,7 @@ def load(
     if not is_path(name_or_path):  # unknown tags, bad sizes and too little memory: before any download
         spec, _, target = resolve_config(str(name_or_path), num_classes=num_classes, img_size=img_size)
         check_memory(target, spec.name, copies=2)
-    converted, display, weights = load_converted(name_or_path)
+    converted, display, weights, sha = _load_converted(name_or_path, lock)
     config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp))
     if num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd)):
         if config.num_classes:
@@ -240,6 +224,7 @@ def load(
     model.load_state_dict(sd, strict=True, assign=True)
     model.to(device=device, dtype=torch_dtype)
     model.name = display
+    model.weights_sha256 = sha
     metadata = _file_metadata(Path(display)) if weights is None else None
     model.preprocess, model.preprocess_source = checkpoint_preprocess(config, weights, display, metadata)
     return model.eval()

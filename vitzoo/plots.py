@@ -59,7 +59,9 @@ def _scatter(ax, rows: Sequence[TradeoffRow], x_of, flags: list[bool], xlabel: s
     _frontier(ax, [x_of(r) for r in rows], [r.top1 for r in rows], flags, higher_x_better=higher_x_better,
               color="black", lw=1, ls="--", label="Pareto frontier", zorder=2)  # fmt: skip
     ax.set_xscale("log")
-    _label_points(ax, [(x_of(r), r.top1, _short(r.model)) for r in rows])
+    archs = [_short(r.model) for r in rows]
+    labels = [r.model if archs.count(a) > 1 else a for r, a in zip(rows, archs, strict=True)]  # several tags: name them
+    _label_points(ax, [(x_of(r), r.top1, label) for r, label in zip(rows, labels, strict=True)])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("ImageNet-1k top-1 (%)")
     ax.grid(True, which="both", alpha=0.25)

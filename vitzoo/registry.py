@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -50,34 +51,88 @@ class HubFile:
     revision: str = "main"
     sha256: str | None = None  # of the file; checked after download when known
 
+    @property
+    def label(self) -> str:
+        """``repo/file@revision``, as messages and ``vitzoo info`` show it."""
+        return f"{self.repo_id}/{self.filename}@{self.revision}"
+
+
+@dataclass(frozen=True)
+class UrlFile:
+    """A checkpoint file at a plain https URL (the originals in Google's buckets), and its key layout."""
+
+    url: str
+    format: CheckpointFormat
+    sha256: str | None = None  # of the file; checked after download when known
+
+    @property
+    def label(self) -> str:
+        """The URL."""
+        return self.url
+
+
+Source = HubFile | UrlFile
+Protocol = Literal["authors", "timm"]
+
+
+def same_url(a: str, b: str) -> bool:
+    """Two URLs naming the same file: ``%2B`` and ``+`` (and any other %-escape) compare equal."""
+    return urllib.parse.unquote(a) == urllib.parse.unquote(b)
+
 
 @dataclass(frozen=True)
 class Accuracy:
-    """An ImageNet-1k top-1 accuracy (%) reported for a checkpoint, with where it was reported."""
+    """An ImageNet-1k top-1 accuracy (%) reported for a checkpoint, where it was reported and how it was measured.
+
+    ``protocol`` is "authors" (the authors' own evaluation: the ViT paper's Table 5 runs, the vit_jax and
+    big_transfer READMEs) or "timm" (timm's re-evaluation of this very file with its own preprocessing).
+    """
 
     top1: float
     source: str
+    protocol: Protocol
 
 
 @dataclass(frozen=True)
 class Weights:
-    """One pretrained checkpoint of an architecture."""
+    """One pretrained checkpoint of an architecture, with the places its file can be fetched from."""
 
     tag: str  # e.g. "orig-in21k-ft-in1k"; the full name is f"{arch}.{tag}"
-    hub: HubFile
+    sources: tuple[Source, ...]  # in order of preference: Hub safetensors, Hub .bin, the original URL
     pretrain: str  # data and recipe, e.g. "ImageNet-21k (paper), fine-tuned on ImageNet-1k"
     preprocess: Preprocess
     num_classes: int  # classes of the stored head; 0 = checkpoint has no head
-    url: str | None = None  # the original checkpoint (Google's buckets), for provenance and `vitzoo convert`
     representation_size: int | None = None  # pre_logits layer present in the checkpoint
-    accuracy: Accuracy | None = None  # None: not an ImageNet-1k classifier
+    accuracies: tuple[Accuracy, ...] = ()  # the first is the one tables show; empty: not an ImageNet-1k classifier
     zero_head: bool = False  # the head was zeroed by its authors (2020 ImageNet-21k files): logits are useless
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        one_source, one_accuracy = isinstance(self.sources, (HubFile, UrlFile)), isinstance(self.accuracies, Accuracy)
+        object.__setattr__(self, "sources", (self.sources,) if one_source else tuple(self.sources))
+        object.__setattr__(self, "accuracies", (self.accuracies,) if one_accuracy else tuple(self.accuracies))
+        if not self.sources:
+            raise ValueError(f"{self.tag}: a checkpoint needs at least one source")
 
     @property
     def img_size(self) -> int:
         """Resolution the checkpoint was trained or fine-tuned at."""
         return self.preprocess.img_size
+
+    @property
+    def hub(self) -> HubFile | None:
+        """The preferred Hub file (None for a checkpoint that is only at its original URL)."""
+        return next((s for s in self.sources if isinstance(s, HubFile)), None)
+
+    @property
+    def url(self) -> str | None:
+        """The original file's URL (Google's buckets), for provenance and `vitzoo convert`."""
+        return next((s.url for s in self.sources if isinstance(s, UrlFile)), None)
+
+    @property
+    def accuracy(self) -> Accuracy | None:
+        """The accuracy tables show (the authors' own where known); None: not an ImageNet-1k classifier."""
+        return self.accuracies[0] if self.accuracies else None
 
 
 @dataclass(frozen=True)
@@ -169,6 +224,14 @@ class Registry:
     def get(self, name: str) -> ModelSpec:
         """The spec of ``arch`` or ``arch.tag`` (the tag must exist); unknown names raise with hints."""
         return self.resolve(name)[0]
+
+    def find_url(self, url: str) -> tuple[ModelSpec, Weights] | None:
+        """The checkpoint one of whose sources is ``url`` (``%2B`` and ``+`` spellings match), or None."""
+        for spec in self._specs.values():
+            for w in spec.weights:
+                if any(isinstance(s, UrlFile) and same_url(s.url, url) for s in w.sources):
+                    return spec, w
+        return None
 
     def resolve(self, name: str) -> tuple[ModelSpec, Weights | None]:
         """Split ``arch[.tag]`` into its spec and weights (the default tag when none is given).

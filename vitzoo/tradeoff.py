@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from vitzoo.store import ResultStore
 
 AccuracyKind = Literal["measured", "reported"]
+TagChoice = Literal["default", "all"]  # per architecture: its default checkpoint, or every checkpoint
 THROUGHPUT_KEYS = ("img_per_s", "throughput")  # images/s in a bench row (vitzoo.bench.BenchResult)
 OK_STATUS = (None, "ok")
 
@@ -73,17 +74,17 @@ def pareto_front(
     return out
 
 
-def resolve_names(names: Sequence[str]) -> list[str]:
+def resolve_names(names: Sequence[str], tags: TagChoice = "default") -> list[str]:
     """``arch``, ``arch.tag`` or shell patterns over architectures -> full ``arch.tag`` names.
 
-    No names: the default checkpoint of every architecture with a reported ImageNet-1k accuracy.
+    No names: every architecture with a reported ImageNet-1k accuracy. ``tags="all"`` expands each
+    architecture named without a tag to every one of its checkpoints instead of its default one.
     """
     out: list[str] = []
     if not names:
         for spec in REGISTRY:
-            w = spec.get_weights()
-            if w is not None and w.accuracy is not None:
-                out.append(f"{spec.name}.{w.tag}")
+            chosen = spec.weights if tags == "all" else [spec.get_weights()]
+            out += [f"{spec.name}.{w.tag}" for w in chosen if w is not None and w.accuracy is not None]
         return out
     for name in names:
         arch, dot, tag = name.partition(".")
@@ -94,9 +95,11 @@ def resolve_names(names: Sequence[str]) -> list[str]:
             spec, weights = REGISTRY.resolve(f"{a}{dot}{tag}")
             if weights is None:
                 raise VitzooError(f"{spec.name} has no checkpoint to compare")
-            full = f"{spec.name}.{weights.tag}"
-            if full not in out:
-                out.append(full)
+            chosen = spec.weights if tags == "all" and not dot else (weights,)
+            for w in chosen:
+                full = f"{spec.name}.{w.tag}"
+                if full not in out:
+                    out.append(full)
     return out
 
 
@@ -172,15 +175,22 @@ def _escape(name: str) -> str:
 
 
 def build_tradeoff(
-    names: Sequence[str] = (), *, store: ResultStore | None = None, device: str = "cpu", dtype: str = "fp32"
+    names: Sequence[str] = (),
+    *,
+    store: ResultStore | None = None,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    tags: TagChoice = "default",
 ) -> list[TradeoffRow]:
-    """The trade-off rows of ``names`` (see ``resolve_names``), sorted by GMACs, Pareto flags set.
+    """The trade-off rows of ``names`` (see ``resolve_names``; ``tags="all"``: every checkpoint of each
+    architecture), sorted by GMACs, Pareto flags set.
 
     Without a store, accuracy is the reported one and throughput is missing. Checkpoints without any
-    ImageNet-1k accuracy are left out unless named explicitly.
+    ImageNet-1k accuracy are left out unless named explicitly (``arch.tag``, or ``arch`` for its default).
     """
     rows = []
-    for full in resolve_names(names):
+    explicit = set(resolve_names(names)) if names else set()
+    for full in resolve_names(names, tags):
         spec, weights = REGISTRY.resolve(full)
         assert weights is not None
         config = spec.config_for(weights)
@@ -190,7 +200,7 @@ def build_tradeoff(
             (top1, source), kind = measured, "measured"
         elif weights.accuracy is not None:
             top1, kind, source = weights.accuracy.top1, "reported", weights.accuracy.source
-        if top1 is None and not names:
+        if top1 is None and full not in explicit:
             continue
         tput = None if store is None else measured_throughput(store, full, device, dtype)
         rows.append(

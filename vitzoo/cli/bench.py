@@ -156,8 +156,10 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         if r.status != "ok":
             warn(f"{r.model} batch {r.batch_size}: {r.status}: {r.error}")
     if store is not None:
+        shas = _weights_sha256s(names) if options.pretrained else {}
         for row in rows:
-            store.add("bench", row["model"], {k: v for k, v in row.items() if k != "model"}, env)
+            metrics = {k: v for k, v in row.items() if k != "model"}
+            store.add("bench", row["model"], {**metrics, "weights_sha256": shas.get(row["model"])}, env)
         info(f"{len(rows)} result(s) appended to {store.path}")
     how = "autocast" if options.precision == "autocast" and options.dtype != "fp32" else "cast"
     peak_tf = next((r.peak_tflops for r in results if r.peak_tflops), None)
@@ -175,6 +177,20 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
 
 PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),
                 ("tflops", "TFLOP/s", _num(3))]  # fmt: skip
+
+
+def _weights_sha256s(names: tuple[str, ...]) -> dict[str, str | None]:
+    """name -> sha256 of the downloaded file its pretrained weights came from (already in the cache)."""
+    from vitzoo.errors import VitzooError
+    from vitzoo.sources import fetch_checkpoint
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = fetch_checkpoint(name).entry.sha256
+        except VitzooError:  # a model that failed to load has no weights to name
+            out[name] = None
+    return out
 
 
 def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:

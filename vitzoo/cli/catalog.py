@@ -29,19 +29,34 @@ def _row(info: dict[str, Any]) -> dict[str, Any]:
     return {k: patch if k == "patch" else info[k] for k, _, _ in LIST_COLUMNS}
 
 
+ALL_COLUMNS = [
+    ("name", "name", None),
+    ("family", "family", None),
+    ("params", "params (M)", millions),
+    ("img_size", "res", None),
+    ("num_classes", "classes", None),
+    ("gmacs", "GMACs", None),
+    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}"),
+    ("top1_source", "reported by", None),
+]
+
+
 @click.command("list")
 @click.argument("pattern", required=False)
+@click.option("--all", "all_tags", is_flag=True, help="One row per checkpoint (every tag), not per architecture.")
 @format_options
-def list_cmd(pattern: str | None, fmt: str) -> None:
+def list_cmd(pattern: str | None, all_tags: bool, fmt: str) -> None:
     """List the models, optionally those matching a shell PATTERN.
 
     Each row describes the model that `vitzoo.load(NAME)` returns: its default pretrained checkpoint,
     resolution, parameters, GMACs per image (attention matmuls included) and the ImageNet-1k top-1
     its authors reported. `patch` is the pixels per token side (for hybrids, the total stride).
+    With --all, every checkpoint (`arch.tag`) gets its own row.
 
     \b
     Examples:
       vitzoo list
+      vitzoo list --all 'vit-b16'
       vitzoo list 'vit-*' --csv
       vitzoo list 'bit-*' --json
     """
@@ -50,6 +65,13 @@ def list_cmd(pattern: str | None, fmt: str) -> None:
     names = vitzoo.list_models(pattern)
     if not names:
         fail(f"no model matches {pattern!r}; see `vitzoo list`")
+    if all_tags:
+        rows = []
+        for n in names:
+            info = vitzoo.describe(n)
+            rows += [{**{k: tag.get(k) for k, _, _ in ALL_COLUMNS}, "family": info["family"]} for tag in info["tags"]]
+        emit(rows, fmt, ALL_COLUMNS, title=f"vitzoo checkpoints ({len(rows)})")
+        return
     rows = [_row(vitzoo.describe(n)) for n in names]
     emit(rows, fmt, LIST_COLUMNS, title=f"vitzoo models ({len(rows)})")
 
@@ -68,11 +90,18 @@ TAG_COLUMNS = [
 ]
 
 
+PROTOCOLS = {"authors": "authors' evaluation", "timm": "timm's evaluation of this file"}
+
+
 @click.command("info")
 @click.argument("name")
 @format_options
 def info_cmd(name: str, fmt: str) -> None:
     """Show one model (NAME or NAME.TAG) and all its pretrained checkpoints.
+
+    For each checkpoint: its accuracies, marked by protocol (the authors' own evaluation, or timm's
+    re-evaluation of the same file; both where both are known), preprocessing, and its sources in the order
+    `vitzoo.load` tries them (Hub safetensors, Hub .bin, a second Hub port, the original URL).
 
     \b
     Examples:
@@ -95,12 +124,14 @@ def info_cmd(name: str, fmt: str) -> None:
     console.print(f"defined in: {info['source']}", highlight=False)
     render_table(info["tags"], TAG_COLUMNS, title="checkpoints")
     for tag in info["tags"]:
-        notes = [f"top-1 reported by {tag['top1_source']}"] if tag["top1_source"] else []
-        notes += [f"original: {tag['url']}"] if tag["url"] else []
+        accs = [f"{a['top1']:.2f} ({PROTOCOLS[a['protocol']]}: {a['source']})" for a in tag["accuracies"]]
+        notes = [f"top-1 {', '.join(accs)}"] if accs else []
         notes += [tag["notes"]] if tag["notes"] else []
         pp = tag["preprocess"]
         notes.append(
             f"preprocess: {pp['resize']} to {tag['img_size']} (crop_pct {pp['crop_pct']}), {pp['interpolation']}, "
             f"mean {pp['mean']}, std {pp['std']}"
         )
+        sources = "; ".join(f"{i}. {s['label']} ({s['format']})" for i, s in enumerate(tag["sources"], 1))
+        notes.append(f"sources, in order: {sources}")
         console.print(f"[bold]{tag['tag']}[/]: " + "; ".join(notes), highlight=False, soft_wrap=True)

@@ -94,12 +94,16 @@ def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
     from vitzoo.loading import ZeroHeadWarning
     from vitzoo.peak import resolve_device
     from vitzoo.registry import family_of
+    from vitzoo.sources import SourceFallbackWarning
 
     resolve_device(device)  # also checked by --device; library callers of _load get the same one-line error
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZeroHeadWarning)
         model = vitzoo.load(name, img_size=img_size, num_classes=num_classes, device=device, dtype=dtype)
     zeroed = any(issubclass(w.category, ZeroHeadWarning) for w in caught)
+    for w in caught:  # which source was used when the first failed: one line, not a Python warning
+        if issubclass(w.category, SourceFallbackWarning):
+            warn(str(w.message))
     pp = getattr(model, "preprocess", None) or default_preprocess(family_of(model.config), model.config.img_size)
     return model, override_preprocess(pp, img_size=img_size, crop_pct=crop_pct), zeroed
 
@@ -109,6 +113,14 @@ def _describe_run(model, data, pp) -> str:
     source = getattr(model, "preprocess_source", None)
     note = f" ({source})" if source is not None and source != f"registry tag {model.name}" else ""
     return f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}{note}"
+
+
+def _weights_sha256(model, name: str) -> str | None:
+    """sha256 of the file the weights came from: the downloaded source of a registry name, or the file given."""
+    from vitzoo.hub import sha256_of
+    from vitzoo.loading import is_path
+
+    return getattr(model, "weights_sha256", None) or (sha256_of(Path(name).expanduser()) if is_path(name) else None)
 
 
 def _dataset(data_path, labels_file, hf, split, limit):
@@ -210,7 +222,8 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
         render_table(table, [("field", "metric", None), ("value", "value", None)], title="vitzoo eval")
     if not no_store:
         metrics = {**result.metrics(), "imagenet": data.classes.imagenet, "limit": limit, "device": device,
-                   "dtype": dtype, "batch_size": batch_size, "workers": workers}  # fmt: skip
+                   "dtype": dtype, "batch_size": batch_size, "workers": workers,
+                   "weights_sha256": _weights_sha256(model, name)}  # fmt: skip
         _store(db, "eval", model.name, metrics, device)
 
 
@@ -300,7 +313,8 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
         metrics = {"dataset": data.description, "shots": {str(r.shots): r.accuracy for r in results},
                    "seed": seed, "l2_reg": l2_reg, "classes": classes, "num_images": len(feats.labels),
                    "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
-                   "limit": limit, "device": device, "dtype": dtype}  # fmt: skip
+                   "limit": limit, "device": device, "dtype": dtype,
+                   "weights_sha256": _weights_sha256(model, name)}  # fmt: skip
         _store(db, "fewshot", model.name, metrics, device)
 
 
@@ -341,10 +355,12 @@ def _pareto_mark(row) -> str:
               help="Throughput and measured accuracy in this precision.")  # fmt: skip
 @click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache).")
 @click.option("--no-store", is_flag=True, help="Ignore the results database: reported accuracy, no throughput.")
+@click.option("--tags", type=click.Choice(["default", "all"]), default="default", show_default=True,
+              help="Per architecture: its default checkpoint, or every checkpoint with an accuracy.")  # fmt: skip
 @click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
               help="Write the plot to PREFIX.png and PREFIX.svg (folders created).")  # fmt: skip
 @format_options
-def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
+def tradeoff_cmd(names, device, dtype, db, no_store, tags, plot_prefix, fmt) -> None:
     """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
 
     Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
@@ -358,13 +374,14 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
     Examples:
       vitzoo tradeoff                         # default checkpoint of every model
       vitzoo tradeoff 'vit-b*' bit-r50x1 --csv
+      vitzoo tradeoff vit-b16 vit-b32 --tags all   # in21k vs in1k-only vs SAM: the data-size argument
       vitzoo tradeoff --plot docs/tradeoff    # writes docs/tradeoff.png and .svg
     """
     from vitzoo.tradeoff import build_tradeoff
 
     prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
     store = None if no_store else _existing_store(db)
-    rows = build_tradeoff(names, store=store, device=device, dtype=dtype)
+    rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags)
     if not rows:
         raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
     if prefix is not None:

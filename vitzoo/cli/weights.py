@@ -24,17 +24,20 @@ def _progress_bar(description: str):
 
 
 def _registry_hint(src: str, model: str | None):
-    """The registry config to check a checkpoint against: --model, or the tag whose original URL is SRC."""
+    """The registry config to check a checkpoint against: --model, or the tag one of whose URLs is SRC.
+
+    ``%2B`` and ``+`` spellings of the same URL match.
+    """
     from vitzoo.catalog import REGISTRY
     from vitzoo.factory import resolve_config
 
     if model:
         return model, resolve_config(model)[2]
-    for spec in REGISTRY:
-        for w in spec.weights:
-            if w.url == src:
-                return f"{spec.name}.{w.tag}", spec.config_for(w)
-    return None, None
+    found = REGISTRY.find_url(src)
+    if found is None:
+        return None, None
+    spec, w = found
+    return f"{spec.name}.{w.tag}", spec.config_for(w)
 
 
 @click.command("convert")
@@ -141,24 +144,37 @@ def _push(path: Path, repo: str) -> None:
 
 @click.command("download")
 @click.argument("names", nargs=-1, required=True)
-def download_cmd(names):
-    """Pre-fetch checkpoints from the Hub and convert them into vitzoo's cache.
+@click.option("--lock", "lock", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Record each file fetched (Hub commit or URL, size, sha256) in this lock file.")  # fmt: skip
+def download_cmd(names, lock):
+    """Pre-fetch checkpoints and convert them into vitzoo's cache.
 
-    NAMES are `arch` (its default checkpoint) or `arch.tag`. Later `vitzoo.load(NAME)` and `vitzoo bench
-    --pretrained` then work offline (HF_HUB_OFFLINE=1).
+    NAMES are `arch` (its default checkpoint) or `arch.tag`. Each tag's sources (`vitzoo info`) are tried in
+    order; when one fails (not found, refused, offline, checksum mismatch) the next is used and a line says
+    which. Later `vitzoo.load(NAME)` and `vitzoo bench --pretrained` then work offline (HF_HUB_OFFLINE=1).
+
+    With --lock FILE, the exact file used for each name is recorded in FILE (created or updated);
+    `vitzoo.load(NAME, lock=FILE)` or VITZOO_LOCK=FILE then refuse any file that differs from it. Without
+    --lock, a VITZOO_LOCK in the environment is honoured: files that differ from it are refused.
 
     \b
     Examples:
       vitzoo download vit-b16 vit-l16.orig-in21k-ft-in1k-384
+      vitzoo download vit-b16 bit-r50x1 --lock vitzoo.lock
     """
+    import warnings
+
     from vitzoo.errors import VitzooError
     from vitzoo.hub import HubError
-    from vitzoo.loading import converted_checkpoint
+    from vitzoo.lock import write_lock
+    from vitzoo.sources import SourceFallbackWarning, fetch_checkpoint
 
-    failed = 0
+    failed, entries = 0, {}
     for name in names:
         try:
-            path, spec, weights = converted_checkpoint(name)
+            with warnings.catch_warnings():  # the fall-through is reported below, as one line
+                warnings.simplefilter("ignore", SourceFallbackWarning)
+                fetched = fetch_checkpoint(name, False if lock else None)
         except VitzooError as e:
             message = e.download_message if isinstance(e, HubError) else str(e)
             if len(names) == 1:
@@ -166,7 +182,13 @@ def download_cmd(names):
             warn(message)
             failed += 1
             continue
-        info(f"{spec.name}.{weights.tag}: {path}")
+        for skipped in fetched.skipped:
+            warn(f"{fetched.name}: skipped {skipped}")
+        info(f"{fetched.name}: {fetched.path} (from {fetched.entry.label})")
+        entries[fetched.name] = fetched.entry
+    if lock and entries:
+        write_lock(lock, entries)
+        info(f"{len(entries)} checkpoint(s) recorded in {lock}")
     if failed:
         fail(f"{failed} of {len(names)} downloads failed")
 
