@@ -91,6 +91,7 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence, title: str
         render_table(rows, columns, title=title)
 
 
+WRAP_WIDTH = 20  # narrowest a column of several-word cells gets (unless its longest cell is shorter)
 Column = tuple  # (key, header, formatter or None[, priority]): a lower priority number stays longer when narrow
 
 
@@ -133,6 +134,8 @@ class _ColumnLayout:
         header_words = self.header.split() or [""]
         self.minimum = max([cell_len(w) for w in words + header_words] or [1])
         self.natural = max([cell_len(x) for x in [*self.cells, self.header]] or [1])
+        if self.wraps:  # prose: a readable column of about 20 cells before a word-wide sliver
+            self.minimum = min(self.natural, max(self.minimum, WRAP_WIDTH))
         self.width = self.minimum
 
 
