@@ -152,7 +152,7 @@ class Progress:
 
     model: str
     batch_size: int | None
-    phase: Literal["build", "warmup", "probe", "timing", "done"]
+    phase: Literal["peak", "build", "warmup", "probe", "timing", "done"]  # peak: measuring the GEMM roofline
     step: int = 0
     total: int = 0
 
@@ -383,12 +383,13 @@ def iter_bench(
 
 def _iter_bench(names: list[str], options: BenchOptions, report: ProgressFn) -> Iterator[BenchResult]:
     for name in names:
-        report(Progress(name, None, "build"))
         if options.gemm_peak:  # measured before the baseline, so its buffers do not count as the model's
+            report(Progress(name, None, "peak"))
             with num_threads(options.threads):
                 gemm_peak(options.device, options.torch_dtype)
         trim_memory()
         baseline = current_rss()
+        report(Progress(name, None, "build"))
         try:
             model, img_size, macs = _build(name, options)
         except Exception as e:
