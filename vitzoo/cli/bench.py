@@ -269,6 +269,11 @@ def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store
 
     resolve_device(device)
     store = None if no_store else ResultStore(db)
+    from vitzoo.cpu import low_precision_warning
+
+    slow = low_precision_warning(dtype, device)
+    if slow:
+        warn(slow)
     with num_threads(threads), err_console.status(f"measuring {dtype} GEMM throughput on {device}"):
         result = measure_gemm_peak(device, DTYPES[dtype], seconds=1.0)
         env = environment(device)
