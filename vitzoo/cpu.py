@@ -78,8 +78,8 @@ def fused_kernels(
     if dtype not in ("fp32", "bf16"):
         return False, f"no fused kernels for {dtype} (fp32 and bf16 only)"
     if not onednn_linear_supports(_TORCH_DTYPES[dtype]):
-        what = "AVX-512 (BW/VL), AVX-NE-CONVERT or AMX" if dtype == "bf16" else "oneDNN"
-        return False, f"this CPU's oneDNN has no {dtype} linear (needs {what}; CPU: {_capability()})"
+        what = "AVX-512 BW/VL, AVX-NE-CONVERT or AMX" if dtype == "bf16" else "a oneDNN build with it"
+        return False, f"no oneDNN {dtype} linear on this {_capability()} CPU: needs {what}"
     return True, None
 
 
