@@ -212,6 +212,11 @@ def test_render_table_keeps_names_whole_and_wraps_prose(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "augreg-in21k-ft-in1k-384-long" in out and all(len(line) <= 60 for line in out.splitlines())
     assert "not shown at 60 columns" in out  # something had to go, and the footnote says what
+    path = "/cache/vitzoo/hub/models--google--vit-base-patch16-224/snapshots/0123abcd/model.safetensors"
+    output.render_table([{"name": "vit-b16", "path": path}], [("name", "name", None), ("path", "path", None)])
+    out = capsys.readouterr().out
+    assert "path" in out and "not shown" not in out  # a path longer than the table folds instead of vanishing
+    assert "".join(line.split("│")[2].strip() for line in out.splitlines() if line.count("│") == 3) == path
 
 
 def test_every_option_has_help_and_one_db_wording():

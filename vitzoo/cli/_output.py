@@ -100,8 +100,9 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], titl
 
     Columns are ``(key, header, formatter)`` or ``(key, header, formatter, priority)``; numbers are right-aligned.
     A column whose cells hold no space (names, tags, numbers) is never wrapped; one with spaces wraps between
-    words. When the columns do not fit (a pipe or an 80-column terminal), the lowest-priority ones (by default:
-    the rightmost) are left out and named in a footnote; --json and --csv always have every column.
+    words; one holding file paths folds. When the columns do not fit (a pipe or an 80-column terminal), the
+    lowest-priority ones (by default: the rightmost) are left out and named in a footnote; --json and --csv
+    always have every column.
     """
     cols = [_ColumnLayout(i, c, rows) for i, c in enumerate(columns)]
     shown, hidden = _fit(cols, console.width)
@@ -136,6 +137,8 @@ class _ColumnLayout:
         self.natural = max([cell_len(x) for x in [*self.cells, self.header]] or [1])
         if self.wraps:  # prose: a readable column of about 20 cells before a word-wide sliver
             self.minimum = min(self.natural, max(self.minimum, WRAP_WIDTH))
+        elif any("/" in cell for cell in self.cells):  # file paths may fold (at any character); names never do
+            self.minimum = max([cell_len(w) for w in header_words] + [min(self.natural, WRAP_WIDTH)])
         self.width = self.minimum
 
 
