@@ -110,7 +110,7 @@ class ResultStore:
         if self.path.is_dir():
             raise VitzooError(f"results database {self.path} is a directory, not a file")
         if self.readonly and not self.path.exists():
-            raise VitzooError(f"no results database at {self.path}")
+            raise VitzooError(f"no results database at {self.path} (`vitzoo bench`, `flops` and `eval` create one)")
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
         try:
