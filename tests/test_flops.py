@@ -93,16 +93,21 @@ def test_fused_cpu_kernels_are_counted():
     assert macs == 2 * count_macs(model.config) and "mkldnn._linear_pointwise" in by_op
 
 
-def test_weight_files_are_counted_from_their_own_architecture(tmp_path):
+def test_weight_files_are_counted_from_their_own_architecture(tmp_path, monkeypatch):
     from vitzoo.checkpoint import save_vitzoo
     from vitzoo.errors import ConfigError
-    from vitzoo.flops import check_source
+    from vitzoo.flops import check_source, is_file_source
 
     model = vitzoo.create("testing")
     path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)
     counted = count_flops(str(path), img_size=64)
     assert counted.model == str(path) and counted.img_size == 64 and counted.agree
     assert counted.macs == count_flops("testing", img_size=64).macs
+    (tmp_path / "mymodel").write_bytes(path.read_bytes())  # an existing file without suffix or separator
+    (tmp_path / "testing").mkdir()  # a folder that is also a registry name: the registry wins
+    monkeypatch.chdir(tmp_path)
+    assert is_file_source("mymodel") and not is_file_source("testing") and not is_file_source("vit-b16")
+    assert count_flops("mymodel").macs == count_flops("testing").macs
     with pytest.raises(ConfigError, match="is a directory"):
         check_source(str(tmp_path))
     with pytest.raises(ConfigError, match=r"no such weight file: ti16\.safetensors"):

@@ -26,6 +26,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -348,11 +349,14 @@ def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
     """(model, img_size, closed-form MACs per image) for a registry name or a weight file, on the CPU in fp32."""
     from vitzoo.analytic import count_macs
     from vitzoo.factory import create
-    from vitzoo.loading import ZeroHeadWarning, is_path, load
+    from vitzoo.flops import is_file_source
+    from vitzoo.loading import ZeroHeadWarning, load
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroHeadWarning)  # a zeroed head runs as fast as any other
-        if is_path(name) or options.pretrained:  # a file: its own weights and architecture
+        if is_file_source(name):  # a file: its own weights and architecture
+            model = load(Path(name), img_size=options.img_size)
+        elif options.pretrained:
             model = load(name, img_size=options.img_size)
         else:
             model = create(name, img_size=options.img_size)

@@ -10,6 +10,7 @@ matmuls; ``EXTRA_FORMULAS`` adds the missing kernels, and ``counted_macs`` alway
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from vitzoo.analytic import count_macs, count_params
-from vitzoo.errors import ConfigError
+from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.factory import check_overrides, resolve_config
 from vitzoo.models import ModelConfig, build_model
 
-__all__ = ["EXTRA_FORMULAS", "FlopCount", "check_source", "count_flops", "counted_macs", "source_config"]
+__all__ = ["EXTRA_FORMULAS", "FlopCount", "check_source", "count_flops", "counted_macs", "is_file_source",
+           "source_config"]  # fmt: skip
 
 
 def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -130,12 +132,26 @@ def _weight_file(name: str) -> Path:
     return path
 
 
-def check_source(name: str, *, img_size: int | None = None) -> None:
-    """Raise ConfigError for an unknown model name, an impossible size, or a weight file that is missing or a
-    directory (a name with a path separator or a .npz/.safetensors/.bin/.pth suffix is a file)."""
+def is_file_source(name: str) -> bool:
+    """Whether a command-line model is a weight file: a name with a path separator or a .npz/.safetensors/.bin/.pth
+    suffix, or an existing path that is not also a registry name (the registry wins a tie)."""
     from vitzoo.loading import is_path
 
     if is_path(name):
+        return True
+    if not os.path.lexists(name):
+        return False
+    try:
+        resolve_config(name)
+    except VitzooError:
+        return True
+    return False
+
+
+def check_source(name: str, *, img_size: int | None = None) -> None:
+    """Raise ConfigError for an unknown model name, an impossible size, or a weight file that is missing or a
+    directory (``is_file_source`` tells files from names)."""
+    if is_file_source(name):
         check_overrides(None, img_size)
         _weight_file(name)
     else:
@@ -145,9 +161,9 @@ def check_source(name: str, *, img_size: int | None = None) -> None:
 def source_config(name: str, *, img_size: int | None = None) -> tuple[str, ModelConfig]:
     """(display name, architecture) of a registry name (``arch``, ``arch.tag``) or of a weight file (read and
     converted in memory, as ``vitzoo.load`` does; nothing is built)."""
-    from vitzoo.loading import is_path, load_converted
+    from vitzoo.loading import load_converted
 
-    if not is_path(name):
+    if not is_file_source(name):
         spec, weights, config = resolve_config(name, img_size=img_size)
         return (spec.name if weights is None else f"{spec.name}.{weights.tag}"), config
     check_overrides(None, img_size)

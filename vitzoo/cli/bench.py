@@ -335,13 +335,13 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
       vitzoo flops ./ti16.safetensors
     """
     import vitzoo
-    from vitzoo.flops import check_source, count_flops
-    from vitzoo.loading import is_path
+    from vitzoo.flops import check_source, count_flops, is_file_source
     from vitzoo.store import ResultStore, environment
 
     expanded: list[str] = []
     for name in names:
-        matches = vitzoo.list_models(name) if not is_path(name) and any(c in name for c in "*?[") else [name]
+        pattern = not is_file_source(name) and any(c in name for c in "*?[")
+        matches = vitzoo.list_models(name) if pattern else [name]
         if not matches:
             fail(f"no model matches {name!r}; see `vitzoo list`")
         expanded += matches
