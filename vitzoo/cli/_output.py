@@ -106,7 +106,9 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], titl
     """
     cols = [_ColumnLayout(i, c, rows) for i, c in enumerate(columns)]
     shown, hidden = _fit(cols, console.width)
-    table = Table(title=title or None, header_style="bold", title_justify="left")
+    if title:  # above the table, as wide as the console: a title inside rich's table wraps to the table's width
+        console.print(title, style="table.title", highlight=False)
+    table = Table(header_style="bold")
     for c in shown:
         table.add_column(c.header, justify=c.justify, width=c.width, overflow="fold")  # cells fit: width >= words
     for r in range(len(rows)):

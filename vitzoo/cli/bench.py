@@ -189,7 +189,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     Returns (results, interrupted, the error that stopped storing or None).
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from vitzoo.bench import iter_bench, kernels_for
     from vitzoo.cpu import low_precision_warning
@@ -206,7 +206,12 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     results: list[Any] = []
     interrupted, store_error = False, None
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),  # of the current phase: a slow (emulated) run shows how long it will take
+        console=err_console,
+        transient=True,
     ) as progress:
         task = progress.add_task("starting", total=None)
         try:
