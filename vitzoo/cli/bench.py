@@ -72,7 +72,9 @@ def _line(r: Any) -> str:
 
 @click.command("bench", cls=Command)
 @click.argument("names", nargs=-1, metavar="[NAME|FILE]...")
-@click.option("--device", default="cpu", show_default=True, help="Where to run: cpu, cuda, cuda:N or mps.")
+@click.option(
+    "--device", default="cpu", show_default=True, metavar="DEVICE", help="Where to run: cpu, cuda, cuda:N or mps."
+)
 @click.option(
     "--dtype",
     type=click.Choice(["fp32", "bf16", "fp16"]),
@@ -92,11 +94,12 @@ def _line(r: Any) -> str:
     "--batch-size",
     "-b",
     default="16",
+    metavar="N|LIST|auto",
     show_default=True,
     help="Images per pass: N, a list such as 1,8,64, or auto (the largest that fits in memory, up to --max-batch, "
     "whose pass takes at most 10 s).",
 )
-@click.option("--img-size", type=int, default=None, help="Input resolution (default: the checkpoint's).")
+@click.option("--img-size", type=int, default=None, metavar="PX", help="Input resolution (default: the checkpoint's).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (compile time reported apart).")
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (for the ResNets).")
 @click.option(
@@ -105,17 +108,20 @@ def _line(r: Any) -> str:
     help="Plain aten kernels instead of vitzoo's fused CPU kernels (oneDNN linear with bias/GELU/residual; used "
     "only where this CPU's oneDNN supports the dtype, else aten, as the header says).",
 )
-@click.option("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's).")
-@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed passes per batch size.")
-@click.option("--iters", type=int, default=10, show_default=True, help="Timed passes per round.")
+@click.option("--threads", type=int, default=None, metavar="N", help="CPU intra-op threads (default: torch's).")
+@click.option("--warmup", type=int, default=3, show_default=True, metavar="N", help="Untimed passes per batch size.")
+@click.option("--iters", type=int, default=10, show_default=True, metavar="N", help="Timed passes per round.")
 @click.option(
     "--seconds",
     type=float,
+    metavar="S",
     default=None,
     help="Timed seconds per batch size instead of --iters (the warm-up then also stops after this long).",
 )
-@click.option("--rounds", type=int, default=3, show_default=True, help="Timed rounds (median reported).")
-@click.option("--max-batch", type=int, default=1024, show_default=True, help="Upper bound for --batch-size auto.")
+@click.option("--rounds", type=int, default=3, show_default=True, metavar="N", help="Timed rounds (median reported).")
+@click.option(
+    "--max-batch", type=int, default=1024, show_default=True, metavar="N", help="Upper bound for --batch-size auto."
+)
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
 @db_option
@@ -313,7 +319,7 @@ FLOPS_COLUMNS = [
 
 @click.command("flops", cls=Command)
 @click.argument("names", nargs=-1, required=True, metavar="NAME|PATTERN|FILE...")
-@click.option("--img-size", type=int, default=None, help="Input resolution (default: the checkpoint's).")
+@click.option("--img-size", type=int, default=None, metavar="PX", help="Input resolution (default: the checkpoint's).")
 @click.option(
     "--count-on",
     type=click.Choice(["meta", "cpu"]),
@@ -414,7 +420,9 @@ def _scalar(v: Any) -> bool:
     default=None,
     help="Only results of this kind (default: all).",
 )
-@click.option("--model", "pattern", default=None, help="Shell pattern on the model name, e.g. 'vit-b*'.")
+@click.option(
+    "--model", "pattern", default=None, metavar="PATTERN", help="Shell pattern on the model name, e.g. 'vit-b*'."
+)
 @click.option("--last", type=click.IntRange(min=1), default=None, metavar="N", help="Only the last N results.")
 @db_option
 @format_options

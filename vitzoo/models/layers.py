@@ -232,7 +232,8 @@ def _without_caches(module: nn.Module, *names: str) -> dict:
 def set_fused_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
     """Switch vitzoo's fused CPU inference kernels on or off in every module that has them; returns ``model``.
 
-    Modules opt in with a class attribute ``fused: bool = False`` (``Linear``).
+    Modules opt in with a class attribute ``fused: bool = False`` (``Linear``). Switching on is safe on any CPU:
+    where oneDNN lacks the dtype (bf16 on an AVX2-only CPU, see ``onednn_linear_supports``) they compute with aten.
     """
     for m in model.modules():
         if isinstance(getattr(type(m), "fused", None), bool):
