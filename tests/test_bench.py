@@ -560,3 +560,13 @@ def test_weight_files_are_benchmarked_and_checked(tmp_path):
         bench_models([str(tmp_path / "dir.safetensors")], BenchOptions(**TINY))
     with pytest.raises(ConfigError, match="no such weight file"):
         bench_models(["ti16.safetensors"], BenchOptions(**TINY))
+
+
+def test_a_copy_that_does_not_fit_is_an_oom_result():
+    class Huge(FakeOOM):
+        def __deepcopy__(self, memo):
+            raise MemoryError("no room for a second copy")
+
+    opts = BenchOptions(batch_sizes=(1,), dtype="bf16", **TINY)  # casting the caller's model needs a copy
+    (r,) = benchmark_model(Huge(4), opts, name="huge", img_size=8, macs_per_image=0)
+    assert (r.status, r.batch_size) == ("oom", 0) and "MemoryError" in r.error

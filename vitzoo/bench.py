@@ -227,10 +227,11 @@ def _measure(
             macs = None
     gflops = None if macs is None else 2 * macs / 1e9
     fused, _ = kernels_for(options)
-    with num_threads(options.threads) as threads, _borrowed(model, options, device, fused, owned) as model:
+    with num_threads(options.threads) as threads, contextlib.ExitStack() as stack:
         common = {**_setting(name, options, img_size, threads), "params": params, "gflops": gflops}
         peak = gemm_peak(device, options.torch_dtype).tflops if options.gemm_peak else None
-        try:
+        try:  # copying, casting or moving the model may run out of memory: an "oom" result like any other
+            model = stack.enter_context(_borrowed(model, options, device, fused, owned))
             runner = Runner(model, options, img_size, device, threads)
         except Exception as e:
             status, error = ("oom" if is_oom(e) else "error"), _short(e)
