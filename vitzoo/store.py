@@ -316,6 +316,7 @@ def validate_output_db(path: str | os.PathLike | None = None) -> Path:
         store = ResultStore(target, readonly=True)  # not a directory, SQLite, ours, readable, not corrupt
         if not os.access(target, os.W_OK):
             raise VitzooError(f"results database {target} is not writable")
+        _probe_folder(target.parent, f"results database {target}")  # SQLite's -wal/-shm files go beside it
         return store.path
     parent = target.parent
     while not parent.exists():
@@ -324,9 +325,15 @@ def validate_output_db(path: str | os.PathLike | None = None) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise VitzooError(f"cannot create results database {target}: {parent} is not a folder")
-    try:  # os.access says yes to root even on /proc or a read-only mount: try it (a nameless file, gone at close)
-        with tempfile.TemporaryFile(dir=parent):
+    _probe_folder(parent, f"cannot create results database {target}")
+    return target
+
+
+def _probe_folder(folder: Path, what: str) -> None:
+    """Raise unless a file can be created in ``folder``: tried with a nameless temporary file, gone at close,
+    because ``os.access`` says yes to root even on /proc or a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise VitzooError(f"cannot create results database {target}: {parent} is not writable ({e.strerror})") from None
-    return target
+        raise VitzooError(f"{what}: {folder} is not writable ({e.strerror})") from None
