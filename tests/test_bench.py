@@ -18,6 +18,7 @@ from vitzoo.bench import BenchOptions, bench_models, benchmark_model, parse_batc
 from vitzoo.cli import main
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.factory import resolve_config
+from vitzoo.models.layers import onednn_linear_supports, set_fused_kernels
 from vitzoo.peak import CudaMemoryMeter, CudaTimer, GemmPeak, is_oom, measure_gemm_peak, resolve_device
 from vitzoo.store import ResultStore
 
@@ -45,10 +46,26 @@ def test_seconds_threads_and_low_precision():
     (r,) = bench_models(["testing"], opts)
     assert r.status == "ok" and r.threads == 1 and r.dtype == "bf16" and r.iters >= 1
     assert torch.get_num_threads() == before  # restored
+    if onednn_linear_supports(torch.bfloat16):  # AVX-512 / AMX: vitzoo's fused bf16 kernels ran
+        assert (r.kernels, r.fused, r.kernels_note) == ("fused", True, None)
+    else:  # AVX2: aten, and the result says why
+        assert r.kernels == "aten" and not r.fused and "bf16" in r.kernels_note
     (r,) = bench_models(["testing"], BenchOptions(batch_sizes=(2,), dtype="bf16", precision="autocast", **TINY))
-    assert r.status == "ok" and r.precision == "autocast"
+    assert r.status == "ok" and r.precision == "autocast" and r.kernels == "aten" and "autocast" in r.kernels_note
     (r,) = bench_models(["testing"], BenchOptions(batch_sizes=(2,), channels_last=True, img_size=32, **TINY))
     assert r.status == "ok" and r.img_size == 32 and r.channels_last
+
+
+def test_fp16_runs_on_every_cpu():
+    (r,) = bench_models(["testing"], BenchOptions(batch_sizes=(1,), dtype="fp16", img_size=32, **TINY))
+    assert r.status == "ok" and r.kernels == "aten" and "fp16" in r.kernels_note
+
+
+def test_results_record_contention():
+    (r,) = bench_models(["testing"], BenchOptions(batch_sizes=(1,), img_size=32, **TINY))
+    assert isinstance(r.contended, bool) and r.load_start is not None and r.load_end is not None
+    assert r.other_cpu is None or r.other_cpu >= 0
+    assert {"load_start", "load_end", "other_cpu", "contended", "kernels", "kernels_note"} <= set(r.as_dict())
 
 
 def test_pct_of_gemm_peak(monkeypatch):
@@ -294,9 +311,12 @@ def test_cli_user_errors_are_one_line(tmp_path):
 # -- the fast paths keep the numerics ------------------------------------------------------------------------
 
 
-def test_fused_kernels_are_off_by_default_and_close_when_on():
-    from vitzoo.models.layers import set_fused_kernels
+NO_BF16_ONEDNN = "this CPU's oneDNN has no bf16 linear (needs AVX-512 BW/VL, AVX-NE-CONVERT or AMX)"
 
+
+def test_fused_kernels_are_off_by_default_and_close_when_on():
+    if not onednn_linear_supports(torch.float32):
+        pytest.skip("no oneDNN fp32 linear in this torch build (mkldnn unavailable)")
     model = vitzoo.create("testing", num_classes=0).eval()
     x = torch.randn(2, 3, 224, 224)
     with torch.enable_grad():
@@ -333,3 +353,220 @@ def test_stdconv_kernel_cache_is_exact_and_invalidated():
     other.load_state_dict(model.state_dict())
     with torch.inference_mode():
         assert torch.equal(other(x), changed)
+
+
+def test_fused_bf16_matches_aten_bf16():
+    if not onednn_linear_supports(torch.bfloat16):
+        pytest.skip(NO_BF16_ONEDNN)
+    model = vitzoo.create("testing", num_classes=0).eval().to(torch.bfloat16)
+    x = torch.randn(2, 3, 224, 224).bfloat16()
+    with torch.inference_mode():
+        aten = model(x).float()
+        fused = set_fused_kernels(model, True)(x).float()
+    torch.testing.assert_close(fused, aten, rtol=0.1, atol=0.1)
+
+
+def test_fused_flag_falls_back_to_aten_where_onednn_lacks_the_dtype(monkeypatch):
+    """What an AVX2 CPU does in bf16, simulated for every dtype on any CPU: the fused flag computes aten's result."""
+    import vitzoo.cpu
+    import vitzoo.models.layers as layers
+
+    monkeypatch.setattr(layers, "onednn_linear_supports", lambda dtype: False)
+    monkeypatch.setattr(vitzoo.cpu, "onednn_linear_supports", lambda dtype: False)
+    model = vitzoo.create("testing", num_classes=0).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        reference = model(x)
+        assert torch.equal(set_fused_kernels(model, True)(x), reference)
+    assert not any("_packed" in m.__dict__ for m in model.modules())  # the oneDNN path was never taken
+    fused, why = vitzoo.cpu.fused_kernels(True, device="cpu", dtype="bf16")
+    assert not fused and "AVX-512" in why
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"requested": False}, "--aten"),
+        ({"device": "cuda"}, "CPU-only"),
+        ({"compile": True}, "torch.compile"),
+        ({"precision": "autocast", "dtype": "bf16"}, "autocast"),
+        ({"dtype": "fp16"}, "fp32 and bf16 only"),
+    ],
+)
+def test_why_the_fused_kernels_do_not_run(kwargs, reason):
+    from vitzoo.cpu import fused_kernels
+
+    args = {"requested": True, "device": "cpu", "dtype": "fp32", **kwargs}
+    requested = args.pop("requested")
+    fused, why = fused_kernels(requested, **args)
+    assert not fused and reason in why
+
+
+@pytest.mark.parametrize(
+    ("flags", "onednn", "expected"),
+    [
+        ({"avx2", "fma"}, False, "emulated on this CPU (no AVX512_BF16/AMX): expect several times slower"),
+        ({"avx512f", "avx512bw", "avx512vl"}, True, "no native instructions"),
+        ({"avx512f", "avx512bw", "avx512_bf16"}, True, None),
+        ({"amx_tile", "amx_bf16"}, True, None),
+        ({"fp", "asimd", "bf16"}, False, None),  # Arm with BF16
+    ],
+)
+def test_low_precision_warning_follows_the_isa(monkeypatch, flags, onednn, expected):
+    import vitzoo.cpu as cpu
+
+    monkeypatch.setattr(cpu, "onednn_linear_supports", lambda dtype: onednn)
+    warning = cpu.low_precision_warning("bf16", "cpu", flags=frozenset(flags))
+    assert warning is None if expected is None else expected in warning
+    assert cpu.low_precision_warning("fp32", "cpu", flags=frozenset(flags)) is None
+    assert cpu.low_precision_warning("bf16", "cuda", flags=frozenset(flags)) is None
+
+
+def test_this_cpus_flags_are_read():
+    from vitzoo.cpu import cpu_flags, native_dtype
+
+    flags = cpu_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo on this system: ISA flags unknown")
+    assert flags and native_dtype("fp32") is True
+    assert native_dtype("bf16") == any(f in flags for f in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+class FakeClocks:
+    """Stands in for ``time`` in vitzoo.cpu: wall and own-CPU clocks the test moves."""
+
+    def __init__(self) -> None:
+        self.wall = self.own = 0.0
+
+    def perf_counter(self) -> float:
+        return self.wall
+
+    def process_time(self) -> float:
+        return self.own
+
+
+@pytest.mark.parametrize(
+    ("threads", "own", "others", "contended"),
+    [(2, 2.0, 0.0, False), (2, 2.0, 0.3, False), (2, 1.0, 1.0, True), (8, 8.0, 1.5, False), (8, 6.0, 2.0, True)],
+)
+def test_contention_is_other_processes_cpu_time(monkeypatch, threads, own, others, contended):
+    import vitzoo.cpu as cpu
+
+    clocks = FakeClocks()
+    busy = iter([100.0, 100.0 + own + others])
+    monkeypatch.setattr(cpu, "time", clocks)
+    monkeypatch.setattr(cpu, "busy_seconds", lambda cpus: next(busy))
+    monkeypatch.setattr(cpu, "_loadavg", lambda: 1.5)
+    with cpu.ContentionMeter(threads) as meter:
+        clocks.wall, clocks.own = 1.0, own  # a one-second run
+    r = meter.result
+    assert r.other_cpu == pytest.approx(others) and r.contended is contended and r.load_start == 1.5
+
+
+def test_short_runs_fall_back_to_the_load_average(monkeypatch):
+    import vitzoo.cpu as cpu
+
+    monkeypatch.setattr(cpu, "_allowed_cpus", lambda: {0, 1})
+    assert cpu.is_contended(5.0, 2, load=1.0, seconds=0.01) is False  # 10 ms: /proc/stat ticks cannot tell
+    assert cpu.is_contended(None, 2, load=4.0, seconds=3.0) is True  # no /proc/stat: oversubscribed before
+    assert cpu.is_contended(None, 2, load=None, seconds=3.0) is False
+
+
+def test_gemm_peak_says_so_when_no_kernel_runs(monkeypatch):
+    def broken(x, w, b):
+        raise RuntimeError("could not create a primitive descriptor")
+
+    monkeypatch.setattr(peak, "_kernels", lambda device: {"aten": broken, "onednn": broken})
+    with pytest.raises(ConfigError, match=r"no matmul kernel runs in bf16.*could not create"):
+        measure_gemm_peak("cpu", torch.bfloat16, shapes=[(8, 8, 8)], seconds=0.01)
+
+
+def test_gemm_peak_keeps_the_kernels_that_run():
+    result = measure_gemm_peak("cpu", torch.bfloat16, shapes=[(32, 16, 24)], seconds=0.01)
+    kernels = {r[0] for r in result.results}
+    assert "aten" in kernels and result.tflops > 0
+    if onednn_linear_supports(torch.bfloat16):
+        assert "onednn" in kernels
+
+
+def _snapshot(model: nn.Module) -> tuple:
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [(type(m).__name__, m.training, m.__dict__.get("fused"), "_packed" in m.__dict__) for m in model.modules()],
+    )
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_benchmark_model_leaves_the_callers_model_as_it_was(dtype):
+    model = vitzoo.create("testing", img_size=32).train()
+    state, flags = _snapshot(model)
+    (r,) = benchmark_model(model, BenchOptions(batch_sizes=(1,), dtype=dtype, **TINY), name="t", img_size=32)
+    assert r.status == "ok"
+    after_state, after_flags = _snapshot(model)
+    assert after_flags == flags and all(torch.equal(after_state[k], v) for k, v in state.items())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_auto_batch_stops_growing_when_a_pass_is_too_slow(monkeypatch):
+    import time
+
+    monkeypatch.setattr(bench, "free_memory", lambda device: None)
+
+    class Slow(FakeOOM):
+        def forward(self, x):
+            time.sleep(0.004 * x.shape[0])  # 4 ms per image: batch 8 takes 32 ms
+            return super().forward(x)
+
+    model = Slow(1000)
+    opts = BenchOptions(batch_sizes="auto", max_batch=1024, auto_max_pass_s=0.025, **TINY)
+    (r,) = benchmark_model(model, opts, name="slow", img_size=8, macs_per_image=0)
+    assert r.status == "ok" and r.batch_size <= 6 and "too slow" in r.note
+    assert max(model.seen) <= 8  # never ran the batches predicted to take longer
+
+
+def test_seconds_bounds_the_warmup():
+    import time
+
+    class Slow(FakeOOM):
+        def forward(self, x):
+            time.sleep(0.03)
+            return super().forward(x)
+
+    model = Slow(10)
+    opts = BenchOptions(batch_sizes=(1,), warmup=50, seconds=0.05, rounds=1, gemm_peak=False)
+    (r,) = benchmark_model(model, opts, name="slow", img_size=8, macs_per_image=0)
+    assert r.status == "ok" and len(model.seen) < 10  # not 50 warm-up passes
+
+
+def test_iter_bench_yields_each_model_before_building_the_next(monkeypatch):
+    built = []
+    real_build = bench._build
+    monkeypatch.setattr(bench, "_build", lambda name, options: built.append(name) or real_build(name, options))
+    results = bench.iter_bench(["testing", "testing.random-10cls"], BenchOptions(batch_sizes=(1,), img_size=32, **TINY))
+    first = next(results)
+    assert first.model == "testing" and built == ["testing"]
+    assert [r.model for r in results] == ["testing.random-10cls"]
+
+
+def test_weight_files_are_benchmarked_and_checked(tmp_path):
+    from vitzoo.checkpoint import save_vitzoo
+
+    model = vitzoo.create("testing")
+    path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)
+    (r,) = bench_models([str(path)], BenchOptions(batch_sizes=(1,), img_size=32, **TINY))
+    assert r.status == "ok" and r.model == str(path) and r.img_size == 32 and r.params > 0
+    (tmp_path / "dir.safetensors").mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        bench_models([str(tmp_path / "dir.safetensors")], BenchOptions(**TINY))
+    with pytest.raises(ConfigError, match="no such weight file"):
+        bench_models(["ti16.safetensors"], BenchOptions(**TINY))
+
+
+def test_a_copy_that_does_not_fit_is_an_oom_result():
+    class Huge(FakeOOM):
+        def __deepcopy__(self, memo):
+            raise MemoryError("no room for a second copy")
+
+    opts = BenchOptions(batch_sizes=(1,), dtype="bf16", **TINY)  # casting the caller's model needs a copy
+    (r,) = benchmark_model(Huge(4), opts, name="huge", img_size=8, macs_per_image=0)
+    assert (r.status, r.batch_size) == ("oom", 0) and "MemoryError" in r.error

@@ -84,8 +84,31 @@ def test_flop_count_as_dict_is_labelled():
 
 
 def test_fused_cpu_kernels_are_counted():
-    from vitzoo.models.layers import set_fused_kernels
+    from vitzoo.models.layers import onednn_linear_supports, set_fused_kernels
 
+    if not onednn_linear_supports(torch.float32):
+        pytest.skip("no oneDNN fp32 linear in this torch build (mkldnn unavailable): the fused kernels never run")
     model = set_fused_kernels(vitzoo.create("testing").eval())
     macs, by_op = counted_macs(model, torch.randn(2, 3, 224, 224))
     assert macs == 2 * count_macs(model.config) and "mkldnn._linear_pointwise" in by_op
+
+
+def test_weight_files_are_counted_from_their_own_architecture(tmp_path, monkeypatch):
+    from vitzoo.checkpoint import save_vitzoo
+    from vitzoo.errors import ConfigError
+    from vitzoo.flops import check_source, is_file_source
+
+    model = vitzoo.create("testing")
+    path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)
+    counted = count_flops(str(path), img_size=64)
+    assert counted.model == str(path) and counted.img_size == 64 and counted.agree
+    assert counted.macs == count_flops("testing", img_size=64).macs
+    (tmp_path / "mymodel").write_bytes(path.read_bytes())  # an existing file without suffix or separator
+    (tmp_path / "testing").mkdir()  # a folder that is also a registry name: the registry wins
+    monkeypatch.chdir(tmp_path)
+    assert is_file_source("mymodel") and not is_file_source("testing") and not is_file_source("vit-b16")
+    assert count_flops("mymodel").macs == count_flops("testing").macs
+    with pytest.raises(ConfigError, match="is a directory"):
+        check_source(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"no such weight file: ti16\.safetensors"):
+        check_source("ti16.safetensors")

@@ -83,6 +83,7 @@ def zoo(tmp_path, monkeypatch):
     registry = Registry()
     registry.register(ModelSpec("testing", "vit", TESTING.config, "test", tags, "random-10cls"))
     monkeypatch.setattr(vitzoo.sources, "REGISTRY", registry)
+    monkeypatch.setattr(vitzoo.factory, "REGISTRY", registry)  # load() resolves the name up front too
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(hf_cache))
     monkeypatch.setattr(hf, "ENDPOINT", server)  # online Hub requests come here (404), never to the internet
     monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", server + "/{repo_id}/resolve/{revision}/{filename}")

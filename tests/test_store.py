@@ -1,4 +1,5 @@
-"""The results store: round trip, filters, concurrent writers, corrupt and foreign files."""
+"""The results store: round trip, filters, concurrent writers, corrupt and foreign files, read-only opening and
+the check an output database gets before a long run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.store import ResultStore, default_db_path, environment
+from vitzoo.store import ResultStore, default_db_path, environment, validate_output_db
 
 ENV = {"host": "h", "torch": "2.x", "threads": 2}
 
@@ -144,3 +145,92 @@ def test_newer_schema_is_refused(tmp_path):
 def test_directory_path_is_refused(tmp_path):
     with pytest.raises(VitzooError, match="directory"):
         ResultStore(Path(tmp_path))
+
+
+def _files(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` and its bytes (None for folders): what a read-only command must not change."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+def _corrupt_store(path: Path) -> bytes:
+    """A vitzoo store with rows whose middle pages are garbage (the SQLite header and schema page intact)."""
+    store = ResultStore(path)
+    for i in range(100):
+        store.add("flops", f"m{i}", {"pad": "x" * 300}, ENV)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 6000] = b"\x5a" * 6000
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_read_only_never_creates_files(tmp_path):
+    before = _files(tmp_path)
+    for missing in (tmp_path / "typo.sqllite", tmp_path / "no" / "such" / "dir" / "r.sqlite"):
+        with pytest.raises(VitzooError, match="no results database at"):
+            ResultStore(missing, readonly=True)
+    assert _files(tmp_path) == before
+    path = tmp_path / "r.sqlite"
+    ResultStore(path).add("bench", "vit-b16", {"img_per_s": 1.0}, ENV)
+    before = _files(tmp_path)
+    store = ResultStore(path, readonly=True)
+    assert [r["model"] for r in store.records()] == ["vit-b16"] and len(store) == 1
+    assert _files(tmp_path) == before  # not even SQLite's -wal/-shm side files
+    with pytest.raises(VitzooError, match="read-only"):
+        store.add("bench", "x", {}, ENV)
+
+
+def test_read_only_sees_rows_of_an_active_writer(tmp_path):
+    path = tmp_path / "r.sqlite"
+    ResultStore(path).add("bench", "a", {}, ENV)
+    writer = sqlite3.connect(path, isolation_level=None)  # holds the WAL open, as a running bench does
+    writer.execute("INSERT INTO results (created, kind, model, metrics, env) VALUES ('t', 'bench', 'b', '{}', '{}')")
+    try:
+        assert [r["model"] for r in ResultStore(path, readonly=True).records()] == ["a", "b"]
+    finally:
+        writer.close()
+
+
+def test_empty_file_reads_as_an_empty_store(tmp_path):
+    path = tmp_path / "r.sqlite"
+    path.touch()
+    assert ResultStore(path, readonly=True).records() == [] and path.read_bytes() == b""
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_damaged_pages_are_refused_before_appending(tmp_path, readonly):
+    path = tmp_path / "r.sqlite"
+    data = _corrupt_store(path)
+    with pytest.raises(VitzooError, match="corrupt"):
+        ResultStore(path, readonly=readonly)
+    assert path.read_bytes() == data
+
+
+def test_validate_output_db_checks_and_creates_nothing(tmp_path):
+    good = tmp_path / "good.sqlite"
+    ResultStore(good).add("eval", "m", {}, ENV)
+    notes = tmp_path / "notes.sqlite"
+    notes.write_text("my notes")
+    corrupt = tmp_path / "corrupt.sqlite"
+    _corrupt_store(corrupt)
+    (tmp_path / "folder").mkdir()
+    before = _files(tmp_path)
+    assert validate_output_db(good) == good
+    assert validate_output_db(tmp_path / "new" / "deep" / "r.sqlite") == tmp_path / "new" / "deep" / "r.sqlite"
+    for bad, message in [
+        (notes, "not a vitzoo results database"),
+        (corrupt, "corrupt"),
+        (tmp_path / "folder", "is a directory"),
+        (notes / "r.sqlite", "is not a folder"),
+    ]:
+        with pytest.raises(VitzooError, match=message):
+            validate_output_db(bad)
+    assert _files(tmp_path) == before
+
+
+def test_rows_written_before_the_contention_fields_still_read(tmp_path):
+    path = tmp_path / "r.sqlite"
+    store = ResultStore(path)
+    store.add("bench", "old", {"img_per_s": 5.0, "batch_size": 1}, ENV)  # as an earlier vitzoo stored it
+    store.add("bench", "new", {"img_per_s": 6.0, "batch_size": 1, "contended": True, "load_start": 3.1}, ENV)
+    df = ResultStore(path, readonly=True).query(kind="bench")
+    assert df["model"].tolist() == ["old", "new"] and df["contended"].tolist()[1] is True

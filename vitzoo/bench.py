@@ -5,45 +5,51 @@ Method: build the model once per name; for each batch size, warm up (this includ
 (CUDA events recorded around it, one synchronisation per round; ``perf_counter`` on CPU), so latency is per batch
 and throughput is the median over rounds of ``batch x iters / round time``. CUDA out-of-memory is recorded as an
 ``oom`` result for that batch size, memory is freed and the run goes on; ``batch_sizes="auto"`` searches the
-largest batch that fits. A model that fails for another reason gives an ``error`` result; the others still run.
+largest batch that fits (and whose pass takes at most ``auto_max_pass_s``). A model that fails for another reason
+gives an ``error`` result; the others still run. ``iter_bench`` yields each result as soon as it is measured, so a
+caller can store it before the next model starts.
+
+Which kernels ran is part of every result: vitzoo's fused oneDNN kernels where this CPU supports the dtype
+(``vitzoo.cpu.fused_kernels``), else aten, with the reason in ``kernels_note``. So is contention: the load average
+and the CPU time other processes took during the timed rounds (``contended`` flags a result they slowed down).
+``benchmark_model`` leaves the caller's model as it was (a copy is cast or moved; eval mode and flags are restored).
 
 Nothing here prints: progress goes to an optional callback, results are frozen dataclasses.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import re
-import statistics
-import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from vitzoo.cpu import fused_kernels
 from vitzoo.errors import ConfigError
 from vitzoo.loading import DTYPES
+from vitzoo.measure import Runner, auto_batch
 from vitzoo.models.layers import set_fused_kernels
 from vitzoo.peak import (
     CpuMemoryMeter,
-    CudaMemoryMeter,
-    available_ram,
     current_rss,
     free_memory,
     gemm_peak,
     is_oom,
-    make_timer,
     num_threads,
-    percentile,
     resolve_device,
-    search_batch,
     trim_memory,
 )
 
-__all__ = ["DTYPES", "BenchOptions", "BenchResult", "Progress", "bench_models", "benchmark_model",
-           "is_oom", "parse_batch_sizes", "resolve_device"]  # fmt: skip
+__all__ = ["DTYPES", "BenchOptions", "BenchResult", "Progress", "bench_models", "benchmark_model", "is_oom",
+           "iter_bench", "parse_batch_sizes", "resolve_device"]  # fmt: skip
 
 Status = Literal["ok", "oom", "error"]
 
@@ -68,6 +74,7 @@ class BenchOptions:
     max_batch: int = 1024  # upper bound of the "auto" search
     pretrained: bool = False  # load the checkpoint (speed does not depend on it; random weights work offline)
     gemm_peak: bool = True  # measure the GEMM roofline once per (device, dtype) for the % of peak column
+    auto_max_pass_s: float = 10.0  # "auto" does not grow the batch past one pass of this many seconds
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -82,6 +89,8 @@ class BenchOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "warmup" else 1):
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+        if not self.auto_max_pass_s > 0:
+            raise ConfigError(f"auto_max_pass_s must be > 0, not {self.auto_max_pass_s!r}")
         if self.seconds is not None and not self.seconds > 0:
             raise ConfigError(f"seconds must be > 0, not {self.seconds!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
@@ -106,7 +115,9 @@ class BenchResult:
     compile: bool
     channels_last: bool
     threads: int
-    fused: bool = False  # vitzoo's fused CPU inference kernels were on
+    fused: bool = False  # vitzoo's fused CPU inference kernels ran (requested and supported)
+    kernels: str = "aten"  # "fused" | "aten": the path that ran
+    kernels_note: str | None = None  # why aten ran (--aten, autocast, no bf16 oneDNN on this CPU, ...)
     params: int | None = None
     gflops: float | None = None  # per image (2 x GMACs)
     img_per_s: float | None = None  # median over rounds
@@ -124,6 +135,10 @@ class BenchResult:
     round_img_per_s: tuple[float, ...] = ()
     error: str | None = None
     note: str | None = None  # e.g. how "auto" found the batch size
+    load_start: float | None = None  # 1-minute load average before the timed rounds
+    load_end: float | None = None  # and after them
+    other_cpu: float | None = None  # cores other processes used during the timed rounds (/proc/stat)
+    contended: bool | None = None  # other work probably slowed this measurement down
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able) for tables, export and the results store."""
@@ -138,7 +153,7 @@ class Progress:
 
     model: str
     batch_size: int | None
-    phase: Literal["build", "warmup", "probe", "timing", "done"]
+    phase: Literal["peak", "build", "warmup", "probe", "timing", "done"]  # peak: measuring the GEMM roofline
     step: int = 0
     total: int = 0
 
@@ -157,97 +172,6 @@ def parse_batch_sizes(text: str) -> tuple[int, ...] | Literal["auto"]:
     if 0 in sizes:
         raise ConfigError("batch sizes must be >= 1")
     return tuple(dict.fromkeys(sizes))
-
-
-class _Runner:
-    """One prepared model on one device: makes inputs, runs passes, measures one batch size."""
-
-    def __init__(self, model: nn.Module, options: BenchOptions, img_size: int, device: torch.device) -> None:
-        self.options, self.img_size, self.device = options, img_size, device
-        self.memory = CudaMemoryMeter(device) if device.type == "cuda" else CpuMemoryMeter()
-        model = set_fused_kernels(model.eval(), options.fused)
-        if options.precision == "cast":
-            model = model.to(options.torch_dtype)
-        model = model.to(device)
-        if options.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.compiled = options.compile
-        self.model = torch.compile(model, dynamic=False) if options.compile else model
-        self.first_call_s: float | None = None
-
-    def inputs(self, batch: int) -> torch.Tensor:
-        dtype = self.options.torch_dtype if self.options.precision == "cast" else torch.float32
-        x = torch.randn(batch, 3, self.img_size, self.img_size, device=self.device).to(dtype)
-        return x.contiguous(memory_format=torch.channels_last) if self.options.channels_last else x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.options.precision == "autocast" and self.options.dtype != "fp32":
-            with torch.autocast(self.device.type, dtype=self.options.torch_dtype):
-                return self.model(x)
-        return self.model(x)
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        elif self.device.type == "mps":
-            torch.mps.synchronize()
-
-    def probe(self, batch: int) -> float | None:
-        """One pass at ``batch``; returns the memory it used (bytes, None if unknown). Raises on OOM."""
-        x = self.inputs(batch)
-        if self.device.type == "cpu":
-            trim_memory()
-        with torch.inference_mode(), self.memory:
-            self._first_call(x)
-            self.forward(x)
-            self.sync()
-        return self.memory.peak_bytes
-
-    def _first_call(self, x: torch.Tensor) -> None:
-        if self.first_call_s is None:
-            t0 = time.perf_counter()
-            self.forward(x)
-            self.sync()
-            self.first_call_s = time.perf_counter() - t0
-
-    def measure(self, batch: int, report: Callable[[str, int, int], None]) -> dict[str, Any]:
-        """Warm up, then time ``rounds`` rounds; returns the measured fields of a BenchResult."""
-        opt = self.options
-        x = self.inputs(batch)
-        if self.device.type == "cpu":
-            trim_memory()
-        with torch.inference_mode(), self.memory:
-            self._first_call(x)
-            for i in range(opt.warmup):
-                report("warmup", i + 1, opt.warmup)
-                self.forward(x)
-            self.sync()
-            iters = opt.iters
-            if opt.seconds is not None:  # calibrate on one synchronised pass
-                t0 = time.perf_counter()
-                self.forward(x)
-                self.sync()
-                iters = max(1, round(opt.seconds / opt.rounds / max(time.perf_counter() - t0, 1e-6)))
-            timer = make_timer(self.device)
-            latencies: list[float] = []
-            rates: list[float] = []
-            for r in range(opt.rounds):
-                report("timing", r * iters, opt.rounds * iters)
-                per_pass, wall = timer.time(lambda: self.forward(x), iters)
-                latencies += per_pass
-                rates.append(batch * iters / wall)
-            report("timing", opt.rounds * iters, opt.rounds * iters)
-        return {
-            "img_per_s": statistics.median(rates),
-            "round_img_per_s": tuple(rates),
-            "latency_ms": 1e3 * statistics.median(latencies),
-            "latency_p90_ms": 1e3 * percentile(latencies, 90),
-            "latency_p99_ms": 1e3 * percentile(latencies, 99),
-            "memory_mib": None if self.memory.peak_bytes is None else self.memory.peak_bytes / 2**20,
-            "memory_kind": self.memory.kind,
-            "iters": iters,
-            "rounds": opt.rounds,
-        }
 
 
 def _macs_of(model: nn.Module, img_size: int) -> int:
@@ -274,8 +198,24 @@ def benchmark_model(
     """Measure one model at every batch size of ``options`` (or the largest that fits, with ``"auto"``).
 
     ``macs_per_image`` defaults to a ``FlopCounterMode`` count. Out-of-memory at a batch size gives an ``oom``
-    result and the run goes on; any other failure gives one ``error`` result.
+    result and the run goes on; any other failure gives one ``error`` result. ``model`` is left as it was: when
+    the run casts it, moves it or changes its memory format, a copy is measured (pass a model already in the
+    target dtype and device to save that memory); eval mode and the fused-kernel flags are restored.
     """
+    return list(_measure(model, options, name, img_size, macs_per_image, progress, rss_baseline, owned=False))
+
+
+def _measure(
+    model: nn.Module,
+    options: BenchOptions,
+    name: str,
+    img_size: int,
+    macs_per_image: int | None,
+    progress: ProgressFn | None,
+    rss_baseline: int | None,
+    owned: bool,
+) -> Iterator[BenchResult]:
+    """``benchmark_model``, one result at a time; ``owned``: the model is the harness's own and may be changed."""
     device = resolve_device(options.device)
     report = progress or (lambda p: None)
     params = sum(p.numel() for p in model.parameters())
@@ -286,30 +226,34 @@ def benchmark_model(
         except Exception:  # a model that cannot run one image fails below, with its own error
             macs = None
     gflops = None if macs is None else 2 * macs / 1e9
-    with num_threads(options.threads) as threads:
+    fused, _ = kernels_for(options)
+    with num_threads(options.threads) as threads, contextlib.ExitStack() as stack:
         common = {**_setting(name, options, img_size, threads), "params": params, "gflops": gflops}
         peak = gemm_peak(device, options.torch_dtype).tflops if options.gemm_peak else None
-        try:
-            runner = _Runner(model, options, img_size, device)
+        try:  # copying, casting or moving the model may run out of memory: an "oom" result like any other
+            model = stack.enter_context(_borrowed(model, options, device, fused, owned))
+            runner = Runner(model, options, img_size, device, threads)
         except Exception as e:
             status, error = ("oom" if is_oom(e) else "error"), _short(e)
         else:
             status = error = None
         if status is not None:
             free_memory(device)  # after the except block: the traceback no longer holds the tensors
-            return [BenchResult(batch_size=0, status=status, error=error, **common)]
+            yield BenchResult(batch_size=0, status=status, error=error, **common)
+            return
         if rss_baseline is not None and isinstance(runner.memory, CpuMemoryMeter):
             runner.memory.baseline = rss_baseline
         sizes, note = options.batch_sizes, None
         if sizes == "auto":
             try:
-                found, note = _auto_batch(runner, options, name, report)
+                found, note = auto_batch(runner, options, lambda b: report(Progress(name, b, "probe")))
             except Exception as e:  # not an OOM: the model itself fails
-                return [BenchResult(batch_size=0, status="error", error=_short(e), **common)]
+                yield BenchResult(batch_size=0, status="error", error=_short(e), **common)
+                return
             if found is None:
-                return [BenchResult(batch_size=1, status="oom", note=note, error="batch 1 does not fit", **common)]
+                yield BenchResult(batch_size=1, status="oom", note=note, error="batch 1 does not fit", **common)
+                return
             sizes = (found,)
-        results: list[BenchResult] = []
         queue = list(sizes)
         while queue:
             batch = queue.pop(0)
@@ -322,7 +266,7 @@ def benchmark_model(
                 status = error = None
             if status is not None:
                 free_memory(device)
-                results.append(BenchResult(batch_size=batch, status=status, error=error, note=note, **common))
+                yield BenchResult(batch_size=batch, status=status, error=error, note=note, **common)
                 if status == "error":
                     break  # a broken model stays broken at other batch sizes
                 if options.batch_sizes == "auto" and batch > 1:  # the probe fitted, the timed run did not
@@ -330,54 +274,71 @@ def benchmark_model(
                     note = f"{note}; backed off from {batch}"
                 continue
             tflops = None if gflops is None else gflops * fields["img_per_s"] / 1e3
-            results.append(
-                BenchResult(
-                    batch_size=batch,
-                    status="ok",
-                    tflops=tflops,
-                    peak_tflops=peak,
-                    pct_peak=None if not (peak and tflops) else 100 * tflops / peak,
-                    compile_s=runner.first_call_s if options.compile else None,
-                    note=note,
-                    **fields,
-                    **common,
-                )
-            )
             report(Progress(name, batch, "done"))
-    return results
+            yield BenchResult(
+                batch_size=batch,
+                status="ok",
+                tflops=tflops,
+                peak_tflops=peak,
+                pct_peak=None if not (peak and tflops) else 100 * tflops / peak,
+                compile_s=runner.first_call_s if options.compile else None,
+                note=note,
+                **fields,
+                **common,
+            )
 
 
-def _auto_batch(runner: _Runner, options: BenchOptions, name: str, report: ProgressFn) -> tuple[int | None, str]:
-    """Largest batch that runs: out-of-memory on CUDA/MPS; on CPU, a predicted RSS within 80% of free RAM."""
-    budget = available_ram() if runner.device.type == "cpu" else None
-    per_image: list[float] = []
-    failures: list[int] = []
+def kernels_for(options: BenchOptions) -> tuple[bool, str | None]:
+    """Whether the fused kernels run for ``options`` on this machine, and why not (``vitzoo.cpu.fused_kernels``)."""
+    return fused_kernels(
+        options.fused, device=options.device, dtype=options.dtype, precision=options.precision, compile=options.compile
+    )
 
-    def fits(batch: int) -> bool:
-        if budget is not None and per_image and per_image[-1] * batch > 0.8 * budget:
-            failures.append(batch)
-            return False
-        report(Progress(name, batch, "probe"))
-        used, oom = None, False
-        try:
-            used = runner.probe(batch)
-        except Exception as e:
-            if not is_oom(e):
-                raise
-            oom = True
-        if oom:
-            free_memory(runner.device)
-            failures.append(batch)
-            return False
-        if used:
-            per_image.append(used / batch)
-        return True
 
-    found = search_batch(fits, options.max_batch)
-    note = f"auto: largest batch <= {options.max_batch} that fits"
-    if failures:
-        note += f" (did not fit: {', '.join(map(str, sorted(failures)))})"
-    return found, note
+def _changes_tensors(model: nn.Module, options: BenchOptions, device: torch.device) -> bool:
+    """Whether preparing ``model`` for ``options`` would cast, move or re-layout its tensors."""
+    tensors = [*model.parameters(), *model.buffers()]
+    dtype = options.torch_dtype if options.precision == "cast" else None
+    return (
+        any(t.device.type != device.type or (device.index is not None and t.device.index != device.index)
+            for t in tensors)
+        or (dtype is not None and any(t.is_floating_point() and t.dtype != dtype for t in tensors))
+        or (options.channels_last and any(t.dim() == 4 for t in tensors))
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _borrowed(
+    model: nn.Module, options: BenchOptions, device: torch.device, fused: bool, owned: bool
+) -> Iterator[nn.Module]:
+    """The model to run, in eval mode with the fused kernels set: the harness's own model as is; the caller's
+    model itself when only flags change (restored afterwards), else a deep copy that is cast or moved."""
+    if not owned and _changes_tensors(model, options, device):
+        model, owned = copy.deepcopy(model), True
+    saved = None if owned else [(m, m.training, m.__dict__.get("fused")) for m in model.modules()]
+    set_fused_kernels(model.eval(), fused)
+    try:
+        yield model
+    finally:
+        for m, training, flag in saved or ():
+            m.training = training
+            if flag is None:
+                m.__dict__.pop("fused", None)
+            else:
+                m.fused = flag
+            if not getattr(m, "fused", True):
+                m.__dict__.pop("_packed", None)  # free the blocked weight copy made for the run
+
+
+def _macs_of(model: nn.Module, img_size: int) -> int:
+    """MACs per image of an arbitrary module, counted on one random image."""
+    from vitzoo.flops import counted_macs
+
+    param = next(model.parameters(), None)
+    x = torch.randn(1, 3, img_size, img_size)
+    if param is not None:
+        x = x.to(param.device, param.dtype)
+    return counted_macs(model, x)[0]
 
 
 def _short(error: BaseException) -> str:
@@ -386,57 +347,75 @@ def _short(error: BaseException) -> str:
 
 
 def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
-    """(model, img_size, closed-form MACs per image) for a registry name, on the CPU in fp32."""
+    """(model, img_size, closed-form MACs per image) for a registry name or a weight file, on the CPU in fp32."""
     from vitzoo.analytic import count_macs
-    from vitzoo.factory import create, resolve_config
+    from vitzoo.factory import create
+    from vitzoo.flops import is_file_source
+    from vitzoo.loading import ZeroHeadWarning, load
 
-    _, _, config = resolve_config(name, img_size=options.img_size)
-    if options.pretrained:
-        from vitzoo.loading import load
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZeroHeadWarning)  # a zeroed head runs as fast as any other
+        if is_file_source(name):  # a file: its own weights and architecture
+            model = load(Path(name), img_size=options.img_size)
+        elif options.pretrained:
+            model = load(name, img_size=options.img_size)
+        else:
+            model = create(name, img_size=options.img_size)
+    return model, model.config.img_size, count_macs(model.config)
 
-        model = load(name, img_size=options.img_size)
-    else:
-        model = create(name, img_size=options.img_size)
-    return model, config.img_size, count_macs(config)
 
-
-def bench_models(names: Sequence[str], options: BenchOptions, progress: ProgressFn | None = None) -> list[BenchResult]:
-    """Benchmark registry models (``arch`` or ``arch.tag``). Names and the device are checked before anything
-    runs; a model that then fails to build or run gives an ``error`` result and the others are still measured.
-    """
-    from vitzoo.factory import resolve_config
+def check_names(names: Sequence[str], options: BenchOptions) -> None:
+    """Raise ConfigError, before anything runs, for an unavailable device, an unknown name, a bad size or a
+    weight file that is missing or a directory."""
+    from vitzoo.flops import check_source
 
     resolve_device(options.device)
     for name in names:
-        resolve_config(name, img_size=options.img_size)  # unknown names / bad sizes: ConfigError up front
-    report = progress or (lambda p: None)
-    results: list[BenchResult] = []
+        check_source(name, img_size=options.img_size)
+
+
+def iter_bench(
+    names: Sequence[str], options: BenchOptions, progress: ProgressFn | None = None
+) -> Iterator[BenchResult]:
+    """Benchmark registry models (``arch`` or ``arch.tag``) or weight files, yielding each result once measured.
+
+    Names, files and the device are checked when this is called, before anything runs; a model that then fails
+    to build or run gives an ``error`` result and the others are still measured.
+    """
+    check_names(names, options)
+    return _iter_bench(list(names), options, progress or (lambda p: None))
+
+
+def _iter_bench(names: list[str], options: BenchOptions, report: ProgressFn) -> Iterator[BenchResult]:
     for name in names:
-        report(Progress(name, None, "build"))
         if options.gemm_peak:  # measured before the baseline, so its buffers do not count as the model's
+            report(Progress(name, None, "peak"))
             with num_threads(options.threads):
                 gemm_peak(options.device, options.torch_dtype)
         trim_memory()
         baseline = current_rss()
+        report(Progress(name, None, "build"))
         try:
             model, img_size, macs = _build(name, options)
         except Exception as e:
-            if isinstance(e, ConfigError):
-                raise
-            results.append(_failed(name, options, e))
+            yield _failed(name, options, e)
             continue
-        results += benchmark_model(
-            model, options, name=name, img_size=img_size, macs_per_image=macs, progress=report, rss_baseline=baseline
-        )
+        yield from _measure(model, options, name, img_size, macs, report, baseline, owned=True)
         del model
         free_memory(torch.device(options.device))
-    return results
+
+
+def bench_models(names: Sequence[str], options: BenchOptions, progress: ProgressFn | None = None) -> list[BenchResult]:
+    """``iter_bench`` as a list: every result of every model."""
+    return list(iter_bench(names, options, progress))
 
 
 def _setting(name: str, options: BenchOptions, img_size: int, threads: int) -> dict[str, Any]:
-    """The BenchResult fields that describe what was run."""
-    keys = ("dtype", "precision", "compile", "channels_last", "fused")
+    """The BenchResult fields that describe what was run (the kernels: what this machine runs, not the request)."""
+    keys = ("dtype", "precision", "compile", "channels_last")
+    fused, why = kernels_for(options)
     return {"model": name, "img_size": img_size, "device": options.device, "threads": threads,
+            "fused": fused, "kernels": "fused" if fused else "aten", "kernels_note": why,
             **{k: getattr(options, k) for k in keys}}  # fmt: skip
 
 

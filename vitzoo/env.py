@@ -47,10 +47,13 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     """Where a result was measured, as flat JSON-able data (stored with every result as ``env_*`` columns).
 
     Keys: host, platform, python, torch, vitzoo, cpu, cpu_count, cpu_capability (the widest SIMD ISA torch
-    dispatches to), threads (torch intra-op threads), device, device_name, cuda (CUDA runtime torch was built
+    dispatches to), cpu_bf16 / cpu_fp16 (native arithmetic in that dtype: AVX512_BF16/AMX, AVX512_FP16; None
+    where unknown), threads (torch intra-op threads), device, device_name, cuda (CUDA runtime torch was built
     with, or None), cudnn, gpu_count.
     """
     import torch
+
+    from vitzoo.cpu import native_dtype
 
     cuda = torch.version.cuda
     cuda_ok = torch.cuda.is_available()
@@ -63,6 +66,8 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16": native_dtype("bf16"),
+        "cpu_fp16": native_dtype("fp16"),
         "threads": torch.get_num_threads(),
         "device": device,
         "device_name": device_name(device),

@@ -3,8 +3,14 @@
 One table, one row per result; the metrics and the environment fingerprint are JSON columns, so new metrics
 need no migration. The file is recognised by ``PRAGMA application_id`` (``VTZ1``) and versioned by
 ``PRAGMA user_version``; a file that is not SQLite, is corrupt, or belongs to another program raises
-``VitzooError`` and is left untouched. WAL journaling and a busy timeout let several processes append at
-once without losing a row.
+``VitzooError`` and is left untouched (an existing store is checked with ``PRAGMA quick_check`` when opened).
+WAL journaling and a busy timeout let several processes append at once without losing a row.
+
+Every command opens its database through ``ResultStore``: ``readonly=True`` (``vitzoo results``) never creates
+a file or folder and says "no results database at PATH" when there is none; ``validate_output_db`` checks,
+creating nothing, that a long run will be able to store its result, so that it fails before the work and not
+after. Metrics are JSON, so new metrics (e.g. bench's contention fields) need no schema change: older rows just
+lack them.
 
 >>> store = ResultStore("/tmp/results.sqlite")
 >>> store.add("bench", "vit-b16", {"img_per_s": 41.2, "batch_size": 16})
@@ -21,6 +27,7 @@ import json
 import math
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +39,7 @@ from vitzoo.errors import ConfigError, VitzooError
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["KINDS", "SCHEMA_VERSION", "ResultStore", "default_db_path", "environment"]
+__all__ = ["KINDS", "SCHEMA_VERSION", "ResultStore", "default_db_path", "environment", "validate_output_db"]
 
 KINDS = ("bench", "flops", "eval", "fewshot")
 SCHEMA_VERSION = 1
@@ -76,16 +83,25 @@ def _json_safe(value: Any) -> Any:
 
 
 class ResultStore:
-    """An append-only store of results in one SQLite file (created on first use, with its parent folder)."""
+    """An append-only store of results in one SQLite file (created on first use, with its parent folder).
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    ``readonly=True`` opens an existing store for reading only: a missing file raises ``VitzooError`` ("no
+    results database at PATH") and nothing is ever created, not even SQLite's ``-wal``/``-shm`` side files.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, readonly: bool = False) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self.readonly = readonly
+        self._empty = False  # a zero-byte (or table-less, header-less) file opened read-only: no results
         self._check_file()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._init_schema()
+        if readonly:
+            self._check_readable()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._init_schema()
 
     def __repr__(self) -> str:
-        return f"ResultStore({str(self.path)!r})"
+        return f"ResultStore({str(self.path)!r}{', readonly=True' if self.readonly else ''})"
 
     # -- file checks and schema ------------------------------------------------------------------------
 
@@ -93,6 +109,8 @@ class ResultStore:
         """Refuse, before SQLite writes anything, a file that is not an SQLite database."""
         if self.path.is_dir():
             raise VitzooError(f"results database {self.path} is a directory, not a file")
+        if self.readonly and not self.path.exists():
+            raise VitzooError(f"no results database at {self.path} (`vitzoo bench`, `flops` and `eval` create one)")
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
         try:
@@ -106,10 +124,38 @@ class ResultStore:
                 "choose another with --db or VITZOO_DB, it was left untouched"
             )
 
+    def _check_readable(self) -> None:
+        """Read-only open: our header (or an empty database), a schema this version reads, no corruption."""
+        if self.path.stat().st_size == 0:
+            self._empty = True
+            return
+        with self._connect() as conn:
+            app_id, version = self._header(conn)
+            self._check_header(conn, app_id, version)
+            if app_id != APPLICATION_ID:  # an empty SQLite database: no results yet
+                self._empty = True
+                return
+            self._quick_check(conn)
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        """``PRAGMA quick_check`` (linear in the file size, milliseconds for a results store): refuse a damaged file
+        before appending to it or reading it."""
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise VitzooError(
+                f"results database {self.path} is corrupt ({problems[0]}); it was left untouched, "
+                "choose another with --db or VITZOO_DB"
+            )
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if self.readonly:  # no -wal/-shm files unless a writer has them open already (then they exist)
+                active = Path(f"{self.path}-wal").exists()
+                uri = f"{self.path.absolute().as_uri()}?mode=ro{'' if active else '&immutable=1'}"
+                conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as e:
             raise VitzooError(f"cannot open results database {self.path}: {e}") from None
         try:
@@ -127,6 +173,7 @@ class ResultStore:
         with self._connect() as conn:
             app_id, version = self._header(conn)
             if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+                self._quick_check(conn)
                 self._ensure_wal(conn)
                 return
             if app_id not in (0, APPLICATION_ID):
@@ -189,6 +236,8 @@ class ResultStore:
             raise ConfigError(f"model must be a non-empty string, not {model!r}")
         if not isinstance(metrics, dict):
             raise ConfigError(f"metrics must be a dict, not {type(metrics).__name__}")
+        if self.readonly:
+            raise VitzooError(f"results database {self.path} was opened read-only")
         env = environment() if env is None else env
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         row = (created, kind, model, json.dumps(_json_safe(metrics)), json.dumps(_json_safe(env)))
@@ -215,6 +264,8 @@ class ResultStore:
             args.append(kind)
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if self._empty:
+            return []
         with self._connect() as conn:
             rows = conn.execute(sql + " ORDER BY id", args).fetchall()
         out = []
@@ -247,5 +298,42 @@ class ResultStore:
         return pd.DataFrame(flat, columns=[*metric_cols, *env_cols])
 
     def __len__(self) -> int:
+        if self._empty:
+            return 0
         with self._connect() as conn:
             return conn.execute("SELECT count(*) FROM results").fetchone()[0]
+
+
+def validate_output_db(path: str | os.PathLike | None = None) -> Path:
+    """Check, before hours of work, that a result can be stored at ``path`` (default: ``default_db_path()``).
+
+    An existing file must be a healthy vitzoo store (or an empty file) that this vitzoo can write; a new one
+    must be creatable: its nearest existing folder writable, no file where a folder is needed. Creates nothing.
+    Returns the path; raises ``VitzooError`` with one line saying what is wrong.
+    """
+    target = Path(path).expanduser() if path is not None else default_db_path()
+    if target.exists() or target.is_dir():
+        store = ResultStore(target, readonly=True)  # not a directory, SQLite, ours, readable, not corrupt
+        if not os.access(target, os.W_OK):
+            raise VitzooError(f"results database {target} is not writable")
+        _probe_folder(target.parent, f"results database {target}")  # SQLite's -wal/-shm files go beside it
+        return store.path
+    parent = target.parent
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise VitzooError(f"cannot create results database {target}: {parent} is not a folder")
+    _probe_folder(parent, f"cannot create results database {target}")
+    return target
+
+
+def _probe_folder(folder: Path, what: str) -> None:
+    """Raise unless a file can be created in ``folder``: tried with a nameless temporary file, gone at close,
+    because ``os.access`` says yes to root even on /proc or a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise VitzooError(f"{what}: {folder} is not writable ({e.strerror})") from None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import click
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +32,23 @@ def warn(message: str) -> None:
 def info(message: str) -> None:
     """Print one diagnostic line to stderr."""
     err_console.print(message, highlight=False, soft_wrap=True)
+
+
+class Command(click.Command):
+    """A click command whose usage mistakes (``--last 0``, ``--dtype int8``) are one ``error:`` line, exit code 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            fail(f"{e.format_message()} (see `vitzoo {self.name} -h`)", code=2)
+
+
+# One wording of the results-database options for every command that stores or reads results.
+DB_HELP = "Results database (default: $VITZOO_DB, else ~/.cache/vitzoo/results.sqlite)."
+NO_STORE_HELP = "Do not append the results to the results database."
+db_option = click.option("--db", type=click.Path(path_type=str), default=None, metavar="PATH", help=DB_HELP)
+no_store_option = click.option("--no-store", is_flag=True, help=NO_STORE_HELP)
 
 
 def format_options(func: Callable) -> Callable:
@@ -73,18 +91,76 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence, title: str
         render_table(rows, columns, title=title)
 
 
-def render_table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, Callable[[Any], str] | None]], title: str = ""
-) -> None:
-    """A rich table of ``rows``; columns are (key, header, formatter); numbers are right-aligned."""
-    table = Table(title=title or None, header_style="bold", title_justify="left")
-    for i, (key, header, _) in enumerate(columns):
+WRAP_WIDTH = 20  # narrowest a column of several-word cells gets (unless its longest cell is shorter)
+Column = tuple  # (key, header, formatter or None[, priority]): a lower priority number stays longer when narrow
+
+
+def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], title: str = "") -> None:
+    """A rich table of ``rows`` that fits the console width without ever splitting a name.
+
+    Columns are ``(key, header, formatter)`` or ``(key, header, formatter, priority)``; numbers are right-aligned.
+    A column whose cells hold no space (names, tags, numbers) is never wrapped; one with spaces wraps between
+    words; one holding file paths folds. When the columns do not fit (a pipe or an 80-column terminal), the
+    lowest-priority ones (by default: the rightmost) are left out and named in a footnote; --json and --csv
+    always have every column.
+    """
+    cols = [_ColumnLayout(i, c, rows) for i, c in enumerate(columns)]
+    shown, hidden = _fit(cols, console.width)
+    if title:  # above the table, as wide as the console: a title inside rich's table wraps to the table's width
+        console.print(title, style="table.title", highlight=False)
+    table = Table(header_style="bold")
+    for c in shown:
+        table.add_column(c.header, justify=c.justify, width=c.width, overflow="fold")  # cells fit: width >= words
+    for r in range(len(rows)):
+        table.add_row(*(c.cells[r] for c in shown))
+    console.print(table)
+    if hidden:
+        names = ", ".join(c.header for c in hidden)
+        console.print(f"[dim]not shown at {console.width} columns: {names} (--json or --csv have every column)[/]",
+                      highlight=False)  # fmt: skip
+
+
+class _ColumnLayout:
+    """One column's formatted cells and the widths it needs: ``minimum`` (longest unbreakable word) and
+    ``natural`` (everything on one line)."""
+
+    def __init__(self, index: int, column: Column, rows: Sequence[dict[str, Any]]) -> None:
+        key, self.header, fmt = column[:3]
+        self.priority = column[3] if len(column) > 3 else index
+        self.index = index
+        self.cells = [(fmt or _default_fmt)(row.get(key)) for row in rows]
         value = next((r[key] for r in rows if r.get(key) is not None), None)
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        table.add_column(header, justify="right" if numeric else "left", overflow="fold", no_wrap=i == 0)
-    for row in rows:
-        table.add_row(*((fmt or _default_fmt)(row.get(key)) for key, _, fmt in columns))
-    console.print(table)
+        self.justify = "right" if numeric else "left"
+        self.wraps = any(" " in cell.strip() for cell in self.cells)
+        words = [w for cell in self.cells for w in (cell.split() if self.wraps else [cell])]
+        header_words = self.header.split() or [""]
+        self.minimum = max([cell_len(w) for w in words + header_words] or [1])
+        self.natural = max([cell_len(x) for x in [*self.cells, self.header]] or [1])
+        if self.wraps:  # prose: a readable column of about 20 cells before a word-wide sliver
+            self.minimum = min(self.natural, max(self.minimum, WRAP_WIDTH))
+        elif any("/" in cell for cell in self.cells):  # file paths may fold (at any character); names never do
+            self.minimum = max([cell_len(w) for w in header_words] + [min(self.natural, WRAP_WIDTH)])
+        self.width = self.minimum
+
+
+def _fit(cols: list[_ColumnLayout], width: int) -> tuple[list[_ColumnLayout], list[_ColumnLayout]]:
+    """Columns to show (in their order, widths set) within ``width`` cells, and the ones left out.
+
+    Columns are taken by priority while their minimum width fits (the first always is); the room left then
+    widens them, by priority, towards one line per cell. A box table costs 3 cells per column plus 1.
+    """
+    room = width - 1
+    shown: list[_ColumnLayout] = []
+    for c in sorted(cols, key=lambda c: c.priority):
+        if not shown or c.minimum + 3 <= room:
+            shown.append(c)
+            room -= c.minimum + 3
+    for c in sorted(shown, key=lambda c: c.priority):
+        grow = max(0, min(c.natural - c.minimum, room))
+        c.width, room = c.minimum + grow, room - grow
+    hidden = sorted((c for c in cols if c not in shown), key=lambda c: c.index)
+    return sorted(shown, key=lambda c: c.index), hidden
 
 
 def _default_fmt(value: Any) -> str:

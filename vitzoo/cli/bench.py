@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from vitzoo.cli._output import (
+    Command,
     console,
+    db_option,
     emit,
     emit_csv,
     emit_json,
@@ -17,37 +22,34 @@ from vitzoo.cli._output import (
     format_options,
     info,
     millions,
+    no_store_option,
     render_table,
     warn,
 )
 
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Results database (default: $VITZOO_DB, else ~/.cache/vitzoo/results.sqlite).",
-)
-no_store_option = click.option("--no-store", is_flag=True, help="Do not append the results to the database.")
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
 def _num(digits: int) -> Any:
     return lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
 
 
+# (key, header, formatter, priority): at 80 columns the highest priority numbers are left out first.
 BENCH_COLUMNS = [
-    ("model", "model", None),
-    ("batch_size", "batch", None),
-    ("img_size", "res", None),
-    ("status", "status", None),
-    ("img_per_s", "img/s", _num(2)),
-    ("latency_ms", "ms/batch p50", _num(1)),
-    ("latency_p90_ms", "p90", _num(1)),
-    ("latency_p99_ms", "p99", _num(1)),
-    ("memory_mib", "mem MiB", _num(0)),
-    ("gflops", "GFLOPs/img", _num(2)),
-    ("tflops", "TFLOP/s", _num(3)),
-    ("pct_peak", "% GEMM peak", _num(1)),
+    ("model", "model", None, 0),
+    ("batch_size", "batch", None, 1),
+    ("img_size", "res", None, 6),
+    ("status", "status", None, 2),
+    ("img_per_s", "img/s", _num(2), 3),
+    ("latency_ms", "ms/batch p50", _num(1), 4),
+    ("latency_p90_ms", "p90", _num(1), 10),
+    ("latency_p99_ms", "p99", _num(1), 11),
+    ("memory_mib", "mem MiB", _num(0), 8),
+    ("gflops", "GFLOPs /img", _num(2), 7),
+    ("tflops", "TFLOP/s", _num(3), 9),
+    ("pct_peak", "% GEMM peak", _num(1), 5),
 ]
+CONTENDED_COLUMN = ("contended", "busy CPU", lambda v: "yes" if v else "", 2.5)  # shown when a row is flagged
 
 
 def _rows_with_env(rows: list[dict[str, Any]], env: dict[str, Any]) -> list[dict[str, Any]]:
@@ -62,10 +64,27 @@ def _progress_callback(progress: Any, task: Any):
     return update
 
 
-@click.command("bench")
-@click.argument("names", nargs=-1)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+def _line(r: Any) -> str:
+    """One line per finished measurement, printed as it completes."""
+    if r.status != "ok":
+        return f"{r.model} batch {r.batch_size}: {r.status}: {r.error}"
+    busy = f" [contended: other processes used {r.other_cpu} cores]" if r.contended else ""
+    return f"{r.model} batch {r.batch_size}: {r.img_per_s:,.2f} img/s, {r.latency_ms:,.1f} ms/batch{busy}"
+
+
+@click.command("bench", cls=Command)
+@click.argument("names", nargs=-1, metavar="[NAME|FILE]...")
+@click.option(
+    "--device", default="cpu", show_default=True, metavar="DEVICE", help="Where to run: cpu, cuda, cuda:N or mps."
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Precision of the run. A CPU without native bf16/fp16 gets a warning first (emulated: several times "
+    "slower than fp32).",
+)
 @click.option(
     "--precision",
     type=click.Choice(["cast", "autocast"]),
@@ -73,21 +92,38 @@ def _progress_callback(progress: Any, task: Any):
     show_default=True,
     help="cast: weights and inputs converted to --dtype; autocast: fp32 weights under torch.autocast.",
 )
-@click.option("--batch-size", "-b", default="16", show_default=True, help="N, a list such as 1,8,64, or auto.")
-@click.option("--img-size", type=int, default=None, help="Input resolution (default: the checkpoint's).")
+@click.option(
+    "--batch-size",
+    "-b",
+    default="16",
+    metavar="N|LIST|auto",
+    show_default=True,
+    help="Images per pass: N, a list such as 1,8,64, or auto (the largest that fits in memory, up to --max-batch, "
+    "whose pass takes at most 10 s).",
+)
+@click.option("--img-size", type=int, default=None, metavar="PX", help="Input resolution (default: the checkpoint's).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (compile time reported apart).")
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (for the ResNets).")
 @click.option(
     "--aten",
     is_flag=True,
-    help="Plain aten kernels instead of vitzoo's fused CPU kernels (oneDNN linear with bias/GELU/residual).",
+    help="Plain aten kernels instead of vitzoo's fused CPU kernels (oneDNN linear with bias/GELU/residual; used "
+    "only where this CPU's oneDNN supports the dtype, else aten, as the header says).",
 )
-@click.option("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's).")
-@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed passes per batch size.")
-@click.option("--iters", type=int, default=10, show_default=True, help="Timed passes per round.")
-@click.option("--seconds", type=float, default=None, help="Timed seconds per batch size instead of --iters.")
-@click.option("--rounds", type=int, default=3, show_default=True, help="Timed rounds (median reported).")
-@click.option("--max-batch", type=int, default=1024, show_default=True, help="Upper bound for --batch-size auto.")
+@click.option("--threads", type=int, default=None, metavar="N", help="CPU intra-op threads (default: torch's).")
+@click.option("--warmup", type=int, default=3, show_default=True, metavar="N", help="Untimed passes per batch size.")
+@click.option("--iters", type=int, default=10, show_default=True, metavar="N", help="Timed passes per round.")
+@click.option(
+    "--seconds",
+    type=float,
+    metavar="S",
+    default=None,
+    help="Timed seconds per batch size instead of --iters (the warm-up then also stops after this long).",
+)
+@click.option("--rounds", type=int, default=3, show_default=True, metavar="N", help="Timed rounds (median reported).")
+@click.option(
+    "--max-batch", type=int, default=1024, show_default=True, metavar="N", help="Upper bound for --batch-size auto."
+)
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
 @db_option
@@ -96,9 +132,12 @@ def _progress_callback(progress: Any, task: Any):
 def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool, fmt: str, **kw: Any) -> None:
     """Measure inference speed: img/s, latency per batch (p50/p90/p99), peak memory, TFLOP/s, % of GEMM peak.
 
+    NAME is a model (arch or arch.tag, see `vitzoo list`) or a weight file (.safetensors, .npz, .bin, .pth).
     Each model is warmed up, then timed for --rounds rounds of --iters passes under torch.inference_mode
     (CUDA events and synchronisation on GPUs). Out-of-memory at a batch size is recorded and the run goes on;
-    with `-b auto` the largest batch that fits is found. Results are appended to the results database.
+    with `-b auto` the largest batch that fits is found. Each result is printed and appended to the results
+    database as soon as it is measured, so Ctrl-C keeps what was done (exit code 130). Results measured while
+    other processes used the CPU are flagged. The exit code is 1 when any measurement failed.
 
     \b
     Examples:
@@ -106,19 +145,17 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
       vitzoo bench vit-b16 vit-s16 --dtype bf16 -b 1,16,64
       vitzoo bench bit-r50x1 --channels-last --compile --json
       vitzoo bench vit-l16 --device cuda --dtype bf16 -b auto
+      vitzoo bench ./ti16.safetensors                 # a weight file
       vitzoo bench --peak --dtype bf16               # the GEMM roofline only
     """
-    import torch
-
-    from vitzoo.bench import BenchOptions, bench_models, parse_batch_sizes, resolve_device
-    from vitzoo.store import ResultStore, environment
+    from vitzoo.bench import BenchOptions, check_names, parse_batch_sizes
 
     if peak:
         if names:
             fail("--peak measures the GEMM roofline only; run it without model names")
         return _peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
     if not names:
-        fail("name at least one model (see `vitzoo list`), or use --peak")
+        fail("name at least one model (see `vitzoo list`) or weight file, or use --peak")
     options = BenchOptions(
         device=kw["device"],
         dtype=kw["dtype"],
@@ -136,40 +173,100 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         max_batch=kw["max_batch"],
         pretrained=kw["pretrained"],
     )
-    from vitzoo.factory import resolve_config
+    check_names(names, options)  # unknown names, missing files, an unavailable device: before anything runs
+    from vitzoo.store import ResultStore
 
-    resolve_device(options.device)
-    for name in names:  # unknown names fail before anything runs
-        resolve_config(name, img_size=options.img_size)
     store = None if no_store else ResultStore(db)  # so does a bad database
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    results, interrupted, store_error = _run_bench(names, options, store)
+    _report_bench(results, options, fmt)
+    if store is not None and not store_error:
+        info(f"{len(results)} result(s) appended to {store.path}")
+    failed = [r for r in results if r.status != "ok"]
+    if interrupted:
+        info(f"interrupted: {len(results)} result(s) measured before Ctrl-C were kept")
+        sys.exit(EXIT_INTERRUPTED)
+    if store_error:
+        fail(f"results could not be stored: {store_error}")
+    if failed:
+        fail(f"{len(failed)} of {len(results)} measurement(s) failed ({', '.join(sorted({r.status for r in failed}))})")
 
+
+def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[Any], bool, str | None]:
+    """Run the benchmark, printing and storing each result as it completes; Ctrl-C stops it and keeps the rest.
+
+    Returns (results, interrupted, the error that stopped storing or None).
+    """
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from vitzoo.bench import iter_bench, kernels_for
+    from vitzoo.cpu import low_precision_warning
+    from vitzoo.errors import VitzooError
+    from vitzoo.store import environment
+
+    slow = low_precision_warning(options.dtype, options.device)
+    if slow:
+        warn(slow)
+    fused, why = kernels_for(options)
+    if options.fused and not fused:
+        info(f"kernels: aten ({why})")
+    env = environment(options.device)
+    sha_of = functools.cache(_weights_sha256)
+    results: list[Any] = []
+    interrupted, store_error = False, None
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),  # of the current phase: a slow (emulated) run shows how long it will take
+        console=err_console,
+        transient=True,
     ) as progress:
         task = progress.add_task("starting", total=None)
-        results = bench_models(names, options, _progress_callback(progress, task))
+        try:
+            for r in iter_bench(names, options, _progress_callback(progress, task)):
+                results.append(r)
+                progress.console.print(escape(_line(r)), highlight=False, soft_wrap=True)
+                if store is not None and store_error is None:
+                    metrics = {k: v for k, v in r.as_dict().items() if k != "model"}
+                    metrics["weights_sha256"] = sha_of(r.model) if options.pretrained else None
+                    try:
+                        store.add("bench", r.model, metrics, {**env, "threads": r.threads})
+                    except VitzooError as e:  # keep measuring; the results are still printed
+                        store_error = str(e)
+                        progress.console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            interrupted = True
+    return results, interrupted, store_error
+
+
+def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
+    """The results as a table (with the kernels and setting in its title), JSON or CSV; contention warned."""
+    import torch
+
+    from vitzoo.bench import kernels_for
+    from vitzoo.store import environment
+
     env = environment(options.device)
     env["threads"] = results[0].threads if results else torch.get_num_threads()
     rows = [r.as_dict() for r in results]
-    for r in results:
-        if r.status != "ok":
-            warn(f"{r.model} batch {r.batch_size}: {r.status}: {r.error}")
-    if store is not None:
-        shas = _weights_sha256s(names) if options.pretrained else {}
-        for row in rows:
-            metrics = {k: v for k, v in row.items() if k != "model"}
-            store.add("bench", row["model"], {**metrics, "weights_sha256": shas.get(row["model"])}, env)
-        info(f"{len(rows)} result(s) appended to {store.path}")
+    busy = [r for r in results if r.contended]
+    if busy:
+        worst = max((r.other_cpu or 0.0) for r in busy)
+        warn(f"{len(busy)} result(s) measured while other processes used the CPU (up to {worst:g} cores): "
+             "they understate this machine; rerun when it is idle")  # fmt: skip
+    fused, why = kernels_for(options)
     how = "autocast" if options.precision == "autocast" and options.dtype != "fp32" else "cast"
     peak_tf = next((r.peak_tflops for r in results if r.peak_tflops), None)
     title = (
         f"{env['device_name']} · {env['threads']} threads · torch {env['torch']} · {options.dtype} ({how})"
         f" · compile {'on' if options.compile else 'off'}"
-        f" · {'fused' if options.fused else 'aten'} kernels"
+        f" · {'fused kernels' if fused else f'aten kernels ({why})'}"
         + (f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else "")
     )
-    columns = BENCH_COLUMNS + ([("compile_s", "compile s", _num(1))] if options.compile else [])
+    columns = BENCH_COLUMNS + ([("compile_s", "compile s", _num(1), 12)] if options.compile else [])
+    if busy:
+        columns = [*columns, CONTENDED_COLUMN]
     emit(_rows_with_env(rows, env) if fmt != "table" else rows, fmt, columns, title)
     if fmt == "table" and options.batch_sizes == "auto" and results and results[-1].note:
         info(results[-1].note)
@@ -179,18 +276,18 @@ PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), 
                 ("tflops", "TFLOP/s", _num(3))]  # fmt: skip
 
 
-def _weights_sha256s(names: tuple[str, ...]) -> dict[str, str | None]:
-    """name -> sha256 of the downloaded file its pretrained weights came from (already in the cache)."""
+def _weights_sha256(name: str) -> str | None:
+    """sha256 of the file a model's pretrained weights came from: the downloaded source (already in the cache) of
+    a registry name, or the weight file given; None for a model that failed to load."""
     from vitzoo.errors import VitzooError
+    from vitzoo.flops import is_file_source
+    from vitzoo.hub import sha256_of
     from vitzoo.sources import fetch_checkpoint
 
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = fetch_checkpoint(name).entry.sha256
-        except VitzooError:  # a model that failed to load has no weights to name
-            out[name] = None
-    return out
+    try:
+        return sha256_of(Path(name).expanduser()) if is_file_source(name) else fetch_checkpoint(name).entry.sha256
+    except (VitzooError, OSError):
+        return None
 
 
 def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:
@@ -200,6 +297,11 @@ def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store
 
     resolve_device(device)
     store = None if no_store else ResultStore(db)
+    from vitzoo.cpu import low_precision_warning
+
+    slow = low_precision_warning(dtype, device)
+    if slow:
+        warn(slow)
     with num_threads(threads), err_console.status(f"measuring {dtype} GEMM throughput on {device}"):
         result = measure_gemm_peak(device, DTYPES[dtype], seconds=1.0)
         env = environment(device)
@@ -232,9 +334,9 @@ FLOPS_COLUMNS = [
 ]
 
 
-@click.command("flops")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--img-size", type=int, default=None, help="Input resolution (default: the checkpoint's).")
+@click.command("flops", cls=Command)
+@click.argument("names", nargs=-1, required=True, metavar="NAME|PATTERN|FILE...")
+@click.option("--img-size", type=int, default=None, metavar="PX", help="Input resolution (default: the checkpoint's).")
 @click.option(
     "--count-on",
     type=click.Choice(["meta", "cpu"]),
@@ -248,27 +350,32 @@ FLOPS_COLUMNS = [
 def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: str | None, no_store: bool, fmt: str):
     """Compute per image: GMACs and GFLOPs (= 2 x GMACs), counted and in closed form.
 
-    MACs cover every conv and dense layer and the attention matmuls (Q K^T and A V), counted with
-    torch's FlopCounterMode (with the CPU SDPA kernel's formula added: torch drops it) and checked
-    against the closed form of each family.
+    NAME is a model (arch or arch.tag), a shell pattern ('vit-*') or a weight file (.safetensors, .npz, .bin,
+    .pth; its architecture is read from the file). MACs cover every conv and dense layer and the attention
+    matmuls (Q K^T and A V), counted with torch's FlopCounterMode (with the CPU SDPA kernel's formula added:
+    torch drops it) and checked against the closed form of each family.
 
     \b
     Examples:
       vitzoo flops vit-b16                 # 17.56 GMACs at 224
       vitzoo flops vit-b16 --img-size 384
       vitzoo flops 'vit-*' --csv
+      vitzoo flops ./ti16.safetensors
     """
     import vitzoo
-    from vitzoo.flops import count_flops
+    from vitzoo.flops import check_source, count_flops, is_file_source
     from vitzoo.store import ResultStore, environment
 
     expanded: list[str] = []
     for name in names:
-        matches = vitzoo.list_models(name) if any(c in name for c in "*?[") else [name]
+        pattern = not is_file_source(name) and any(c in name for c in "*?[")
+        matches = vitzoo.list_models(name) if pattern else [name]
         if not matches:
             fail(f"no model matches {name!r}; see `vitzoo list`")
         expanded += matches
-    store = None if no_store else ResultStore(db)
+    for name in expanded:  # unknown names, missing files, bad sizes: before anything is counted
+        check_source(name, img_size=img_size)
+    store = None if no_store else ResultStore(db)  # a corrupt or foreign database is refused here
     counts = [count_flops(n, img_size=img_size, device=count_on) for n in expanded]
     rows = []
     for c in counts:
@@ -286,13 +393,13 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
 
 
 RESULT_COLUMNS = [
-    ("id", "id", None),
-    ("created", "created (UTC)", None),
-    ("kind", "kind", None),
-    ("model", "model", None),
-    ("summary", "result", None),
-    ("env_device_name", "device", None),
-    ("env_torch", "torch", None),
+    ("id", "id", None, 0),
+    ("created", "created (UTC)", lambda v: str(v).replace("T", " ")[:19], 4),
+    ("kind", "kind", None, 2),
+    ("model", "model", None, 1),
+    ("summary", "result", None, 3),
+    ("env_device_name", "device", None, 5),
+    ("env_torch", "torch", None, 6),
 ]
 
 
@@ -305,7 +412,9 @@ def _summary(row: dict[str, Any]) -> str:
         if g("status") != "ok":
             return f"batch {_int(g('batch_size'))} {g('dtype')}: {g('status')}"
         pct = "" if g("pct_peak") is None else f", {g('pct_peak'):.0f}% peak"
-        return f"batch {_int(g('batch_size'))} {g('dtype')}: {g('img_per_s'):.2f} img/s, {g('latency_ms'):.1f} ms{pct}"
+        busy = " (contended)" if _is_true(g("contended")) else ""
+        return (f"batch {_int(g('batch_size'))} {g('dtype')}: {g('img_per_s'):.2f} img/s, {g('latency_ms'):.1f} ms"
+                f"{pct}{busy}")  # fmt: skip
     if row["kind"] == "flops":
         return f"{g('img_size')} px: {g('gmacs'):.3f} GMACs, {g('gflops'):.3f} GFLOPs"
     skip = {"id", "created", "kind", "model", "summary"}
@@ -321,10 +430,17 @@ def _scalar(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and math.isnan(v))
 
 
-@click.command("results")
-@click.option("--kind", type=click.Choice(["bench", "flops", "eval", "fewshot"]), default=None)
-@click.option("--model", "pattern", default=None, help="Shell pattern on the model name, e.g. 'vit-b*'.")
-@click.option("--last", type=int, default=None, help="Only the last N results.")
+@click.command("results", cls=Command)
+@click.option(
+    "--kind",
+    type=click.Choice(["bench", "flops", "eval", "fewshot"]),
+    default=None,
+    help="Only results of this kind (default: all).",
+)
+@click.option(
+    "--model", "pattern", default=None, metavar="PATTERN", help="Shell pattern on the model name, e.g. 'vit-b*'."
+)
+@click.option("--last", type=click.IntRange(min=1), default=None, metavar="N", help="Only the last N results.")
 @db_option
 @format_options
 def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str | None, fmt: str) -> None:
@@ -332,6 +448,8 @@ def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str
 
     The table shows one headline per result; --json and --csv export every metric and the environment
     (env_* columns). In Python: `vitzoo.store.ResultStore().query(kind=..., model=...)` (a DataFrame).
+    Reading never creates a file: a missing database is an error. Bench results measured while other
+    processes used the CPU are marked "(contended)".
 
     \b
     Examples:
@@ -341,7 +459,7 @@ def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str
     """
     from vitzoo.store import ResultStore
 
-    store = ResultStore(db)
+    store = ResultStore(db, readonly=True)
     df = store.query(kind=kind, model=pattern)
     if last is not None:
         df = df.tail(last)
@@ -355,6 +473,13 @@ def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str
     for r in rows:
         r["summary"] = _summary(r)
     render_table(rows, RESULT_COLUMNS, title=f"{len(rows)} result(s) in {store.path}")
+    busy = sum(1 for r in rows if r["kind"] == "bench" and _is_true(r.get("contended")))
+    if busy:
+        warn(f"{busy} bench result(s) were measured while other processes used the CPU (marked contended)")
+
+
+def _is_true(v: Any) -> bool:
+    return v is True or (isinstance(v, (int, float)) and not _is_nan(v) and bool(v))
 
 
 def _is_nan(v: Any) -> bool:

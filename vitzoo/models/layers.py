@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+import torch.utils._python_dispatch
 from torch import nn
 
 
@@ -138,8 +141,34 @@ def _compiling() -> bool:
     return is_compiling() if is_compiling is not None else torch._dynamo.is_compiling()
 
 
+@functools.cache
+def onednn_linear_supports(dtype: torch.dtype) -> bool:
+    """Whether this CPU runs oneDNN's fused linear (weight reorder, GELU and residual epilogues) in ``dtype``.
+
+    Probed once per dtype on a tiny GEMM rather than read from the ISA flags: oneDNN's bf16/fp16 paths need
+    AVX-512 (BW/VL), AVX-NE-CONVERT or AMX, and only the library knows exactly which. On an AVX2-only CPU fp32
+    passes and bf16 fails ("bf16 path needs the cpu support avx_ne_convert or avx512bw ..."), so the fused
+    kernels fall back to aten there instead of failing.
+    """
+    if not _ONEDNN:
+        return False
+    # outside any active dispatch mode (FlopCounterMode, fake tensors): the probe is not part of the model's work
+    no_modes = getattr(torch.utils._python_dispatch, "_disable_current_modes", contextlib.nullcontext)
+    try:
+        with no_modes(), torch.inference_mode():
+            x, w = torch.ones(2, 8, dtype=dtype, device="cpu"), torch.ones(4, 8, dtype=dtype, device="cpu")
+            b = torch.zeros(4, dtype=dtype, device="cpu")
+            packed = torch.ops.mkldnn._reorder_linear_weight(w, 2) if _REORDER else w
+            y = torch.ops.mkldnn._linear_pointwise(x, packed, b, "gelu", [], "tanh")
+            torch.ops.mkldnn._linear_pointwise.binary(x, y, packed, b, "add")
+    except RuntimeError:
+        return False
+    return True
+
+
 def fusable(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> bool:
-    """Whether oneDNN's fused linear may replace aten here: CPU fp32/bf16 inference, eager, no autocast."""
+    """Whether oneDNN's fused linear may replace aten here: CPU fp32/bf16 inference, eager, no autocast, and a CPU
+    whose oneDNN runs this dtype (``onednn_linear_supports``)."""
     return (
         _ONEDNN
         and x.device.type == "cpu"
@@ -149,6 +178,7 @@ def fusable(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and not _cpu_autocast()
         and not _compiling()
+        and onednn_linear_supports(x.dtype)
     )
 
 
@@ -207,7 +237,8 @@ def _without_caches(module: nn.Module, *names: str) -> dict:
 def set_fused_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
     """Switch vitzoo's fused CPU inference kernels on or off in every module that has them; returns ``model``.
 
-    Modules opt in with a class attribute ``fused: bool = False`` (``Linear``).
+    Modules opt in with a class attribute ``fused: bool = False`` (``Linear``). Switching on is safe on any CPU:
+    where oneDNN lacks the dtype (bf16 on an AVX2-only CPU, see ``onednn_linear_supports``) they compute with aten.
     """
     for m in model.modules():
         if isinstance(getattr(type(m), "fused", None), bool):
