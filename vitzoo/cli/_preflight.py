@@ -100,21 +100,3 @@ def plot_prefix(prefix: str) -> Path:
     for ext in (".png", ".svg"):
         check_new_file(p.with_name(p.name + ext), "the plot")
     return p
-
-
-def check_store(db: str | None) -> Path:
-    """The results database a command will record into, validated now (before hours of work).
-
-    An existing file is opened as a store, which refuses anything that is not a vitzoo database (and leaves
-    it untouched); a missing one must be creatable. Nothing is created here.
-    """
-    from vitzoo.store import ResultStore, default_db_path
-
-    path = default_db_path() if db is None else Path(db).expanduser()
-    if path.is_dir():
-        raise VitzooError(f"results database {path} is a directory, not a file")
-    if path.exists():
-        ResultStore(path)  # refuses a file that is not a vitzoo database
-        _probe(path.parent, "the results database")  # SQLite's journal files go beside it
-        return path
-    return check_new_file(path, "the results database")

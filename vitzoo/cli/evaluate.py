@@ -11,16 +11,18 @@ from typing import Any
 import click
 
 from vitzoo.cli._output import (
+    db_option,
     emit,
     err_console,
     fail,
     format_options,
     info,
     millions,
+    no_store_option,
     render_table,
     warn,
 )
-from vitzoo.cli._preflight import at_least, check_store, fraction, positive_number
+from vitzoo.cli._preflight import at_least, fraction, positive_number
 from vitzoo.cli._preflight import plot_prefix as check_plot_prefix
 from vitzoo.errors import VitzooError
 
@@ -66,8 +68,8 @@ def data_options(func: Callable) -> Callable:
                      help="cpu, cuda, cuda:N or mps."),
         click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
                      help="Precision of the weights and inputs."),
-        click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache)."),
-        click.option("--no-store", is_flag=True, help="Do not record the result in the results database."),
+        db_option,
+        no_store_option,
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -143,9 +145,11 @@ def _report_failures(failures) -> None:
 
 
 def _outputs(db: str | None, no_store: bool) -> None:
-    """Check, before any work, that the result can be recorded (see ``_preflight.check_store``)."""
+    """Check, before any work, that the result can be recorded (``vitzoo.store.validate_output_db``)."""
     if not no_store:
-        check_store(db)
+        from vitzoo.store import validate_output_db
+
+        validate_output_db(db)
 
 
 def _store(db: str | None, kind: str, model: str, metrics: dict[str, Any], device: str) -> None:
@@ -340,7 +344,7 @@ def _existing_store(db: str | None):
     if not path.exists():
         info(f"no results database at {path}: reported accuracy, no throughput")
         return None
-    return ResultStore(path)
+    return ResultStore(path, readonly=True)
 
 
 def _pareto_mark(row) -> str:
@@ -353,8 +357,8 @@ def _pareto_mark(row) -> str:
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Throughput and measured accuracy in this precision.")  # fmt: skip
-@click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache).")
-@click.option("--no-store", is_flag=True, help="Ignore the results database: reported accuracy, no throughput.")
+@db_option
+@click.option("--no-store", is_flag=True, help="Do not read the results database: reported accuracy, no throughput.")
 @click.option("--tags", type=click.Choice(["default", "all"]), default="default", show_default=True,
               help="Per architecture: its default checkpoint, or every checkpoint with an accuracy.")  # fmt: skip
 @click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
