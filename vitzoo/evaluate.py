@@ -166,6 +166,32 @@ def evaluate(
     check_head(model, data)
     if real_labels is not None and not any(k in real_labels for k in data.keys):
         raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
+    counts = count_hits(model, preprocess, data, options=options, real_labels=real_labels, progress=progress)
+    return eval_result(counts, preprocess, data)
+
+
+@dataclass(frozen=True)
+class EvalCounts:
+    """What ``count_hits`` tallies over a dataset or a shard of it: counts that add up across shards."""
+
+    top1: int = 0
+    top5: int = 0
+    real_hits: int = 0
+    real_images: int = 0
+    seconds: float = 0.0
+    failures: tuple[tuple[str, str], ...] = ()  # (image key, reason), in dataset order
+
+
+def count_hits(
+    model: nn.Module,
+    preprocess: Preprocess,
+    data: ImageDataset,
+    *,
+    options: RunOptions = DEFAULT_RUN,
+    real_labels: RealLabels | None = None,
+    progress: Progress | None = None,
+) -> EvalCounts:
+    """Top-1 / top-5 / ReaL hits of ``model`` over ``data`` (no checks; an empty or unreadable shard counts 0)."""
     k = min(5, data.num_classes)
     top1 = top5 = real_hits = real_n = 0
     failures: list[tuple[str, str]] = []
@@ -183,20 +209,24 @@ def evaluate(
                 if real:
                     real_n += 1
                     real_hits += p in real
-    seconds = time.perf_counter() - start
-    n = len(data) - len(failures)
+    return EvalCounts(top1, top5, real_hits, real_n, time.perf_counter() - start, tuple(failures))
+
+
+def eval_result(counts: EvalCounts, preprocess: Preprocess, data: ImageDataset) -> EvalResult:
+    """The accuracies (%) of ``counts`` taken over all of ``data``."""
+    n = len(data) - len(counts.failures)
     if n == 0:
-        raise VitzooError(f"no readable image in {data.description} ({len(failures)} files skipped)")
+        raise VitzooError(f"no readable image in {data.description} ({len(counts.failures)} files skipped)")
     return EvalResult(
-        top1=100.0 * top1 / n,
-        top5=100.0 * top5 / n,
+        top1=100.0 * counts.top1 / n,
+        top5=100.0 * counts.top5 / n,
         num_images=n,
-        skipped=len(failures),
-        seconds=seconds,
+        skipped=len(counts.failures),
+        seconds=counts.seconds,
         preprocess=preprocess,
         dataset=data.description,
         num_classes=data.num_classes,
-        real_top1=100.0 * real_hits / real_n if real_n else None,
-        real_images=real_n,
-        failures=tuple(failures),
+        real_top1=100.0 * counts.real_hits / counts.real_images if counts.real_images else None,
+        real_images=counts.real_images,
+        failures=counts.failures,
     )
