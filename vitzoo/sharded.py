@@ -181,22 +181,19 @@ def aggregate_ranks(per_rank: list[list[dict[str, Any]]]) -> dict[str, Any]:
     return row
 
 
-def bench_data_parallel(
-    names: Sequence[str], options: Any, progress: Any = None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def bench_data_parallel(names: Sequence[str], options: Any, progress: Any = None) -> list[dict[str, Any]]:
     """Every rank measures each (model, batch size) at the same time (a barrier before each one).
 
-    Returns (aggregate rows, one per measurement; every rank's own rows, with a ``rank`` key), on every rank.
-    With one process: the plain single-process rows (and the same rows as per-rank rows).
+    Returns one ``aggregate_ranks`` row per measurement, with every rank's own rows under ``per_rank``, on
+    every rank. With one process: the single-process rows, as one-rank aggregates.
     """
     launch = current()
-    aggregated, per_rank_rows = [], []
+    rows = []
     for name, opts in _steps(names, options):
         agree(lambda: None, f"starting {name}")
         per_rank = gather(lambda n=name, o=opts: _rank_rows(n, o, launch, progress), f"benchmarking {name}")
-        aggregated.append(aggregate_ranks(per_rank))
-        per_rank_rows += [row for rows in per_rank for row in rows]
-    return aggregated, per_rank_rows
+        rows.append({**aggregate_ranks(per_rank), "per_rank": [row for ranks in per_rank for row in ranks]})
+    return rows
 
 
 def bench_sweep(names: Sequence[str], options: Any, progress: Any = None) -> list[dict[str, Any]]:

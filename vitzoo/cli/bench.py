@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import (
     console,
     emit,
@@ -90,9 +91,12 @@ def _progress_callback(progress: Any, task: Any):
 @click.option("--max-batch", type=int, default=1024, show_default=True, help="Upper bound for --batch-size auto.")
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
+@click.option("--sweep", is_flag=True, help="Under torchrun/--nproc: spread the models and batch sizes over the "
+              "ranks (default: every rank runs each one at once, data-parallel).")  # fmt: skip
 @db_option
 @no_store_option
 @format_options
+@scale_out
 def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool, fmt: str, **kw: Any) -> None:
     """Measure inference speed: img/s, latency per batch (p50/p90/p99), peak memory, TFLOP/s, % of GEMM peak.
 
@@ -114,6 +118,8 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     from vitzoo.store import ResultStore, environment
 
     if peak:
+        if _distributed():
+            fail("--peak measures one device; run it without torchrun or --nproc")
         if names:
             fail("--peak measures the GEMM roofline only; run it without model names")
         return _peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
@@ -141,7 +147,11 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     resolve_device(options.device)
     for name in names:  # unknown names fail before anything runs
         resolve_config(name, img_size=options.img_size)
-    store = None if no_store else ResultStore(db)  # so does a bad database
+    store = None if no_store or not is_main() else ResultStore(db)  # so does a bad database
+    if _distributed():
+        from vitzoo.cli._bench_ranks import bench_ranks
+
+        return bench_ranks(names, options, store, fmt, sweep=kw["sweep"], columns=BENCH_COLUMNS)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -171,6 +181,12 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     emit(_rows_with_env(rows, env) if fmt != "table" else rows, fmt, columns, title)
     if fmt == "table" and options.batch_sizes == "auto" and results and results[-1].note:
         info(results[-1].note)
+
+
+def _distributed() -> bool:
+    from vitzoo.distributed import current
+
+    return current().is_distributed
 
 
 PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),
