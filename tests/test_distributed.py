@@ -1,0 +1,217 @@
+"""Scale-out: shards, the exchange codec, and real gloo process groups of 2 and 3 ranks on the CPU.
+
+`vitzoo eval`, `fewshot` and `bench` are started under torchrun (`python -m torch.distributed.run --standalone`)
+and with `--nproc N`, on a folder of real photos, generated images and corrupt files (tests/test_evaluate.py's),
+and their output and stored record are compared with the single-process run: equal except the timing. Faults
+are injected into one rank from outside (a sitecustomize module on the workers' path) to check that every rank
+stops, one line names the rank and the cause, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_evaluate import build_folder, colour_model, photo, solid
+
+from vitzoo.checkpoint import save_vitzoo
+from vitzoo.cli import main
+from vitzoo.distributed import (
+    Launch,
+    agree,
+    decode,
+    encode,
+    gather,
+    launch_info,
+    rank_device,
+    resolve_timeout,
+    shard_dataset,
+    shard_range,
+)
+from vitzoo.errors import VitzooError
+from vitzoo.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = {"seconds", "images_per_s"}  # the only metrics allowed to differ from the single-process run
+PER_PROCESS_ENV = {"world_size", "local_world_size", "threads"}
+INJECT = """
+import os
+if os.environ.get("FAIL_RANK") is not None and os.environ.get("RANK") == os.environ["FAIL_RANK"]:
+    import vitzoo.sharded
+
+    def count_hits(*args, **kwargs):
+        if os.environ.get("FAIL_HOW") == "exit":
+            os._exit(9)
+        raise RuntimeError("injected failure")
+
+    vitzoo.sharded.count_hits = count_hits
+"""
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 16, 17])
+@pytest.mark.parametrize("world", [1, 2, 3, 5])
+@pytest.mark.parametrize("align", [1, 3, 5])
+def test_shards_are_contiguous_whole_batches_covering_every_item_once(n, world, align):
+    shards = [shard_range(n, r, world, align) for r in range(world)]
+    assert [i for s in shards for i in s] == list(range(n))  # disjoint, in rank order, no padding
+    assert all(s.start % align == 0 for s in shards if len(s))  # a single process's batches, unchanged
+    blocks = [-(-len(s) // align) for s in shards]
+    assert max(blocks) - min(blocks) <= 1 and blocks == sorted(blocks, reverse=True)
+    with pytest.raises(ValueError):
+        shard_range(n, world, world, align)
+
+
+def test_codec_round_trip_is_exact_and_pickle_free():
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    obj = {"x": x, "labels": np.arange(5), "failures": [("a", "OSError: x")], "n": 3, "f": 0.1, "none": None}
+    back = decode(encode(obj))
+    assert np.array_equal(back["x"], x) and back["x"].dtype == np.float64 and back["labels"].tolist() == [0, 1, 2, 3, 4]
+    assert back["failures"] == [["a", "OSError: x"]] and (back["n"], back["f"], back["none"]) == (3, 0.1, None)
+    assert decode(encode({"empty": np.zeros((0, 0))}))["empty"].shape == (0, 0)
+    with pytest.raises(TypeError):
+        encode({"o": np.array([object()])})
+
+
+def test_launch_environment_timeout_and_device():
+    assert launch_info({}) == Launch() and not Launch().is_distributed and Launch().is_main
+    env = {"RANK": "2", "WORLD_SIZE": "4", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}
+    assert launch_info(env) == Launch(2, 4, 0, 2) and not launch_info(env).is_main
+    for bad in ({"WORLD_SIZE": "x"}, {"WORLD_SIZE": "2", "RANK": "2"}):
+        with pytest.raises(VitzooError):
+            launch_info(bad)
+    assert resolve_timeout(5) == 5.0
+    with pytest.raises(VitzooError, match="> 0"):
+        resolve_timeout(0)
+    assert rank_device("cpu", Launch(1, 2, 1, 2)) == "cpu" and rank_device("cuda", Launch()) == "cuda"
+
+
+def test_one_process_needs_no_process_group(tmp_path):
+    assert gather(lambda: {"a": 1}, "x") == [{"a": 1}] and agree(lambda: 7, "x") == 7
+    build_folder(tmp_path)
+    from vitzoo.data import image_folder
+
+    data = image_folder(tmp_path)
+    parts = [shard_dataset(data, Launch(r, 3), 5) for r in range(3)]
+    assert [len(p) for p in parts] == [10, 5, 1] and [k for p in parts for k in p.keys] == data.keys
+
+
+# -- real process groups ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A model file, the colour ImageFolder (14 images, 2 unreadable), a few-shot folder, a fault injector."""
+    root = tmp_path_factory.mktemp("dist")
+    build_folder(root / "data")
+    for k in range(3):
+        (root / "fs" / f"c{k}").mkdir(parents=True)
+        for j in range(6):
+            solid(k, size=(30 + j, 24)).save(root / "fs" / f"c{k}" / f"{j}.png")
+    photo("coffee").save(root / "fs" / "c2" / "coffee.png")
+    (root / "fs" / "c1" / "bad.jpg").write_text("not an image")
+    model = colour_model()
+    save_vitzoo(root / "colour.safetensors", model.state_dict(), model.config)
+    (root / "inject").mkdir()
+    (root / "inject" / "sitecustomize.py").write_text(INJECT)
+    return root
+
+
+def _launch(root: Path, args: list, *, torchrun: int | None = None, **env: str) -> subprocess.CompletedProcess:
+    """`vitzoo ARGS` in a fresh process (under torchrun with that many ranks), with 1 thread per process."""
+    prefix = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"] if torchrun else []
+    environ = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    environ |= {"PYTHONPATH": os.pathsep.join([str(ROOT), str(root / "inject")]), "OMP_NUM_THREADS": "1",
+                "VITZOO_DIST_TIMEOUT": "120", "XDG_CACHE_HOME": str(root / "cache"), **env}  # fmt: skip
+    cmd = [sys.executable, *prefix, "-m", "vitzoo", *map(str, args)]
+    return subprocess.run(cmd, cwd=root, env=environ, capture_output=True, text=True, timeout=600)
+
+
+def _single(args: list):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _same_record(db_one: Path, db_many: Path, kind: str, world: int) -> None:
+    (one,), (many,) = ResultStore(db_one).records(kind=kind), ResultStore(db_many).records(kind=kind)
+    drop = lambda d, keys: {k: v for k, v in d.items() if k not in keys}  # noqa: E731
+    assert drop(many["metrics"], TIMING) == drop(one["metrics"], TIMING) and one["model"] == many["model"]
+    assert drop(many["env"], PER_PROCESS_ENV) == drop(one["env"], PER_PROCESS_ENV)
+    assert (one["env"]["world_size"], many["env"]["world_size"]) == (1, world)
+
+
+@pytest.mark.parametrize(("ranks", "how", "batch"), [(2, "torchrun", 3), (3, "nproc", 5)])
+def test_eval_across_ranks_equals_one_process(workdir, tmp_path, ranks, how, batch):
+    args = ["eval", workdir / "colour.safetensors", "--data", workdir / "data", "-j", "0", "-b", batch, "--json"]
+    one = _single([*args, "--db", tmp_path / "one.sqlite"])
+    extra = ["--nproc", ranks] if how == "nproc" else []
+    many = _launch(
+        workdir, [*args, "--db", tmp_path / "many.sqlite", *extra], torchrun=ranks if how == "torchrun" else None
+    )
+    assert many.returncode == 0, many.stderr
+    (row_one,), (row_many,) = json.loads(one.stdout), json.loads(many.stdout)  # rank 0 alone printed
+    assert {k: v for k, v in row_many.items() if k not in TIMING} == {
+        k: v for k, v in row_one.items() if k not in TIMING
+    }
+    assert (row_many["num_images"], row_many["skipped"]) == (14, 2)
+    assert many.stderr.count("2 file(s) could not be read") == 1 and many.stderr.count("recorded as eval") == 1
+    assert many.stderr.index("readme:") < many.stderr.index("truncated:")  # skipped files in dataset order
+    _same_record(tmp_path / "one.sqlite", tmp_path / "many.sqlite", "eval", ranks)
+
+
+def test_fewshot_across_three_ranks_equals_one_process(workdir, tmp_path):
+    args = ["fewshot", workdir / "colour.safetensors", "--data", workdir / "fs", "--shots", "1,2,4", "-j", "0", "-b",
+            "4", "--seed", "3", "--json"]  # fmt: skip
+    one = _single([*args, "--db", tmp_path / "one.sqlite"])
+    many = _launch(workdir, [*args, "--db", tmp_path / "many.sqlite", "--nproc", 3])
+    assert many.returncode == 0, many.stderr
+    rows = json.loads(many.stdout)
+    assert rows == json.loads(one.stdout) and [r["test_images"] for r in rows] == [7, 7, 7]
+    assert many.stderr.count("1 file(s) could not be read") == 1
+    _same_record(tmp_path / "one.sqlite", tmp_path / "many.sqlite", "fewshot", 3)
+
+
+@pytest.mark.parametrize("how", ["raise", "exit"])
+def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, how):
+    db = tmp_path / "r.sqlite"
+    args = ["eval", workdir / "colour.safetensors", "--data", workdir / "data", "-j", "0", "-b", "2", "--db", db]
+    start = time.monotonic()
+    if how == "raise":  # a Python error on rank 1, under torchrun: rank 0 names it
+        result = _launch(workdir, args, torchrun=2, FAIL_RANK="1", FAIL_HOW="raise")
+        expected = "error: rank 1: RuntimeError: injected failure"
+    else:  # rank 1 dies without a word, under --nproc: the launcher names it
+        result = _launch(workdir, [*args, "--nproc", 2], FAIL_RANK="1", FAIL_HOW="exit")
+        expected = "error: rank 1 exited with code 9; the other ranks were stopped"
+    assert result.returncode != 0 and time.monotonic() - start < 120
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [expected], result.stderr
+    assert not db.exists() or len(ResultStore(db)) == 0
+
+
+def test_bench_data_parallel_and_sweep(workdir, tmp_path):
+    common = ["--img-size", "32", "--warmup", "1", "--iters", "2", "--rounds", "1", "--json"]
+    db = tmp_path / "r.sqlite"
+    par = _launch(workdir, ["bench", "testing", "-b", "2,3", *common, "--db", db, "--nproc", 2])
+    assert par.returncode == 0, par.stderr
+    rows = json.loads(par.stdout)
+    expected = [("testing", 2, 2, "ok"), ("testing", 3, 2, "ok")]
+    assert [(r["model"], r["batch_size"], r["ranks"], r["status"]) for r in rows] == expected
+    for r in rows:
+        assert [p["rank"] for p in r["per_rank"]] == [0, 1] and r["rank_img_per_s"] == [
+            p["img_per_s"] for p in r["per_rank"]
+        ]
+        assert r["img_per_s"] == pytest.approx(sum(r["rank_img_per_s"]))
+    stored = ResultStore(db).records(kind="bench")
+    assert len(stored) == 2 and {s["env"]["world_size"] for s in stored} == {2}
+    sweep = _launch(workdir, ["bench", "testing", "-b", "1,2,3", *common, "--no-store", "--sweep"], torchrun=2)
+    assert sweep.returncode == 0, sweep.stderr
+    rows = json.loads(sweep.stdout)
+    assert [(r["batch_size"], r["rank"], r["status"]) for r in rows] == [(1, 0, "ok"), (2, 1, "ok"), (3, 0, "ok")]
+    assert all(r["env"]["world_size"] == 2 for r in rows)
