@@ -52,6 +52,11 @@ if os.environ.get("FAIL_RANK") is not None and os.environ.get("RANK") == os.envi
         raise RuntimeError("injected failure")
 
     vitzoo.sharded.count_hits = count_hits
+if os.environ.get("FAKE_GEMM_PEAK"):  # measuring the real roofline takes many seconds on a busy CPU
+    import vitzoo.bench
+    from vitzoo.peak import GemmPeak
+
+    vitzoo.bench.gemm_peak = lambda device, dtype: GemmPeak("cpu", "fp32", 1, float(os.environ["FAKE_GEMM_PEAK"]), ())
 """
 
 
@@ -198,7 +203,7 @@ def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, h
 def test_bench_data_parallel_and_sweep(workdir, tmp_path):
     common = ["--img-size", "32", "--warmup", "1", "--iters", "2", "--rounds", "1", "--json"]
     db = tmp_path / "r.sqlite"
-    par = _launch(workdir, ["bench", "testing", "-b", "2,3", *common, "--db", db, "--nproc", 2])
+    par = _launch(workdir, ["bench", "testing", "-b", "2,3", *common, "--db", db, "--nproc", 2], FAKE_GEMM_PEAK="0.5")
     assert par.returncode == 0, par.stderr
     rows = json.loads(par.stdout)
     expected = [("testing", 2, 2, "ok"), ("testing", 3, 2, "ok")]
@@ -208,9 +213,11 @@ def test_bench_data_parallel_and_sweep(workdir, tmp_path):
             p["img_per_s"] for p in r["per_rank"]
         ]
         assert r["img_per_s"] == pytest.approx(sum(r["rank_img_per_s"]))
+        assert r["pct_peak"] == pytest.approx(100 * r["tflops"] / (2 * 0.5))
     stored = ResultStore(db).records(kind="bench")
     assert len(stored) == 2 and {s["env"]["world_size"] for s in stored} == {2}
-    sweep = _launch(workdir, ["bench", "testing", "-b", "1,2,3", *common, "--no-store", "--sweep"], torchrun=2)
+    args = ["bench", "testing", "-b", "1,2,3", *common, "--no-store", "--sweep"]
+    sweep = _launch(workdir, args, torchrun=2, FAKE_GEMM_PEAK="0.5")
     assert sweep.returncode == 0, sweep.stderr
     rows = json.loads(sweep.stdout)
     assert [(r["batch_size"], r["rank"], r["status"]) for r in rows] == [(1, 0, "ok"), (2, 1, "ok"), (3, 0, "ok")]
