@@ -156,7 +156,8 @@ def process_group(device: str = "cpu", timeout_s: float | None = None) -> Iterat
     timeout = dt.timedelta(seconds=resolve_timeout(timeout_s))
     backend = "gloo"
     if device.split(":", 1)[0] == "cuda" and torch.cuda.is_available():
-        torch.cuda.set_device(launch.local_rank)
+        if launch.local_rank < torch.cuda.device_count():  # else rank_device says so, on every rank
+            torch.cuda.set_device(launch.local_rank)
         backend = "cpu:gloo,cuda:nccl"
     try:
         dist.init_process_group(backend, timeout=timeout)

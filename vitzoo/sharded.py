@@ -6,6 +6,7 @@ process every function here is its single-process counterpart.
 * ``evaluate_sharded`` / ``extract_features_sharded``: each rank takes a contiguous shard of whole batches (so it
   runs exactly the batches a single process would), and the counts, the unreadable files and the features come
   back in dataset order: the result equals the single-process one (only the timing differs).
+* ``analyse_attention_sharded``: the attention passes of ``vitzoo inspect`` over many images, shared the same way.
 * ``bench_data_parallel``: every rank measures the same model and batch size at the same time (data-parallel
   inference, one model replica per GPU); the aggregate images/s is the sum over ranks.
 * ``bench_sweep``: the (model, batch size) measurements are dealt out round-robin over the ranks and gathered
@@ -22,10 +23,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from vitzoo.data import ImageDataset
-from vitzoo.distributed import Launch, agree, current, failure_watch, gather, shard_dataset
+from vitzoo.distributed import Launch, agree, current, failure_watch, gather, shard_dataset, shard_range
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate import (
     DEFAULT_RUN,
@@ -40,6 +42,7 @@ from vitzoo.evaluate import (
     evaluate,
 )
 from vitzoo.fewshot import Features, extract_features
+from vitzoo.inspection.attention import AttentionAnalysis
 from vitzoo.registry import Preprocess
 
 
@@ -125,6 +128,29 @@ def extract_features_sharded(
     x = np.concatenate([p["x"] for p in kept])
     labels = np.concatenate([p["labels"] for p in kept]).astype(np.int64)
     return Features(x, labels, data.num_classes, failures)
+
+
+def analyse_attention_sharded(model: nn.Module, images: torch.Tensor) -> AttentionAnalysis:
+    """``vitzoo.inspection.analyse_attention`` over every rank: each takes a contiguous share of the images (whole
+    forward batches), and the per-image distances and rollout maps come back in image order (the same result).
+    """
+    from vitzoo.inspection.attention import BATCH, analyse_attention
+
+    launch = current()
+    if not launch.is_distributed:
+        return analyse_attention(model, images)
+    mine = shard_range(len(images), launch.rank, launch.world_size, BATCH)
+
+    def analyse() -> dict[str, Any]:
+        if not len(mine):
+            return {"n": 0}
+        a = analyse_attention(model, images[mine.start : mine.stop])
+        return {"n": len(mine), "distance": a.per_image_distance, "rollout": a.rollout, "stride": a.token_stride}
+
+    parts = [p for p in gather(analyse, "analysing attention") if p["n"]]
+    per_image = np.concatenate([p["distance"] for p in parts], axis=1)
+    rollout = np.concatenate([p["rollout"] for p in parts])
+    return AttentionAnalysis(per_image.mean(axis=1), rollout, parts[0]["stride"], len(images), per_image)
 
 
 # -- benchmarks ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
+from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import emit_csv, emit_json, format_options, info, render_table, warn
 from vitzoo.errors import VitzooError
 
@@ -47,6 +48,10 @@ def _load(name: str, img_size: int | None, random_init: bool):
         spec = weights = None  # a local checkpoint: vitzoo.load says whether it can read it
     if spec is not None and spec.family == "bit":
         raise VitzooError(f"{name} is a BiT ResNet: inspect needs a Vision Transformer (vit-* or a hybrid)")
+    if random_init:
+        import torch
+
+        torch.manual_seed(0)  # the same "random" weights on every run, and on every rank of a launch
     model = vitzoo.create(name, img_size=img_size).eval() if random_init else vitzoo.load(name, img_size=img_size)
     size = model.config.img_size
     preprocess = weights.preprocess if weights is not None else Preprocess(size)
@@ -100,6 +105,7 @@ def _distance_rows(distance: np.ndarray) -> list[dict[str, Any]]:
 @click.option("--img-size", type=int, help="Input resolution (position embeddings resized). Default: the checkpoint's.")
 @click.option("--random-init", is_flag=True, help="Random weights (vitzoo.create) instead of the checkpoint; offline.")
 @format_options
+@scale_out
 def inspect_cmd(
     name: str,
     images: tuple[str, ...],
@@ -131,6 +137,7 @@ def inspect_cmd(
     """
     from vitzoo.inspection import filter_components, load_images
     from vitzoo.inspection._model import grid_side, require_vit
+    from vitzoo.sharded import analyse_attention_sharded
 
     chosen = _parse_analyses(analyses)
     if not images and any(a in NEEDS_IMAGES for a in chosen):
@@ -152,6 +159,10 @@ def inspect_cmd(
         warn("hybrid model: its patch embedding sees ResNet features, not RGB; skipping filters")
         chosen = tuple(a for a in chosen if a != "filters")
     batch = load_images(images, preprocess) if images else None
+    if not is_main():  # under torchrun / --nproc: the other ranks only share the attention passes
+        if batch is not None and any(a in NEEDS_IMAGES for a in chosen):
+            analyse_attention_sharded(vit, batch.tensor)
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -204,10 +215,11 @@ def _attention(
     vit: VisionTransformer, batch: Images, chosen: tuple[str, ...], out: Path, title: str, summary: dict[str, Any]
 ) -> None:
     """One pass over the images serves both attention-distance and rollout."""
-    from vitzoo.inspection import analyse_attention, patch_distances, plots
+    from vitzoo.inspection import patch_distances, plots
+    from vitzoo.sharded import analyse_attention_sharded
 
     info(f"attention over {len(batch.names)} image(s) …")
-    result = analyse_attention(vit, batch.tensor)
+    result = analyse_attention_sharded(vit, batch.tensor)
     summary["token_stride_px"] = result.token_stride
     if "attention-distance" in chosen:
         uniform = round(float(patch_distances(summary["grid_size"]).mean() * result.token_stride), 4)
