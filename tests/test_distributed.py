@@ -49,6 +49,10 @@ if os.environ.get("FAIL_RANK") is not None and os.environ.get("RANK") == os.envi
     def count_hits(*args, **kwargs):
         if os.environ.get("FAIL_HOW") == "exit":
             os._exit(9)
+        if os.environ.get("FAIL_HOW") == "hang":
+            import time
+
+            time.sleep(3600)
         raise RuntimeError("injected failure")
 
     vitzoo.sharded.count_hits = count_hits
@@ -183,7 +187,7 @@ def test_fewshot_across_three_ranks_equals_one_process(workdir, tmp_path):
     _same_record(tmp_path / "one.sqlite", tmp_path / "many.sqlite", "fewshot", 3)
 
 
-@pytest.mark.parametrize("how", ["raise", "exit"])
+@pytest.mark.parametrize("how", ["raise", "exit", "hang"])
 def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, how):
     db = tmp_path / "r.sqlite"
     args = ["eval", workdir / "colour.safetensors", "--data", workdir / "data", "-j", "0", "-b", "2", "--db", db]
@@ -191,12 +195,15 @@ def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, h
     if how == "raise":  # a Python error on rank 1, under torchrun: rank 0 names it
         result = _launch(workdir, args, torchrun=2, FAIL_RANK="1", FAIL_HOW="raise")
         expected = "error: rank 1: RuntimeError: injected failure"
-    else:  # rank 1 dies without a word, under --nproc: the launcher names it
+    elif how == "exit":  # rank 1 dies without a word, under --nproc: the launcher names it
         result = _launch(workdir, [*args, "--nproc", 2], FAIL_RANK="1", FAIL_HOW="exit")
         expected = "error: rank 1 exited with code 9; the other ranks were stopped"
+    else:  # rank 1 hangs: rank 0 gives up after --dist-timeout and names it
+        result = _launch(workdir, [*args, "--nproc", 2, "--dist-timeout", 5], FAIL_RANK="1", FAIL_HOW="hang")
+        expected = "error: rank 1: stopped answering while evaluating"
     assert result.returncode != 0 and time.monotonic() - start < 120
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [expected], result.stderr
+    assert len(errors) == 1 and errors[0].startswith(expected), result.stderr
     assert not db.exists() or len(ResultStore(db)) == 0
 
 
@@ -235,3 +242,48 @@ def test_bench_data_parallel_and_sweep(workdir, tmp_path):
     rows = json.loads(sweep.stdout)
     assert [(r["batch_size"], r["rank"], r["status"]) for r in rows] == [(1, 0, "ok"), (2, 1, "ok"), (3, 0, "ok")]
     assert all(r["env"]["world_size"] == 2 for r in rows)
+
+
+def test_scale_out_options_are_checked_before_anything_starts(tmp_path, monkeypatch):
+    build_folder(tmp_path / "data")
+    base = ["eval", "nowhere.safetensors", "--data", tmp_path / "data", "--no-store"]
+    cases = [(["--nproc", "0"], "--nproc must be >= 1"), (["--dist-timeout", "0"], "timeout must be > 0 seconds")]
+    for extra, message in cases:
+        result = CliRunner().invoke(main, [str(a) for a in [*base, *extra]])
+        assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
+    monkeypatch.setenv("RANK", "0")
+    result = CliRunner().invoke(main, [str(a) for a in [*base, "--nproc", "2"]])
+    assert result.exit_code == 1 and "under torchrun leave it out" in result.stderr
+    assert "--nproc N" in CliRunner().invoke(main, ["fewshot", "--help"]).stdout
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@pytest.mark.skipif(_gpus() < 2, reason="needs 2 CUDA devices (NCCL ranks on cuda:0 and cuda:1)")
+def test_eval_and_bench_on_two_gpus(workdir, tmp_path):
+    args = ["eval", workdir / "colour.safetensors", "--data", workdir / "data", "-j", "0", "-b", "3", "--json",
+            "--device", "cuda", "--no-store"]  # fmt: skip
+    (one,) = json.loads(_single(args).stdout)
+    many = _launch(workdir, [*args, "--nproc", 2])
+    assert many.returncode == 0, many.stderr
+    (row,) = json.loads(many.stdout)
+    assert {k: v for k, v in row.items() if k not in TIMING} == {k: v for k, v in one.items() if k not in TIMING}
+    bench = _launch(workdir, ["bench", "testing", "-b", "8", "--device", "cuda", "--iters", "3", "--rounds", "1",
+                              "--json", "--no-store", "--nproc", 2])  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    (agg,) = json.loads(bench.stdout)
+    assert [p["device"] for p in agg["per_rank"]] == ["cuda:0", "cuda:1"] and agg["status"] == "ok"
+
+
+@pytest.mark.skipif(_gpus() < 1, reason="needs a CUDA device")
+def test_more_ranks_than_gpus_is_one_clear_line(workdir):
+    args = ["eval", workdir / "colour.safetensors", "--data", workdir / "data", "-j", "0", "--device", "cuda",
+            "--no-store", "--nproc", _gpus() + 1]  # fmt: skip
+    result = _launch(workdir, args)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(errors) == 1 and "has no GPU" in errors[0], result.stderr

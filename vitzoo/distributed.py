@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -164,6 +165,7 @@ def process_group(device: str = "cpu", timeout_s: float | None = None) -> Iterat
     except Exception as e:  # rendezvous failures: missing MASTER_ADDR, a peer that never came, ...
         raise VitzooError(f"cannot join the process group of {launch.world_size} ranks: {_one_line(e)}") from None
     try:
+        _EXCHANGES[0] = 0
         _RUN_ID = gather(lambda: uuid.uuid4().hex, "starting")[0]  # also checks that every rank is there
         yield _initialised()
     finally:
@@ -253,7 +255,8 @@ def _one_line(e: BaseException) -> str:
     if isinstance(e, VitzooError):
         return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")[:400]
+    first = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", text[0]) if text else ""  # gloo's source location
+    return f"{type(e).__name__}: {first}".rstrip(": ")[:400]
 
 
 def _all_gather_bytes(payload: bytes, what: str) -> list[bytes]:
@@ -262,6 +265,8 @@ def _all_gather_bytes(payload: bytes, what: str) -> list[bytes]:
     import torch.distributed as dist
 
     world = dist.get_world_size()
+    _EXCHANGES[0] += 1
+    arrived = _arrivals(_EXCHANGES[0])
     try:
         sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
         dist.all_gather(sizes, torch.tensor([len(payload)], dtype=torch.int64))
@@ -271,8 +276,34 @@ def _all_gather_bytes(payload: bytes, what: str) -> list[bytes]:
         out = [torch.empty(top, dtype=torch.uint8) for _ in range(world)]
         dist.all_gather(out, mine)
     except RuntimeError as e:  # DistBackendError and gloo's errors: a peer died, or the timeout expired
+        missing = arrived(world)
+        if missing:
+            raise RankError(missing[0], f"stopped answering while {what} ({_one_line(e)})") from None
         raise RankError(None, f"lost contact with another rank while {what} ({_one_line(e)})") from None
     return [bytes(o[: int(s)].numpy()) for o, s in zip(out, sizes, strict=True)]
+
+
+_EXCHANGES = [0]  # exchanges so far in this process group: the same count on every rank
+
+
+def _arrivals(exchange: int) -> Callable[[int], list[int]]:
+    """Mark (in the store) that this rank reached ``exchange``; returns a function listing the ranks that did not."""
+    import torch.distributed as dist
+
+    store = _store() if _RUN_ID else None
+    if store is None:
+        return lambda world: []
+    key = lambda r: _flag(f"arrived/{exchange}/{r}")  # noqa: E731
+    with contextlib.suppress(Exception):
+        store.set(key(dist.get_rank()), b"1")
+
+    def missing(world: int) -> list[int]:
+        try:
+            return [r for r in range(world) if not store.check([key(r)])]
+        except Exception:
+            return []
+
+    return missing
 
 
 def _store() -> Any:

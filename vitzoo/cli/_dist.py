@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from vitzoo.cli._output import console, err_console, fail
 from vitzoo.errors import VitzooError
@@ -93,7 +94,7 @@ def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float
             spoke = isinstance(e, SystemExit) and error.rank == launch.rank  # `fail` printed it already
             if launch.is_main and not spoke:
                 try:
-                    fail(str(error))
+                    fail(escape(str(error)))  # torch's messages hold [brackets] that rich would read as markup
                 finally:
                     finish_together(main_first=True)
             finish_together(main_first=launch.is_main)
