@@ -36,6 +36,7 @@ from vitzoo.distributed import (
     shard_range,
 )
 from vitzoo.errors import VitzooError
+from vitzoo.sharded import _shard_progress
 from vitzoo.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +100,15 @@ def test_launch_environment_timeout_and_device():
     with pytest.raises(VitzooError, match="> 0"):
         resolve_timeout(0)
     assert rank_device("cpu", Launch(1, 2, 1, 2)) == "cpu" and rank_device("cuda", Launch()) == "cuda"
+
+
+def test_rank0_progress_is_its_share_scaled_to_the_dataset():
+    calls = []
+    report = _shard_progress(lambda done, total: calls.append((done, total)), Launch(0, 3), 10, 16)
+    report(5, 10)
+    report(10, 10)
+    _shard_progress(lambda done, total: calls.append((done, total)), Launch(1, 3), 5, 16)(5, 5)  # others: silent
+    assert calls == [(8, 16), (16, 16)]
 
 
 def test_one_process_needs_no_process_group(tmp_path):
@@ -187,7 +197,7 @@ def test_fewshot_across_three_ranks_equals_one_process(workdir, tmp_path):
     _same_record(tmp_path / "one.sqlite", tmp_path / "many.sqlite", "fewshot", 3)
 
 
-@pytest.mark.parametrize("how", ["raise", "exit", "hang"])
+@pytest.mark.parametrize("how", ["raise", "exit", "hang", "everywhere"])
 def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, how):
     db = tmp_path / "r.sqlite"
     args = ["eval", workdir / "colour.safetensors", "--data", workdir / "data", "-j", "0", "-b", "2", "--db", db]
@@ -198,6 +208,10 @@ def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, h
     elif how == "exit":  # rank 1 dies without a word, under --nproc: the launcher names it
         result = _launch(workdir, [*args, "--nproc", 2], FAIL_RANK="1", FAIL_HOW="exit")
         expected = "error: rank 1 exited with code 9; the other ranks were stopped"
+    elif how == "everywhere":  # the same user mistake on every rank: the single-process message, once
+        args[args.index("--data") + 1] = workdir / "nowhere"
+        result = _launch(workdir, [*args, "--nproc", 2])
+        expected = f"error: {workdir / 'nowhere'}: no such directory"
     else:  # rank 1 hangs: rank 0 gives up after --dist-timeout and names it
         result = _launch(workdir, [*args, "--nproc", 2, "--dist-timeout", 5], FAIL_RANK="1", FAIL_HOW="hang")
         expected = "error: rank 1: stopped answering while evaluating"

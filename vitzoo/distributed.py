@@ -352,7 +352,8 @@ def gather(work: Callable[[], T], what: str) -> list[T]:
     """``work()`` on every rank; every rank gets all ranks' results in rank order (``[work()]`` for one process).
 
     ``work`` returns JSON data and numpy arrays (see ``encode``). If it raises on any rank, every rank raises
-    the same ``RankError``, naming the first rank that failed (not counting ranks that stopped because of it).
+    the same ``RankError``, naming the first rank that failed (not counting ranks that stopped because of it),
+    or naming none when every rank failed in the same way.
     """
     import torch.distributed as dist
 
@@ -369,9 +370,12 @@ def gather(work: Callable[[], T], what: str) -> list[T]:
         raise_flag(cause)
         blob = encode({"error": cause, "result": None})
     outcomes = [decode(b) for b in _all_gather_bytes(blob, what)]
-    for rank, outcome in enumerate(outcomes):
-        if outcome["error"] is not None and outcome["error"] != ABORTED:
-            raise RankError(rank, outcome["error"])
+    errors = [o["error"] for o in outcomes]
+    if len(set(errors)) == 1 and errors[0] not in (None, ABORTED):  # the same failure everywhere: a user mistake
+        raise RankError(None, errors[0])
+    for rank, error in enumerate(errors):
+        if error is not None and error != ABORTED:
+            raise RankError(rank, error)
     if any(o["error"] for o in outcomes):
         raise RankError(None, f"ranks stopped while {what}, but none said why")
     return [o["result"] for o in outcomes]
