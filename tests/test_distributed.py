@@ -222,15 +222,15 @@ def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, h
 
 
 def test_inspect_attention_across_ranks_equals_one_process(workdir, tmp_path):
-    images = sorted((workdir / "data").glob("*/*.png"))[:10]  # 10 images: ranks share whole batches of 8 (8 + 2)
-    args = ["inspect", "testing", "--random-init", "-a", "attention-distance,rollout", "--json"]
+    images = sorted((workdir / "data").glob("*/*.png"))[:9]  # 9 images: ranks share whole batches of 8 (8 + 1)
+    args = ["inspect", "testing", "--random-init", "--img-size", "64", "-a", "attention-distance,rollout", "--json"]
     args += [a for p in images for a in ("-i", p)]
     one = json.loads(_single([*args, "--out", tmp_path / "one"]).stdout)
     many = _launch(workdir, [*args, "--out", tmp_path / "many", "--nproc", 2])
     assert many.returncode == 0, many.stderr
     many_summary = json.loads(many.stdout)
     drop = lambda d: {k: v for k, v in d.items() if k not in ("out", "files")}  # noqa: E731
-    assert drop(many_summary) == drop(one) and len(one["rollout"]) == 10
+    assert drop(many_summary) == drop(one) and len(one["rollout"]) == 9
     assert sorted(p.name for p in (tmp_path / "many").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 
