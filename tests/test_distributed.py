@@ -234,6 +234,12 @@ def test_inspect_attention_across_ranks_equals_one_process(workdir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "many").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 
+def test_a_command_that_exits_on_every_rank_says_so_once(workdir):
+    result = _launch(workdir, ["bench", "--nproc", 2])  # `fail()` (SystemExit) on every rank, before any exchange
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(errors) == 1 and "name at least one model" in errors[0], result.stderr
+
+
 def test_bench_data_parallel_and_sweep(workdir, tmp_path):
     common = ["--img-size", "32", "--warmup", "1", "--iters", "2", "--rounds", "1", "--json"]
     db = tmp_path / "r.sqlite"

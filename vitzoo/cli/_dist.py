@@ -91,7 +91,7 @@ def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float
             if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and e.code in (0, None)):
                 raise
             error = report_failure(e, "finishing")
-            spoke = isinstance(e, SystemExit) and error.rank == launch.rank  # `fail` printed it already
+            spoke = isinstance(e, SystemExit) and error.rank in (None, launch.rank)  # `fail` printed it already
             if launch.is_main and not spoke:
                 try:
                     fail(escape(str(error)))  # torch's messages hold [brackets] that rich would read as markup

@@ -21,6 +21,7 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
+from vitzoo.errors import VitzooError
 
 db_option = click.option(
     "--db",
@@ -119,7 +120,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
 
     if peak:
         if _distributed():
-            fail("--peak measures one device; run it without torchrun or --nproc")
+            raise VitzooError("--peak measures one device; run it without torchrun or --nproc")
         if names:
             fail("--peak measures the GEMM roofline only; run it without model names")
         return _peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
