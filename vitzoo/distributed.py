@@ -10,7 +10,8 @@
   order; ``agree`` only checks that every rank succeeded. A rank whose step raises tells the others (the
   exchange carries its error, and a flag in the rendezvous store lets the others stop early), and every rank
   then raises the same ``RankError`` naming the first failing rank and the cause. A rank that dies or hangs
-  makes the others fail when the connection drops or the timeout expires.
+  makes the others fail when the connection drops or the timeout expires, naming the rank that never reached
+  the exchange (each rank marks its arrival in the rendezvous store).
 * ``spawn`` starts ``nproc`` copies of a command on this machine through torchrun's own launcher (the elastic
   agent, standalone rendezvous), which stops every worker as soon as one fails.
 
