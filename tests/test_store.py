@@ -220,7 +220,7 @@ def test_validate_output_db_checks_and_creates_nothing(tmp_path):
         (notes, "not a vitzoo results database"),
         (corrupt, "corrupt"),
         (tmp_path / "folder", "is a directory"),
-        (notes / "r.sqlite", "is not a folder"),
+        (notes / "r.sqlite", "is not a directory"),
     ]:
         with pytest.raises(VitzooError, match=message):
             validate_output_db(bad)

@@ -49,7 +49,8 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     Keys: host, platform, python, torch, vitzoo, cpu, cpu_count, cpu_capability (the widest SIMD ISA torch
     dispatches to), cpu_bf16 / cpu_fp16 (native arithmetic in that dtype: AVX512_BF16/AMX, AVX512_FP16; None
     where unknown), threads (torch intra-op threads), device, device_name, cuda (CUDA runtime torch was built
-    with, or None), cudnn, gpu_count.
+    with, or None), cudnn, gpu_count, world_size and local_world_size (processes of a torch.distributed run in
+    all and on this machine; 1 for a single process).
     """
     import torch
 
@@ -74,4 +75,14 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "cuda": cuda,
         "cudnn": torch.backends.cudnn.version() if cuda_ok else None,
         "gpu_count": torch.cuda.device_count() if cuda_ok else 0,
+        **_world(),
     }
+
+
+def _world() -> dict[str, int]:
+    """Processes of the torch.distributed run this process belongs to (1 and 1 outside one)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return {"world_size": 1, "local_world_size": 1}
+    return {"world_size": dist.get_world_size(), "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", "1"))}

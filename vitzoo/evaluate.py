@@ -228,9 +228,23 @@ def evaluate(
     check_head(model, data)
     if real_labels is not None and not any(k in real_labels for k in data.keys):
         raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
+    start = time.perf_counter()
+    counts = count_hits(model, preprocess, data, options=options, real_labels=real_labels, progress=progress)
+    return result_from_counts(counts, data, preprocess, time.perf_counter() - start)
+
+
+def count_hits(
+    model: nn.Module,
+    preprocess: Preprocess,
+    data: ImageDataset,
+    *,
+    options: RunOptions = DEFAULT_RUN,
+    real_labels: RealLabels | None = None,
+    progress: Progress | None = None,
+) -> Counts:
+    """Top-1 / top-5 / ReaL hits of ``model`` over ``data`` (no checks: an empty or unreadable shard counts 0)."""
     k = min(5, data.num_classes)
     counts = Counts()
-    start = time.perf_counter()
     for logits, batch in run_batches(model, preprocess, data, model, options, progress):
         counts += score_batch(logits, batch, data.keys, k, real_labels)
-    return result_from_counts(counts, data, preprocess, time.perf_counter() - start)
+    return counts

@@ -154,8 +154,9 @@ def extract_features(
     *,
     options: RunOptions = DEFAULT_RUN,
     progress: Progress | None = None,
+    allow_empty: bool = False,
 ) -> Features:
-    """Pre-logit features of every readable image of ``data``."""
+    """Pre-logit features of every readable image of ``data`` (``allow_empty``: no error if there is none)."""
     xs, ys, failures = [], [], []
     for out, batch in run_batches(model, preprocess, data, lambda x: pre_logits(model, x), options, progress):
         failures += [(data.keys[i], reason) for i, reason in batch.failures]
@@ -163,5 +164,7 @@ def extract_features(
             xs.append(out.double().numpy())
             ys.append(batch.labels.numpy())
     if not xs:
+        if allow_empty:  # a shard of a larger dataset; the caller checks the whole
+            return Features(np.zeros((0, 0)), np.zeros(0, dtype=np.int64), data.num_classes, tuple(failures))
         raise VitzooError(f"no readable image in {data.description}")
     return Features(np.concatenate(xs), np.concatenate(ys), data.num_classes, tuple(failures))

@@ -78,11 +78,17 @@ def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None 
         return replace(fetched, skipped=tuple(f"{s.label}: {_reason(e, full, s)}" for s, e in skipped))
     if len(skipped) == 1:
         raise skipped[0][1]
+    raise SourcesError(_all_failed(full, skipped), _all_failed(full, skipped, for_download=True))
+
+
+def _all_failed(full: str, skipped: list[tuple[Source, VitzooError]], for_download: bool = False) -> str:
+    """One line for a checkpoint none of whose sources could be fetched (worded for `vitzoo download` or not)."""
     grouped: dict[str, list[str]] = {}  # the same reason (offline, say) is given once for all its sources
     for s, e in skipped:
-        grouped.setdefault(_reason(e, full, s), []).append(s.label)
+        error = VitzooError(e.download_message) if for_download and isinstance(e, hub.HubError) else e
+        grouped.setdefault(_reason(error, full, s), []).append(s.label)
     reasons = " | ".join(f"{', '.join(labels)}: {reason}" for reason, labels in grouped.items())
-    raise SourcesError(f"{full}: none of its {len(skipped)} sources could be fetched: {reasons}")
+    return f"{full}: none of its {len(skipped)} sources could be fetched: {reasons}"
 
 
 def _reason(error: Exception, full: str, source: Source) -> str:
@@ -161,8 +167,11 @@ def _download_url(source: UrlFile, full: str) -> Path:
 
     folder = hub.cache_root() / "downloads"
     name = source.url.rstrip("/").rsplit("/", 1)[-1]
-    if constants.is_offline_mode() and not (folder / name).exists():
-        raise hub.HubError(f"{full}: {source.url} was never downloaded and HF_HUB_OFFLINE is set")
+    if not (folder / name).exists():
+        if constants.is_offline_mode():
+            raise hub.HubError(f"{full}: {source.url} was never downloaded and HF_HUB_OFFLINE is set")
+        if not hub.reachable(source.url):  # one short probe instead of a hanging download
+            raise hub.HubError(f"{full}: {source.url} is unreachable")
     return hub.download_url(source.url, folder, source.sha256)
 
 

@@ -324,7 +324,7 @@ def validate_output_db(path: str | os.PathLike | None = None) -> Path:
             break
         parent = parent.parent
     if not parent.is_dir():
-        raise VitzooError(f"cannot create results database {target}: {parent} is not a folder")
+        raise VitzooError(f"cannot create results database {target}: {parent} is not a directory")
     _probe_folder(parent, f"cannot create results database {target}")
     return target
 

@@ -163,6 +163,8 @@ def measured_throughput(store: ResultStore, model: str, device: str, dtype: str)
             continue
         if m.get("img_size", weights.img_size) != weights.img_size:
             continue
+        if m.get("ranks", 1) > 1:  # a data-parallel aggregate over several processes, not one device's speed
+            continue
         value = next((m[k] for k in THROUGHPUT_KEYS if isinstance(m.get(k), (int, float))), None)
         if value is not None and math.isfinite(value) and (best is None or value > best):
             best = float(value)

@@ -62,6 +62,10 @@ class Group(SuggestingGroup):
                 return None
             raise
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["vitzoo.args"] = tuple(args)  # the command line, for `--nproc N` to start its workers with
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

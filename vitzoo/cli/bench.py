@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import (
     Command,
     console,
@@ -26,6 +27,7 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
+from vitzoo.errors import VitzooError
 
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
@@ -126,9 +128,12 @@ def _line(r: Any) -> str:
 )
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
+@click.option("--sweep", is_flag=True, help="Under torchrun/--nproc: spread the models and batch sizes over the "
+              "ranks (default: every rank runs each one at once, data-parallel).")  # fmt: skip
 @db_option
 @no_store_option
 @format_options
+@scale_out
 def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool, fmt: str, **kw: Any) -> None:
     """Measure inference speed: img/s, latency per batch (p50/p90/p99), peak memory, TFLOP/s, % of GEMM peak.
 
@@ -151,6 +156,8 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     from vitzoo.bench import BenchOptions, check_names, parse_batch_sizes
 
     if peak:
+        if _distributed():
+            raise VitzooError("--peak measures one device; run it without torchrun or --nproc")
         if names:
             fail("--peak measures the GEMM roofline only; run it without model names")
         return _peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
@@ -176,7 +183,11 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     check_names(names, options)  # unknown names, missing files, an unavailable device: before anything runs
     from vitzoo.store import ResultStore
 
-    store = None if no_store else ResultStore(db)  # so does a bad database
+    store = None if no_store or not is_main() else ResultStore(db)  # so does a bad database
+    if _distributed():
+        from vitzoo.cli._bench_ranks import bench_ranks
+
+        return bench_ranks(names, options, store, fmt, sweep=kw["sweep"], columns=BENCH_COLUMNS)
     results, interrupted, store_error = _run_bench(names, options, store)
     _report_bench(results, options, fmt)
     if store is not None and not store_error:
@@ -270,6 +281,12 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
     emit(_rows_with_env(rows, env) if fmt != "table" else rows, fmt, columns, title)
     if fmt == "table" and options.batch_sizes == "auto" and results and results[-1].note:
         info(results[-1].note)
+
+
+def _distributed() -> bool:
+    from vitzoo.distributed import current
+
+    return current().is_distributed
 
 
 PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import (
     db_option,
     emit,
@@ -185,6 +186,7 @@ EVAL_FIELDS = [  # (key, label, formatter) of the `eval` result, shown one per l
 @click.option("--real-labels", type=click.Path(path_type=str), metavar="FILE",
               help="ImageNet-ReaL labels (real.json); adds ReaL top-1 over the images that have any.")  # fmt: skip
 @format_options
+@scale_out
 def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_size, workers, limit, device, dtype,
              db, no_store, real_labels, fmt) -> None:  # fmt: skip
     """Measure top-1 / top-5 accuracy of a checkpoint on a labelled image dataset.
@@ -200,7 +202,8 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
       vitzoo eval vit-b16.orig-in21k-ft-in1k-384 --data val/ --labels val_labels.txt --real-labels real.json
       vitzoo eval bit-r50x1 --hf-dataset imagenet-1k --split validation --limit 500
     """
-    from vitzoo.evaluate import RunOptions, check_head, evaluate, load_real_labels
+    from vitzoo.evaluate import RunOptions, check_head, load_real_labels
+    from vitzoo.sharded import evaluate_sharded
 
     _outputs(db, no_store)
     data = _dataset(data_path, labels_file, hf, split, limit)
@@ -214,8 +217,10 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     check_head(model, data)
     info(_describe_run(model, data, pp))
     with _progress("evaluating") as progress:
-        result = evaluate(model, pp, data, options=RunOptions(batch_size, workers), real_labels=real,
-                          progress=progress)  # fmt: skip
+        result = evaluate_sharded(model, pp, data, options=RunOptions(batch_size, workers), real_labels=real,
+                                  progress=progress)  # fmt: skip
+    if not is_main():  # under torchrun / --nproc: rank 0 reports and stores
+        return
     _report_failures(result.failures)
     row = {"model": model.name, **result.metrics()}
     if fmt in ("json", "csv"):
@@ -284,6 +289,7 @@ FEWSHOT_COLUMNS = [
 @click.option("--l2-reg", default=2.0**10, show_default=True, type=float, callback=positive_number,
               help="Ridge strength (> 0) of the least-squares fit.")  # fmt: skip
 @format_options
+@scale_out
 def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_size, workers, limit, device, dtype,
                 db, no_store, shots, seed, l2_reg, fmt) -> None:  # fmt: skip
     """Few-shot linear evaluation, as the ViT paper does it.
@@ -298,7 +304,8 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
       vitzoo fewshot bit-r50x1 --data ~/flowers --shots 5 --seed 1
     """
     from vitzoo.evaluate import RunOptions
-    from vitzoo.fewshot import check_shots, extract_features, fewshot_accuracy
+    from vitzoo.fewshot import check_shots, fewshot_accuracy
+    from vitzoo.sharded import extract_features_sharded
 
     shot_list = _parse_shots(shots)
     _outputs(db, no_store)
@@ -307,7 +314,9 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
     model, pp, _ = _load(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
     info(_describe_run(model, data, pp))
     with _progress("extracting features") as progress:
-        feats = extract_features(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)
+        feats = extract_features_sharded(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)
+    if not is_main():  # under torchrun / --nproc: rank 0 reports and stores
+        return
     _report_failures(feats.failures)
     results = fewshot_accuracy(feats, shot_list, seed=seed, l2_reg=l2_reg)
     classes = len(set(feats.labels.tolist()))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
+from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import emit_csv, emit_json, format_options, info, render_table, warn
 from vitzoo.cli._preflight import at_least, check_output_dir
 from vitzoo.errors import VitzooError
@@ -47,6 +48,10 @@ def _load(name: str, img_size: int | None, random_init: bool):
         spec = weights = None  # a local checkpoint: vitzoo.load says whether it can read it
     if spec is not None and spec.family == "bit":
         raise VitzooError(f"{name} is a BiT ResNet: inspect needs a Vision Transformer (vit-* or a hybrid)")
+    if random_init:
+        import torch
+
+        torch.manual_seed(0)  # the same "random" weights on every run, and on every rank of a launch
     model = vitzoo.create(name, img_size=img_size).eval() if random_init else vitzoo.load(name, img_size=img_size)
     preprocess = getattr(model, "preprocess", None)
     if preprocess is None:  # vitzoo.create: the registry tag's, at the model's resolution
@@ -103,6 +108,7 @@ def _distance_rows(distance: np.ndarray) -> list[dict[str, Any]]:
               help="Input resolution (position embeddings resized). Default: the checkpoint's.")  # fmt: skip
 @click.option("--random-init", is_flag=True, help="Random weights (vitzoo.create) instead of the checkpoint; offline.")
 @format_options
+@scale_out
 def inspect_cmd(
     name: str,
     images: tuple[str, ...],
@@ -136,6 +142,7 @@ def inspect_cmd(
     """
     from vitzoo.inspection import filter_components, load_images
     from vitzoo.inspection._model import grid_side, require_vit
+    from vitzoo.sharded import analyse_attention_sharded
 
     chosen = _parse_analyses(analyses)
     out = check_output_dir(out, "the output directory")  # before the model is loaded; created once all is read
@@ -158,6 +165,10 @@ def inspect_cmd(
         warn("hybrid model: its patch embedding sees ResNet features, not RGB; skipping filters")
         chosen = tuple(a for a in chosen if a != "filters")
     batch = load_images(images, preprocess) if images else None
+    if not is_main():  # under torchrun / --nproc: the other ranks only share the attention passes
+        if batch is not None and any(a in NEEDS_IMAGES for a in chosen):
+            analyse_attention_sharded(vit, batch.tensor)
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -210,10 +221,11 @@ def _attention(
     vit: VisionTransformer, batch: Images, chosen: tuple[str, ...], out: Path, title: str, summary: dict[str, Any]
 ) -> None:
     """One pass over the images serves both attention-distance and rollout."""
-    from vitzoo.inspection import analyse_attention, patch_distances, plots
+    from vitzoo.inspection import patch_distances, plots
+    from vitzoo.sharded import analyse_attention_sharded
 
     info(f"attention over {len(batch.names)} image(s) …")
-    result = analyse_attention(vit, batch.tensor)
+    result = analyse_attention_sharded(vit, batch.tensor)
     summary["token_stride_px"] = result.token_stride
     if "attention-distance" in chosen:
         uniform = round(float(patch_distances(summary["grid_size"]).mean() * result.token_stride), 4)

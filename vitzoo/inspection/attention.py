@@ -119,6 +119,7 @@ class AttentionAnalysis:
     rollout: np.ndarray  # (B, g, g) attention rollout map of each image (class-token row, or mean row for GAP)
     token_stride: float  # input pixels per token side
     num_images: int
+    per_image_distance: np.ndarray | None = None  # (L, B, H): the distances before the mean over images
 
 
 def analyse_attention(model: nn.Module, images: torch.Tensor) -> AttentionAnalysis:
@@ -141,5 +142,5 @@ def analyse_attention(model: nn.Module, images: torch.Tensor) -> AttentionAnalys
             layers = [p.double().cpu().numpy() for p in probs]
             distances.append(np.stack([mean_attention_distance(p, grid, stride, prefix) for p in layers]))
             maps.append(rollout_maps(attention_rollout(layers), grid, prefix))
-    distance = np.concatenate(distances, axis=1).mean(axis=1)  # (L, B, H) -> (L, H)
-    return AttentionAnalysis(distance, np.concatenate(maps), stride, images.shape[0])
+    per_image = np.concatenate(distances, axis=1)  # (L, B, H)
+    return AttentionAnalysis(per_image.mean(axis=1), np.concatenate(maps), stride, images.shape[0], per_image)

@@ -1,0 +1,71 @@
+"""`vitzoo bench` as the ranks of a torch.distributed launch: data-parallel throughput, or a sweep over the ranks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vitzoo.cli._output import emit, fail, info, render_table, warn
+
+PARALLEL_COLUMNS = [
+    ("model", "model", None),
+    ("batch_size", "batch/rank", None),
+    ("img_size", "res", None),
+    ("status", "status", None),
+    ("ranks", "ranks", None),
+    ("img_per_s", "img/s (all ranks)", lambda v: "—" if v is None else f"{v:,.2f}"),
+    ("rank_img_per_s", "img/s per rank", lambda v: ", ".join("—" if x is None else f"{x:,.1f}" for x in v or [])),
+    ("latency_ms", "ms/batch p50 (worst)", lambda v: "—" if v is None else f"{v:,.1f}"),
+    ("memory_mib", "mem MiB (max)", lambda v: "—" if v is None else f"{v:,.0f}"),
+    ("tflops", "TFLOP/s (all)", lambda v: "—" if v is None else f"{v:,.3f}"),
+]
+
+
+def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, sweep: bool, columns: list) -> None:
+    """Run the distributed benchmark on every rank; rank 0 stores and prints (``columns``: the bench table's)."""
+    from vitzoo.distributed import current
+    from vitzoo.env import environment
+    from vitzoo.sharded import bench_data_parallel, bench_sweep
+
+    launch = current()
+    if sweep:
+        rows = bench_sweep(names, options)
+        if not launch.is_main:
+            return
+        for row in rows:
+            if row["status"] != "ok":
+                warn(f"{row['model']} batch {row['batch_size']} (rank {row['rank']}): {row['status']}: {row['error']}")
+        if store is not None:
+            for row in rows:
+                metrics = {k: v for k, v in row.items() if k not in ("model", "env")}
+                store.add("bench", row["model"], metrics | {"mode": "sweep"}, row["env"])
+            info(f"{len(rows)} result(s) appended to {store.path}")
+        shown = rows if fmt != "table" else [{k: v for k, v in r.items() if k != "env"} for r in rows]
+        title = f"sweep over {launch.world_size} ranks · {options.dtype}"
+        emit(shown, fmt, [*columns, ("rank", "rank", None), ("device", "device", None)], title)
+        _fail_if_any_failed(rows)
+        return
+    aggregated = bench_data_parallel(names, options)
+    if not launch.is_main:
+        return
+    for row in aggregated:
+        if row["status"] != "ok":
+            warn(f"{row['model']} batch {row['batch_size']}: {row['status']}: {row['error']}")
+    if store is not None:
+        env = environment(options.device)
+        for row in aggregated:
+            store.add("bench", row["model"], {k: v for k, v in row.items() if k != "model"}, env)
+        info(f"{len(aggregated)} data-parallel result(s) appended to {store.path}")
+    if fmt != "table":
+        emit(aggregated, fmt, [])
+    else:
+        title = f"data-parallel inference on {launch.world_size} ranks · {options.dtype} · every rank runs the same batch"
+        render_table(aggregated, PARALLEL_COLUMNS, title=title)
+    _fail_if_any_failed(aggregated)
+
+
+def _fail_if_any_failed(rows: list[dict[str, Any]]) -> None:
+    """Exit 1, as a single-process bench does, when any requested measurement failed (after printing them all)."""
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        fail(f"{len(failed)} of {len(rows)} measurement(s) failed ({', '.join(sorted({r['status'] for r in failed}))})")
