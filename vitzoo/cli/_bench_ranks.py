@@ -59,7 +59,7 @@ def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, swe
     if fmt != "table":
         emit(aggregated, fmt, [])
     else:
-        title = f"data-parallel inference on {launch.world_size} ranks · {options.dtype} · every rank runs the same batch"
+        title = f"data-parallel inference on {launch.world_size} ranks · {options.dtype} · the same batch on each"
         render_table(aggregated, PARALLEL_COLUMNS, title=title)
     _fail_if_any_failed(aggregated)
 
