@@ -174,17 +174,6 @@ def parse_batch_sizes(text: str) -> tuple[int, ...] | Literal["auto"]:
     return tuple(dict.fromkeys(sizes))
 
 
-def _macs_of(model: nn.Module, img_size: int) -> int:
-    """MACs per image of an arbitrary module, counted on one random image."""
-    from vitzoo.flops import counted_macs
-
-    param = next(model.parameters(), None)
-    x = torch.randn(1, 3, img_size, img_size)
-    if param is not None:
-        x = x.to(param.device, param.dtype)
-    return counted_macs(model, x)[0]
-
-
 def benchmark_model(
     model: nn.Module,
     options: BenchOptions,
