@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.errors import VitzooError
-from vitzoo.models import BiTConfig, ModelConfig, ViTConfig
+from vitzoo.models import BiTConfig, ModelConfig
 from vitzoo.models.layers import StdConv2d, pad_same
 from vitzoo.registry import Preprocess
 
@@ -425,9 +425,10 @@ def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance:
         _verify(rel, tolerance, f"transformers {cls_name}")
         files = tuple(sorted(p.name for p in staged.iterdir()))
         _replace(staged, out)
+    processor = preprocessor_config(pp)["image_processor_type"]
     return Exported(out, "transformers", _display(model), config.img_size, config.num_classes,
                     f"transformers {cls_name}", f"transformers {transformers.__version__}", rel, files,
-                    {"class": cls_name, "image_processor": preprocessor_config(pp)["image_processor_type"]})  # fmt: skip
+                    {"class": cls_name, "image_processor": processor})  # fmt: skip
 
 
 def _features(output: Any, config: ModelConfig) -> torch.Tensor:

@@ -12,14 +12,19 @@ from vitzoo.cli._output import emit_json, info
 @click.command("export")
 @click.argument("src", metavar="NAME[.TAG]|FILE")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["onnx", "transformers", "timm"]), required=True,
-              help="onnx: a .onnx file; transformers: a from_pretrained directory; timm: a .safetensors file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "transformers", "timm"]),
+    required=True,
+    help="onnx: a .onnx file; transformers: a from_pretrained directory; timm: a .safetensors file.",
+)
 @click.option("--img-size", type=int, help="Resolution to export at (default: the checkpoint's).")
 @click.option("--no-pre-logits", is_flag=True, help="Drop the representation layer (2020 ImageNet-21k checkpoints).")
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
-def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, force, as_json):  # fmt: skip
+def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, force, as_json):
     """Export a model (registry name or weight file) to OUT for ONNX Runtime, transformers or timm.
 
     The export is checked before it is kept: the ONNX file with onnx.checker and by running it in ONNX Runtime
