@@ -15,8 +15,8 @@ from vitzoo.cli._output import emit_json, info
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["onnx", "transformers", "timm"]),
     required=True,
+    metavar="onnx|transformers|timm",
     help="onnx: a .onnx file; transformers: a from_pretrained directory; timm: a .safetensors file.",
 )
 @click.option("--img-size", type=int, help="Resolution to export at (default: the checkpoint's).")
