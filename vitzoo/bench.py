@@ -68,6 +68,7 @@ class BenchOptions:
     max_batch: int = 1024  # upper bound of the "auto" search
     pretrained: bool = False  # load the checkpoint (speed does not depend on it; random weights work offline)
     gemm_peak: bool = True  # measure the GEMM roofline once per (device, dtype) for the % of peak column
+    backend: str = "torch"  # torch | onnxruntime | openvino (vitzoo.backends: the exported ONNX graph)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -86,6 +87,10 @@ class BenchOptions:
             raise ConfigError(f"seconds must be > 0, not {self.seconds!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, not {self.threads!r}")
+        if self.backend != "torch":  # backend hook: vitzoo.backends checks the others
+            from vitzoo.backends import check_backend
+
+            check_backend(self)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -107,6 +112,7 @@ class BenchResult:
     channels_last: bool
     threads: int
     fused: bool = False  # vitzoo's fused CPU inference kernels were on
+    backend: str = "torch"  # what ran the model: torch, onnxruntime, openvino
     params: int | None = None
     gflops: float | None = None  # per image (2 x GMACs)
     img_per_s: float | None = None  # median over rounds
@@ -250,6 +256,15 @@ class _Runner:
         }
 
 
+def _make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device) -> _Runner:
+    """Backend hook: vitzoo's torch runner, or one of vitzoo.backends (ONNX Runtime, OpenVINO)."""
+    if options.backend == "torch":
+        return _Runner(model, options, img_size, device)
+    from vitzoo.backends import make_runner
+
+    return make_runner(model, options, img_size, device)
+
+
 def _macs_of(model: nn.Module, img_size: int) -> int:
     """MACs per image of an arbitrary module, counted on one random image."""
     from vitzoo.flops import counted_macs
@@ -290,7 +305,7 @@ def benchmark_model(
         common = {**_setting(name, options, img_size, threads), "params": params, "gflops": gflops}
         peak = gemm_peak(device, options.torch_dtype).tflops if options.gemm_peak else None
         try:
-            runner = _Runner(model, options, img_size, device)
+            runner = _make_runner(model, options, img_size, device)
         except Exception as e:
             status, error = ("oom" if is_oom(e) else "error"), _short(e)
         else:
@@ -435,7 +450,7 @@ def bench_models(names: Sequence[str], options: BenchOptions, progress: Progress
 
 def _setting(name: str, options: BenchOptions, img_size: int, threads: int) -> dict[str, Any]:
     """The BenchResult fields that describe what was run."""
-    keys = ("dtype", "precision", "compile", "channels_last", "fused")
+    keys = ("dtype", "precision", "compile", "channels_last", "fused", "backend")
     return {"model": name, "img_size": img_size, "device": options.device, "threads": threads,
             **{k: getattr(options, k) for k in keys}}  # fmt: skip
 

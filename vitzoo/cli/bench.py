@@ -83,6 +83,13 @@ def _progress_callback(progress: Any, task: Any):
     help="Plain aten kernels instead of vitzoo's fused CPU kernels (oneDNN linear with bias/GELU/residual).",
 )
 @click.option("--threads", type=int, default=None, help="CPU intra-op threads (default: torch's).")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime", "openvino"]),
+    default="torch",
+    show_default=True,
+    help="What runs the model: vitzoo's PyTorch path, or its exported ONNX graph in ONNX Runtime / OpenVINO (CPU).",
+)
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed passes per batch size.")
 @click.option("--iters", type=int, default=10, show_default=True, help="Timed passes per round.")
 @click.option("--seconds", type=float, default=None, help="Timed seconds per batch size instead of --iters.")
@@ -135,6 +142,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         rounds=kw["rounds"],
         max_batch=kw["max_batch"],
         pretrained=kw["pretrained"],
+        backend=kw["backend"],
     )
     from vitzoo.factory import resolve_config
 
@@ -151,6 +159,10 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         results = bench_models(names, options, _progress_callback(progress, task))
     env = environment(options.device)
     env["threads"] = results[0].threads if results else torch.get_num_threads()
+    if options.backend != "torch":  # backend hook: the runtime's version goes into the stored environment
+        from vitzoo.backends import backend_version
+
+        env["backend"] = backend_version(options.backend)
     rows = [r.as_dict() for r in results]
     for r in results:
         if r.status != "ok":
@@ -167,6 +179,10 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         f" · {'fused' if options.fused else 'aten'} kernels"
         + (f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else "")
     )
+    if options.backend != "torch":  # backend hook: name the runtime and its version first
+        title = f"{env['backend']} (ONNX graph, fp32) · {env['device_name']} · {env['threads']} threads" + (
+            f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else ""
+        )
     columns = BENCH_COLUMNS + ([("compile_s", "compile s", _num(1))] if options.compile else [])
     emit(_rows_with_env(rows, env) if fmt != "table" else rows, fmt, columns, title)
     if fmt == "table" and options.batch_sizes == "auto" and results and results[-1].note:
@@ -289,6 +305,7 @@ def _summary(row: dict[str, Any]) -> str:
         if g("status") != "ok":
             return f"batch {_int(g('batch_size'))} {g('dtype')}: {g('status')}"
         pct = "" if g("pct_peak") is None else f", {g('pct_peak'):.0f}% peak"
+        pct += f" [{g('backend')}]" if g("backend") not in (None, "torch") else ""  # backend hook
         return f"batch {_int(g('batch_size'))} {g('dtype')}: {g('img_per_s'):.2f} img/s, {g('latency_ms'):.1f} ms{pct}"
     if row["kind"] == "flops":
         return f"{g('img_size')} px: {g('gmacs'):.3f} GMACs, {g('gflops'):.3f} GFLOPs"
