@@ -27,8 +27,8 @@ TINY = {"warmup": 1, "iters": 2, "rounds": 2, "gemm_peak": False, "batch_sizes":
 def test_onnxruntime_runs_the_same_harness_and_follows_threads():
     before = torch.get_num_threads()
     results = bench_models(["testing"], BenchOptions(backend="onnxruntime", threads=1, **TINY))
-    assert [(r.batch_size, r.status, r.backend, r.threads) for r in results] == [(1, "ok", "onnxruntime", 1),
-                                                                                  (3, "ok", "onnxruntime", 1)]  # fmt: skip
+    expected = [(1, "ok", "onnxruntime", 1), (3, "ok", "onnxruntime", 1)]
+    assert [(r.batch_size, r.status, r.backend, r.threads) for r in results] == expected
     for r in results:
         assert r.img_per_s == pytest.approx(float(np.median(r.round_img_per_s))) and len(r.round_img_per_s) == 2
         assert 0 < r.latency_ms <= r.latency_p90_ms <= r.latency_p99_ms and r.gflops > 0
