@@ -86,3 +86,19 @@ def test_cli_header_store_and_results_name_the_backend(tmp_path, monkeypatch):
 
     assert _summary(rows[0]).endswith("[onnxruntime]") and "[" not in _summary(rows[1])
     peak._cached_peak.cache_clear()
+
+
+def test_tradeoff_takes_the_throughput_of_one_backend(tmp_path):
+    from vitzoo.tradeoff import build_tradeoff
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    row = {"status": "ok", "device": "cpu", "dtype": "fp32", "img_size": 224}
+    store.add("bench", "vit-b16", {**row, "img_per_s": 50.0}, {})  # a row from before backends: torch
+    store.add("bench", "vit-b16", {**row, "img_per_s": 55.0, "backend": "torch"}, {})
+    store.add("bench", "vit-b16", {**row, "img_per_s": 70.0, "backend": "onnxruntime"}, {})
+    assert build_tradeoff(["vit-b16"], store=store)[0].throughput == 55.0
+    assert build_tradeoff(["vit-b16"], store=store, backend="onnxruntime")[0].throughput == 70.0
+    out = CliRunner().invoke(main, ["tradeoff", "vit-b16", "--db", str(tmp_path / "r.sqlite"), "--backend",
+                                    "onnxruntime", "--json"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)[0]["throughput"] == 70.0

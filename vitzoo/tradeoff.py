@@ -117,11 +117,14 @@ def measured_accuracy(store: ResultStore, model: str) -> tuple[float, str] | Non
     return float(m["top1"]), f"vitzoo eval {last['created'][:10]}, {m.get('num_images')} images"
 
 
-def measured_throughput(store: ResultStore, model: str, device: str, dtype: str) -> float | None:
+def measured_throughput(
+    store: ResultStore, model: str, device: str, dtype: str, backend: str = "torch"
+) -> float | None:
     """The best images/s of checkpoint ``model`` (``arch.tag``) among successful ``vitzoo bench`` runs.
 
     Runs count when they were on ``device`` (``cuda`` matches ``cuda:0``) in ``dtype`` at the checkpoint's
-    resolution, recorded under ``arch.tag`` or, for the default tag, under ``arch``.
+    resolution with ``backend`` (torch, onnxruntime, ...; rows from before backends existed are torch),
+    recorded under ``arch.tag`` or, for the default tag, under ``arch``.
     """
     spec, weights = REGISTRY.resolve(model)
     assert weights is not None
@@ -130,6 +133,8 @@ def measured_throughput(store: ResultStore, model: str, device: str, dtype: str)
     for r in store.records(kind="bench", model=f"{_escape(spec.name)}*"):
         m = r["metrics"]
         if r["model"] not in names or m.get("status") not in OK_STATUS or m.get("dtype", dtype) != dtype:
+            continue
+        if m.get("backend", "torch") != backend:
             continue
         recorded = str(m.get("device", device))
         if (recorded if ":" in device else recorded.split(":")[0]) != device:
@@ -148,7 +153,12 @@ def _escape(name: str) -> str:
 
 
 def build_tradeoff(
-    names: Sequence[str] = (), *, store: ResultStore | None = None, device: str = "cpu", dtype: str = "fp32"
+    names: Sequence[str] = (),
+    *,
+    store: ResultStore | None = None,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    backend: str = "torch",
 ) -> list[TradeoffRow]:
     """The trade-off rows of ``names`` (see ``resolve_names``), sorted by GMACs, Pareto flags set.
 
@@ -168,7 +178,7 @@ def build_tradeoff(
             top1, kind, source = weights.accuracy.top1, "reported", weights.accuracy.source
         if top1 is None and not names:
             continue
-        tput = None if store is None else measured_throughput(store, full, device, dtype)
+        tput = None if store is None else measured_throughput(store, full, device, dtype, backend)
         rows.append(
             TradeoffRow(
                 full, spec.family, spec.title or spec.name, weights.img_size, count_params(config),

@@ -284,17 +284,19 @@ def _pareto_mark(row) -> str:
 @click.argument("names", nargs=-1, metavar="[NAME[.TAG]|PATTERN]...")
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]), default="torch",
+              show_default=True, help="Throughput measured with this `vitzoo bench --backend`.")  # fmt: skip
 @click.option("--db", type=click.Path(path_type=str), help="Results database (default: $VITZOO_DB or cache).")
 @click.option("--no-store", is_flag=True, help="Ignore the results database: reported accuracy, no throughput.")
 @click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
               help="Write the plot to PREFIX.png and PREFIX.svg.")  # fmt: skip
 @format_options
-def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
+def tradeoff_cmd(names, device, dtype, backend, db, no_store, plot_prefix, fmt) -> None:
     """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
 
     Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
     one, otherwise the reported number (the `top-1 is` and `source` columns say which). Throughput is the
-    best `vitzoo bench` result for --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
+    best `vitzoo bench` result for --device/--dtype/--backend. ★ marks the Pareto-optimal rows (no other row is as
     accurate for less compute, or as accurate at higher throughput). The plot adds the paper's own view:
     reported accuracy vs pre-training exaFLOPs (Table 6, its Figure 5).
 
@@ -311,7 +313,7 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
         from vitzoo.store import ResultStore
 
         store = ResultStore(db)
-    rows = build_tradeoff(names, store=store, device=device, dtype=dtype)
+    rows = build_tradeoff(names, store=store, device=device, dtype=dtype, backend=backend)
     if not rows:
         raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
     if plot_prefix:
@@ -320,7 +322,8 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
         prefix = Path(plot_prefix)
         if prefix.suffix.lower() in (".png", ".svg"):
             prefix = prefix.with_suffix("")
-        for path in plot_tradeoff(rows, prefix, subtitle=f"{device}, {dtype}"):
+        where = f"{device}, {dtype}" + ("" if backend == "torch" else f", {backend}")
+        for path in plot_tradeoff(rows, prefix, subtitle=where):
             info(f"wrote {path}")
     data = [r.as_dict() for r in rows]
     if fmt in ("json", "csv"):
@@ -328,4 +331,5 @@ def tradeoff_cmd(names, device, dtype, db, no_store, plot_prefix, fmt) -> None:
         return
     table = [{**d, "pareto": _pareto_mark(r)} for d, r in zip(data, rows, strict=True)]
     where = "no results database" if store is None else f"throughput: {device} {dtype}"
+    where += "" if store is None or backend == "torch" else f" {backend}"
     emit(table, fmt, TRADEOFF_COLUMNS, f"accuracy vs compute ({len(rows)} checkpoints; {where})")
