@@ -175,6 +175,9 @@ def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, com
                     "img_per_s_rounds": v,
                     "speedup_vs_transformers": statistics.median(v) / hf_rate,
                     "speedup_vs_fused": statistics.median(v) / statistics.median(rates[FUSED]),
+                    "best_round_img_per_s": max(v),  # robust to bursts of load from other jobs on a shared machine
+                    "best_speedup_vs_transformers": max(v) / max(rates[HF]),
+                    "best_speedup_vs_fused": max(v) / max(rates[FUSED]),
                     "tflops": gflops * statistics.median(v) / 1e3,
                     "pct_gemm_peak": 100 * gflops * statistics.median(v) / 1e3 / peak,
                     "max_abs_logit_diff_vs_transformers": diffs[k],
@@ -198,15 +201,19 @@ def markdown(report: dict, env: dict) -> str:
         f"{report['cpu_capability']}, native bf16: {'yes' if report['native_bf16'] else 'no'}. Load average "
         f"(1, 5, 15 min) at start {_load(report['load_average_start'])}, at end {_load(report['load_average_end'])}.",
         "",
-        "| dtype | engine | img/s | vs transformers | vs vitzoo bench default | TFLOP/s | % GEMM peak "
+        "| dtype | engine | img/s (median) | vs transformers | vs vitzoo bench default | TFLOP/s | % GEMM peak "
+        "| best round img/s | best vs transformers | best vs vitzoo bench default | best % GEMM peak "
         "| GEMM peak TFLOP/s | max abs logit diff |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, d in report["dtypes"].items():
         for model, m in d["models"].items():
+            best_pct = 100 * report["gflops_per_img"] * m["best_round_img_per_s"] / 1e3 / d["gemm_peak_tflops"]
             lines.append(
                 f"| {name} | {model} | {m['img_per_s']:.2f} | {m['speedup_vs_transformers']:.2f}x | "
                 f"{m['speedup_vs_fused']:.2f}x | {m['tflops']:.3f} | {m['pct_gemm_peak']:.0f}% | "
+                f"{m['best_round_img_per_s']:.2f} | {m['best_speedup_vs_transformers']:.2f}x | "
+                f"{m['best_speedup_vs_fused']:.2f}x | {best_pct:.0f}% | "
                 f"{d['gemm_peak_tflops']:.3f} | {m['max_abs_logit_diff_vs_transformers']:.1e} |"
             )
     if report["compile_s"]:
