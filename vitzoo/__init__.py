@@ -5,6 +5,7 @@
 ['vit-b8', 'vit-b16', 'vit-b32']
 >>> model = vitzoo.create("vit-b16")  # random weights, the architecture of vit-b16's default checkpoint
 >>> model = vitzoo.load("vit-b16")  # its pretrained weights (downloaded from the Hub, converted once, cached)
+>>> vitzoo.export("vit-b16", "vit-b16.onnx", "onnx")  # to ONNX, transformers or timm, checked before it is kept
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 _API = {
     "create": "vitzoo.factory",
     "describe": "vitzoo.factory",
+    "export": "vitzoo.exporting",
     "get_spec": "vitzoo.factory",
     "list_models": "vitzoo.factory",
     "load": "vitzoo.loading",
     "UnknownModelError": "vitzoo.registry",
 }
-__all__ = ["UnknownModelError", "__version__", "create", "describe", "get_spec", "list_models", "load"]
+__all__ = ["UnknownModelError", "__version__", "create", "describe", "export", "get_spec", "list_models", "load"]
 
 if TYPE_CHECKING:
+    from vitzoo.exporting import export
     from vitzoo.factory import create, describe, get_spec, list_models
     from vitzoo.loading import load
     from vitzoo.registry import UnknownModelError

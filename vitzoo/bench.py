@@ -75,6 +75,7 @@ class BenchOptions:
     pretrained: bool = False  # load the checkpoint (speed does not depend on it; random weights work offline)
     gemm_peak: bool = True  # measure the GEMM roofline once per (device, dtype) for the % of peak column
     auto_max_pass_s: float = 10.0  # "auto" does not grow the batch past one pass of this many seconds
+    backend: str = "torch"  # torch | onnxruntime | openvino (vitzoo.backends: the exported ONNX graph)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -95,6 +96,10 @@ class BenchOptions:
             raise ConfigError(f"seconds must be > 0, not {self.seconds!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, not {self.threads!r}")
+        if self.backend != "torch":  # backend hook: vitzoo.backends checks the others
+            from vitzoo.backends import check_backend
+
+            check_backend(self)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -118,6 +123,7 @@ class BenchResult:
     fused: bool = False  # vitzoo's fused CPU inference kernels ran (requested and supported)
     kernels: str = "aten"  # "fused" | "aten": the path that ran
     kernels_note: str | None = None  # why aten ran (--aten, autocast, no bf16 oneDNN on this CPU, ...)
+    backend: str = "torch"  # what ran the model: torch, onnxruntime, openvino
     params: int | None = None
     gflops: float | None = None  # per image (2 x GMACs)
     img_per_s: float | None = None  # median over rounds
@@ -174,6 +180,15 @@ def parse_batch_sizes(text: str) -> tuple[int, ...] | Literal["auto"]:
     return tuple(dict.fromkeys(sizes))
 
 
+def _make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device, threads: int) -> Runner:
+    """Backend hook: vitzoo's torch runner, or one of vitzoo.backends (ONNX Runtime, OpenVINO)."""
+    if options.backend == "torch":
+        return Runner(model, options, img_size, device, threads)
+    from vitzoo.backends import make_runner
+
+    return make_runner(model, options, img_size, device, threads)
+
+
 def benchmark_model(
     model: nn.Module,
     options: BenchOptions,
@@ -221,7 +236,7 @@ def _measure(
         peak = gemm_peak(device, options.torch_dtype).tflops if options.gemm_peak else None
         try:  # copying, casting or moving the model may run out of memory: an "oom" result like any other
             model = stack.enter_context(_borrowed(model, options, device, fused, owned))
-            runner = Runner(model, options, img_size, device, threads)
+            runner = _make_runner(model, options, img_size, device, threads)
         except Exception as e:
             status, error = ("oom" if is_oom(e) else "error"), _short(e)
         else:
@@ -279,6 +294,8 @@ def _measure(
 
 def kernels_for(options: BenchOptions) -> tuple[bool, str | None]:
     """Whether the fused kernels run for ``options`` on this machine, and why not (``vitzoo.cpu.fused_kernels``)."""
+    if options.backend != "torch":
+        return False, f"{options.backend} runs the exported ONNX graph"
     return fused_kernels(
         options.fused, device=options.device, dtype=options.dtype, precision=options.precision, compile=options.compile
     )
@@ -401,7 +418,7 @@ def bench_models(names: Sequence[str], options: BenchOptions, progress: Progress
 
 def _setting(name: str, options: BenchOptions, img_size: int, threads: int) -> dict[str, Any]:
     """The BenchResult fields that describe what was run (the kernels: what this machine runs, not the request)."""
-    keys = ("dtype", "precision", "compile", "channels_last")
+    keys = ("dtype", "precision", "compile", "channels_last", "backend")
     fused, why = kernels_for(options)
     return {"model": name, "img_size": img_size, "device": options.device, "threads": threads,
             "fused": fused, "kernels": "fused" if fused else "aten", "kernels_note": why,

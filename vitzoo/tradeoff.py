@@ -144,11 +144,14 @@ def measured_accuracy(store: ResultStore, model: str, dtype: str = "fp32") -> tu
     return float(m["top1"]), f"vitzoo eval {last['created'][:10]}, {m.get('num_images')} images, {dtype}"
 
 
-def measured_throughput(store: ResultStore, model: str, device: str, dtype: str) -> float | None:
+def measured_throughput(
+    store: ResultStore, model: str, device: str, dtype: str, backend: str = "torch"
+) -> float | None:
     """The best images/s of checkpoint ``model`` (``arch.tag``) among successful ``vitzoo bench`` runs.
 
     Runs count when they were on ``device`` (``cuda`` matches ``cuda:0``) in ``dtype`` at the checkpoint's
-    resolution, recorded under ``arch.tag`` or, for the default tag, under ``arch``.
+    resolution with ``backend`` (torch, onnxruntime, ...; rows from before backends existed are torch),
+    recorded under ``arch.tag`` or, for the default tag, under ``arch``.
     """
     spec, weights = REGISTRY.resolve(model)
     assert weights is not None
@@ -157,6 +160,8 @@ def measured_throughput(store: ResultStore, model: str, device: str, dtype: str)
     for r in store.records(kind="bench", model=f"{_escape(spec.name)}*"):
         m = r["metrics"]
         if r["model"] not in names or m.get("status") not in OK_STATUS or m.get("dtype", dtype) != dtype:
+            continue
+        if m.get("backend", "torch") != backend:
             continue
         recorded = str(m.get("device", device))
         if (recorded if ":" in device else recorded.split(":")[0]) != device:
@@ -183,6 +188,7 @@ def build_tradeoff(
     device: str = "cpu",
     dtype: str = "fp32",
     tags: TagChoice = "default",
+    backend: str = "torch",
 ) -> list[TradeoffRow]:
     """The trade-off rows of ``names`` (see ``resolve_names``; ``tags="all"``: every checkpoint of each
     architecture), sorted by GMACs, Pareto flags set.
@@ -204,7 +210,7 @@ def build_tradeoff(
             top1, kind, source = weights.accuracy.top1, "reported", weights.accuracy.source
         if top1 is None and full not in explicit:
             continue
-        tput = None if store is None else measured_throughput(store, full, device, dtype)
+        tput = None if store is None else measured_throughput(store, full, device, dtype, backend)
         rows.append(
             TradeoffRow(
                 full, spec.family, spec.title or spec.name, weights.img_size, count_params(config),

@@ -21,6 +21,7 @@ COMMANDS = {
     "convert": "vitzoo.cli.weights:convert_cmd",
     "download": "vitzoo.cli.weights:download_cmd",
     "cache": "vitzoo.cli.weights:cache_cmd",
+    "export": "vitzoo.cli.export:export_cmd",
     "bench": "vitzoo.cli.bench:bench_cmd",
     "flops": "vitzoo.cli.bench:flops_cmd",
     "results": "vitzoo.cli.bench:results_cmd",

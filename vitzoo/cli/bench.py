@@ -126,6 +126,13 @@ def _line(r: Any) -> str:
 @click.option(
     "--max-batch", type=int, default=1024, show_default=True, metavar="N", help="Upper bound for --batch-size auto."
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime", "openvino"]),
+    default="torch",
+    show_default=True,
+    help="What runs the model: vitzoo's PyTorch path, or its exported ONNX graph in ONNX Runtime / OpenVINO (CPU).",
+)
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
 @click.option("--sweep", is_flag=True, help="Under torchrun/--nproc: spread the models and batch sizes over the "
@@ -179,6 +186,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         rounds=kw["rounds"],
         max_batch=kw["max_batch"],
         pretrained=kw["pretrained"],
+        backend=kw["backend"],
     )
     check_names(names, options)  # unknown names, missing files, an unavailable device: before anything runs
     from vitzoo.store import ResultStore
@@ -213,7 +221,6 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     from vitzoo.bench import iter_bench, kernels_for
     from vitzoo.cpu import low_precision_warning
     from vitzoo.errors import VitzooError
-    from vitzoo.store import environment
 
     slow = low_precision_warning(options.dtype, options.device)
     if slow:
@@ -221,7 +228,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     fused, why = kernels_for(options)
     if options.fused and not fused:
         info(f"kernels: aten ({why})")
-    env = environment(options.device)
+    env = _bench_env(options)
     sha_of = functools.cache(_weights_sha256)
     results: list[Any] = []
     interrupted, store_error = False, None
@@ -251,14 +258,25 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     return results, interrupted, store_error
 
 
+def _bench_env(options: Any) -> dict[str, Any]:
+    """The environment stored with each result; a non-torch backend adds its runtime and version."""
+    from vitzoo.store import environment
+
+    env = environment(options.device)
+    if options.backend != "torch":
+        from vitzoo.backends import backend_version
+
+        env["backend"] = backend_version(options.backend)
+    return env
+
+
 def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
     """The results as a table (with the kernels and setting in its title), JSON or CSV; contention warned."""
     import torch
 
     from vitzoo.bench import kernels_for
-    from vitzoo.store import environment
 
-    env = environment(options.device)
+    env = _bench_env(options)
     env["threads"] = results[0].threads if results else torch.get_num_threads()
     rows = [r.as_dict() for r in results]
     busy = [r for r in results if r.contended]
@@ -275,6 +293,10 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
         f" · {'fused kernels' if fused else f'aten kernels ({why})'}"
         + (f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else "")
     )
+    if options.backend != "torch":  # name the runtime and its version first
+        title = f"{env['backend']} (ONNX graph, fp32) · {env['device_name']} · {env['threads']} threads" + (
+            f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else ""
+        )
     columns = BENCH_COLUMNS + ([("compile_s", "compile s", _num(1), 12)] if options.compile else [])
     if busy:
         columns = [*columns, CONTENDED_COLUMN]
@@ -429,6 +451,7 @@ def _summary(row: dict[str, Any]) -> str:
         if g("status") != "ok":
             return f"batch {_int(g('batch_size'))} {g('dtype')}: {g('status')}"
         pct = "" if g("pct_peak") is None else f", {g('pct_peak'):.0f}% peak"
+        pct += f" [{g('backend')}]" if g("backend") not in (None, "torch") else ""
         busy = " (contended)" if _is_true(g("contended")) else ""
         return (f"batch {_int(g('batch_size'))} {g('dtype')}: {g('img_per_s'):.2f} img/s, {g('latency_ms'):.1f} ms"
                 f"{pct}{busy}")  # fmt: skip

@@ -366,6 +366,8 @@ def _pareto_mark(row) -> str:
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Throughput and measured accuracy in this precision.")  # fmt: skip
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]), default="torch",
+              show_default=True, help="Throughput measured with this `vitzoo bench --backend`.")  # fmt: skip
 @db_option
 @click.option("--no-store", is_flag=True, help="Do not read the results database: reported accuracy, no throughput.")
 @click.option("--tags", type=click.Choice(["default", "all"]), default="default", show_default=True,
@@ -373,13 +375,13 @@ def _pareto_mark(row) -> str:
 @click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
               help="Write the plot to PREFIX.png and PREFIX.svg (folders created).")  # fmt: skip
 @format_options
-def tradeoff_cmd(names, device, dtype, db, no_store, tags, plot_prefix, fmt) -> None:
+def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, plot_prefix, fmt) -> None:
     """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
 
     Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
     one made as the checkpoint's row says (its resolution, crop and resize, in --dtype), otherwise the reported
     number (the `top-1 is` and `source` columns say which). Throughput is the best `vitzoo bench` result for
-    --device/--dtype. ★ marks the Pareto-optimal rows (no other row is as
+    --device/--dtype/--backend. ★ marks the Pareto-optimal rows (no other row is as
     accurate for less compute, or as accurate at higher throughput). The plot adds the paper's own view:
     reported accuracy vs pre-training exaFLOPs (Table 6, its Figure 5).
 
@@ -394,14 +396,15 @@ def tradeoff_cmd(names, device, dtype, db, no_store, tags, plot_prefix, fmt) -> 
 
     prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
     store = None if no_store else _existing_store(db)
-    rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags)
+    rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags, backend=backend)
     if not rows:
         raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
     if prefix is not None:
         from vitzoo.plots import plot_tradeoff
 
+        where = f"{device}, {dtype}" + ("" if backend == "torch" else f", {backend}")
         try:
-            paths = plot_tradeoff(rows, prefix, subtitle=f"{device}, {dtype}")
+            paths = plot_tradeoff(rows, prefix, subtitle=where)
         except OSError as e:
             raise VitzooError(f"cannot write the plot {prefix}.png/.svg: {e.strerror or e}") from None
         for path in paths:
@@ -412,4 +415,5 @@ def tradeoff_cmd(names, device, dtype, db, no_store, tags, plot_prefix, fmt) -> 
         return
     table = [{**d, "pareto": _pareto_mark(r)} for d, r in zip(data, rows, strict=True)]
     where = "no results database" if store is None else f"throughput: {device} {dtype}"
+    where += "" if store is None or backend == "torch" else f" {backend}"
     emit(table, fmt, TRADEOFF_COLUMNS, f"accuracy vs compute ({len(rows)} checkpoints; {where})")

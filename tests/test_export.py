@@ -1,0 +1,291 @@
+"""vitzoo export: ONNX run by onnxruntime and transformers directories loaded by transformers reproduce vitzoo's
+logits (fp32, 1e-4 relative) for the `testing` model and small ViT, hybrid and BiT configs; bad inputs are one line
+and leave no file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hubcache import add_file, make_testing_checkpoint
+from PIL import Image
+
+import vitzoo
+from vitzoo.checkpoint import read_tensors, save_vitzoo
+from vitzoo.cli import main
+from vitzoo.exporting import ExportError, export, preprocessor_config, timm_model, timm_pretrained_cfg
+from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model
+
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+transformers = pytest.importorskip("transformers")
+
+RTOL = 1e-4  # max |exported - vitzoo| / max |vitzoo|
+SMALL = {
+    "vit": ViTConfig(patch_size=8, width=48, depth=2, num_heads=4, mlp_dim=96, img_size=32, num_classes=5),
+    "hybrid": ViTConfig(1, 32, 1, 2, 32, img_size=64, num_classes=3, backbone=HybridConfig((1, 1))),
+    "bit": BiTConfig((1, 1), 1, img_size=64, num_classes=5),
+}
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE=1 with a Hub cache holding the `testing` checkpoint (as tests/test_hub.py)."""
+    import huggingface_hub.constants as hf
+
+    hf_cache = tmp_path / "hf"
+    data, _ = make_testing_checkpoint()
+    add_file(hf_cache, "vitzoo/testing", "testing.npz", data)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    for key, value in {"HF_HUB_CACHE": hf_cache, "HF_HUB_OFFLINE": "1", "VITZOO_CACHE": tmp_path / "vz"}.items():
+        monkeypatch.setenv(key, str(value))
+
+
+def _weights_file(config, path: Path) -> Path:
+    """A vitzoo file with non-trivial random weights (a non-zero head, so logits mean something)."""
+    torch.manual_seed(0)
+    model = build_model(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return save_vitzoo(path, model.state_dict(), config)
+
+
+def _inputs(size: int, batch: int = 5) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(7))
+
+
+def _rel(got, ref: torch.Tensor) -> float:
+    got = torch.as_tensor(np.asarray(got) if not isinstance(got, torch.Tensor) else got).double().reshape(ref.shape)
+    return ((got - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+def _vitzoo_logits(src, x: torch.Tensor) -> torch.Tensor:
+    model = vitzoo.load(src)
+    with torch.inference_mode():
+        return model(x)
+
+
+def _no_leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+# --- ONNX -------------------------------------------------------------------------------------------------------
+
+
+def test_testing_model_by_name_to_onnx_runs_in_onnxruntime(offline_hub, tmp_path):
+    out = tmp_path / "testing.onnx"
+    result = vitzoo.export("testing", out, "onnx")
+    assert result.model == "testing.random-10cls" and result.max_rel_diff <= RTOL
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    [inp], [outp] = session.get_inputs(), session.get_outputs()
+    assert inp.name == "pixel_values" and isinstance(inp.shape[0], str) and inp.shape[1:] == [3, 224, 224]
+    assert outp.name == "logits" and outp.shape[1] == 10
+    for batch in (1, 4):  # the batch axis is dynamic
+        x = _inputs(224, batch)
+        got = session.run(None, {"pixel_values": x.numpy()})[0]
+        assert _rel(got, _vitzoo_logits("testing", x)) <= RTOL
+    assert _no_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("family", ["hybrid", "bit"])
+def test_small_hybrid_and_bit_to_onnx(family, tmp_path):
+    src = _weights_file(SMALL[family], tmp_path / f"{family}.safetensors")
+    out = tmp_path / "out" / f"{family}.onnx"
+    result = export(src, out, "onnx")
+    assert result.files == (out.name,) and out.stat().st_mode & 0o644 == 0o644
+    x = _inputs(64, 3)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"pixel_values": x.numpy()})[0]
+    assert _rel(got, _vitzoo_logits(src, x)) <= RTOL
+    # StdConv kernels are baked in: the graph computes no weight statistics, the conv weights feed convs only
+    import onnx
+
+    graph = onnx.load(str(out)).graph
+    kernels = {n.input[1] for n in graph.node if n.op_type == "Conv"}
+    assert len(kernels) >= 5 and kernels <= {i.name for i in graph.initializer}
+    assert not [n.op_type for n in graph.node if n.op_type != "Conv" and kernels & set(n.input)]
+
+
+# --- transformers -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["vit", "bit"])
+def test_small_vit_and_bit_to_transformers(family, tmp_path):
+    config = SMALL[family]
+    src = _weights_file(config, tmp_path / f"{family}.safetensors")
+    out = tmp_path / f"hf-{family}"
+    result = export(src, out, "transformers")
+    assert sorted(result.files) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    cls = transformers.ViTForImageClassification if family == "vit" else transformers.BitForImageClassification
+    hf = cls.from_pretrained(out).eval()
+    if family == "vit":  # the original numerics
+        assert hf.config.hidden_act == "gelu_pytorch_tanh" and hf.config.layer_norm_eps == 1e-6
+    x = _inputs(config.img_size)
+    with torch.inference_mode():
+        got = hf(pixel_values=x).logits
+    assert _rel(got, _vitzoo_logits(src, x)) <= RTOL
+    assert _no_leftovers(tmp_path) == []
+
+
+def test_testing_model_by_name_to_transformers_with_its_preprocessing(offline_hub, tmp_path):
+    out = tmp_path / "hf-testing"
+    result = CliRunner().invoke(main, ["export", "testing", str(out), "--format", "transformers", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["info"]["class"] == "ViTForImageClassification"
+    assert "checked with transformers" in result.stderr
+    hf = transformers.ViTForImageClassification.from_pretrained(out).eval()
+    x = _inputs(224, 2)
+    with torch.inference_mode():
+        assert _rel(hf(pixel_values=x).logits, _vitzoo_logits("testing", x)) <= RTOL
+    processor = transformers.AutoImageProcessor.from_pretrained(out)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    pixels = processor(images=image, return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (1, 3, 224, 224)
+    from vitzoo.data import preprocess_image
+
+    expected = preprocess_image(image, vitzoo.get_spec("testing").get_weights().preprocess)
+    assert (pixels[0] - expected).abs().mean() < 0.05  # same resize, scale and normalisation (resamplers differ)
+
+
+def test_feature_extractor_with_representation_layer_is_a_vit_model(tmp_path):
+    config = ViTConfig(8, 32, 1, 4, 48, img_size=32, num_classes=0, representation_size=32)
+    src = _weights_file(config, tmp_path / "in21k.safetensors")
+    result = export(src, tmp_path / "hf", "transformers")
+    assert result.info["class"] == "ViTModel"
+    hf = transformers.ViTModel.from_pretrained(tmp_path / "hf").eval()
+    x = _inputs(32)
+    with torch.inference_mode():
+        assert _rel(hf(pixel_values=x).pooler_output, _vitzoo_logits(src, x)) <= RTOL
+
+
+def test_preprocessor_config_of_a_center_crop_checkpoint():
+    pp = vitzoo.get_spec("bit-r50x1").get_weights().preprocess  # shorter side 448/1.0, centre crop, bilinear
+    cfg = preprocessor_config(pp)
+    assert cfg["image_processor_type"] == "BitImageProcessor" and cfg["resample"] == 2
+    assert cfg["size"] == {"shortest_edge": 448} and cfg["crop_size"] == {"height": 448, "width": 448}
+
+
+# --- timm -------------------------------------------------------------------------------------------------------
+
+
+def test_timm_file_has_timm_keys_and_its_config(tmp_path):
+    config = vitzoo.get_spec("vit-r-ti16").config.replace(img_size=64, num_classes=7, depth=1)  # stem-only hybrid
+    src = _weights_file(config, tmp_path / "rti.safetensors")
+    out = tmp_path / "rti-timm.safetensors"
+    result = export(src, out, "timm")
+    assert result.max_rel_diff <= RTOL
+    tensors, metadata = read_tensors(out)
+    assert "patch_embed.backbone.conv.weight" in tensors  # timm's name for the stem-only backbone
+    assert "patch_embed.backbone.stem.conv.weight" not in tensors
+    info = json.loads(metadata["timm_info"])
+    assert info["model_name"] == "vit_tiny_r_s16_p8_224"
+    assert info["kwargs"]["img_size"] == 64 and info["kwargs"]["act_layer"] == "gelu_tanh"
+    assert info["pretrained_cfg"]["first_conv"] == "patch_embed.backbone.conv"
+    x = _inputs(64)  # the file itself loads back into vitzoo with the same logits
+    assert _rel(_vitzoo_logits(out, x), _vitzoo_logits(src, x)) <= RTOL
+
+
+def test_bit_timm_head_is_a_1x1_conv(tmp_path):
+    config = vitzoo.get_spec("bit-r50x1").config.replace(img_size=64, num_classes=4)
+    src = _weights_file(config, tmp_path / "bit.safetensors")
+    out = tmp_path / "bit-timm.safetensors"
+    export(src, out, "timm")
+    tensors, metadata = read_tensors(out)
+    assert tensors["head.fc.weight"].shape == (4, 2048, 1, 1)
+    assert json.loads(metadata["timm_info"])["model_name"] == "resnetv2_50x1_bit"
+
+
+@pytest.mark.parametrize(
+    ("name", "timm_name"),
+    [("vit-b16", "vit_base_patch16_224"), ("vit-ti16", "vit_tiny_patch16_224"), ("vit-h14", "vit_huge_patch14_224"),
+     ("vit-r50-b16", "vit_base_r50_s16_224"), ("vit-r50-l32", "vit_large_r50_s32_224"),
+     ("vit-r26-s32", "vit_small_r26_s32_224"), ("bit-r152x4", "resnetv2_152x4_bit")],
+)  # fmt: skip
+def test_timm_model_names(name, timm_name):
+    config = vitzoo.get_spec(name).default_config.replace(representation_size=None) if name.startswith("vit") else (
+        vitzoo.get_spec(name).default_config
+    )  # fmt: skip
+    got, kwargs = timm_model(config)
+    assert got == timm_name and kwargs["num_classes"] == config.num_classes
+    assert timm_pretrained_cfg(config, vitzoo.get_spec(name).get_weights().preprocess, got)["architecture"] == got
+
+
+def test_every_registered_architecture_has_a_timm_name():
+    for name in vitzoo.list_models():
+        if name == "testing":
+            continue
+        config = vitzoo.get_spec(name).config
+        timm_model(config.replace(representation_size=None) if isinstance(config, ViTConfig) else config)
+
+
+# --- bad inputs: one line, no file --------------------------------------------------------------------------------
+
+
+def _cli(*args) -> object:
+    return CliRunner().invoke(main, ["export", *map(str, args)])
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert all(f in lines[0] for f in fragments), lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def small_vit(tmp_path) -> Path:
+    return _weights_file(SMALL["vit"], tmp_path / "vit.safetensors")
+
+
+def test_unknown_format(small_vit, tmp_path):
+    _one_line_error(_cli(small_vit, tmp_path / "x.engine", "--format", "tensorrt"), "unknown export format")
+    with pytest.raises(ExportError, match="unknown export format"):
+        export(small_vit, tmp_path / "x", "tflite")  # type: ignore[arg-type]
+    assert not (tmp_path / "x.engine").exists() and not (tmp_path / "x").exists()
+
+
+def test_unwritable_or_wrong_destinations(small_vit, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    _one_line_error(_cli(small_vit, blocker / "m.onnx", "--format", "onnx"), "cannot write")
+    _one_line_error(_cli(small_vit, tmp_path / "m.bin", "--format", "onnx"), ".onnx file")
+    _one_line_error(_cli(small_vit, tmp_path / "m.onnx", "--format", "timm"), ".safetensors file")
+    (tmp_path / "adir.onnx").mkdir()
+    _one_line_error(_cli(small_vit, tmp_path / "adir.onnx", "--format", "onnx", "--force"), "is a directory")
+    existing = tmp_path / "keep.safetensors"
+    existing.write_text("old")
+    _one_line_error(_cli(small_vit, existing, "--format", "timm"), "exists", "--force")
+    assert existing.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "adir.onnx", "keep.safetensors", "vit.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("family", "fmt", "why"),
+    [("hybrid", "transformers", "ViTHybrid"), ("bit", "timm", "timm has no BiT"), ("gap", "transformers", "gap")],
+)
+def test_models_that_cannot_be_exported(family, fmt, why, tmp_path):
+    config = SMALL.get(family) or SMALL["vit"].replace(classifier="gap")
+    src = _weights_file(config, tmp_path / "m.safetensors")
+    out = tmp_path / ("m-out.safetensors" if fmt == "timm" else "m-out")
+    _one_line_error(_cli(src, out, "--format", fmt), why)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_failed_check_keeps_nothing_and_force_replaces(tmp_path):
+    src = _weights_file(SMALL["bit"], tmp_path / "bit.safetensors")
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "old.txt").write_text("previous export")
+    with pytest.raises(ExportError, match="disagrees with vitzoo"):  # an impossible tolerance: the check fails
+        export(src, out, "transformers", force=True, tolerance=0.0)
+    assert [p.name for p in out.iterdir()] == ["old.txt"] and _no_leftovers(tmp_path) == []
+    export(src, out, "transformers", force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    assert _no_leftovers(tmp_path) == []
