@@ -42,7 +42,7 @@ def test_ort_runner_checks_logits_and_uses_the_threads():
 
     model = vitzoo.create("testing", img_size=32)
     torch.nn.init.normal_(model.head.weight, std=0.5)
-    runner = OrtRunner(model, BenchOptions(backend="onnxruntime", threads=2), 32, torch.device("cpu"))
+    runner = OrtRunner(model, BenchOptions(backend="onnxruntime", threads=2), 32, torch.device("cpu"), 2)
     assert runner.max_rel_diff <= 1e-4
     assert runner.session.get_session_options().intra_op_num_threads == 2
     x = runner.inputs(4)
@@ -84,7 +84,7 @@ def test_cli_header_store_and_results_name_the_backend(tmp_path, monkeypatch):
     assert [r["backend"] for r in rows] == ["onnxruntime", "torch"]
     from vitzoo.cli.bench import _summary  # the `vitzoo results` table's headline
 
-    assert _summary(rows[0]).endswith("[onnxruntime]") and "[" not in _summary(rows[1])
+    assert "[onnxruntime]" in _summary(rows[0]) and "[" not in _summary(rows[1])  # "(contended)" may follow
     peak._cached_peak.cache_clear()
 
 
