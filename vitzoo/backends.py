@@ -47,7 +47,7 @@ def check_backend(options: BenchOptions) -> None:
         return
     missing = [p for p in _PACKAGES[backend] if importlib.util.find_spec(p) is None]
     if missing:
-        hint = "pip install 'vitzoo[onnx]'" if backend == "onnxruntime" else "pip install openvino 'vitzoo[onnx]'"
+        hint = "pip install 'vitzoo[onnx]'" if backend == "onnxruntime" else "pip install 'vitzoo[openvino]'"
         raise ConfigError(f"--backend {backend} needs {', '.join(missing)}: {hint}")
     unsupported = [
         text
