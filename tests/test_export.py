@@ -198,7 +198,9 @@ def test_bit_timm_head_is_a_1x1_conv(tmp_path):
     export(src, out, "timm")
     tensors, metadata = read_tensors(out)
     assert tensors["head.fc.weight"].shape == (4, 2048, 1, 1)
-    assert json.loads(metadata["timm_info"])["model_name"] == "resnetv2_50x1_bit"
+    info = json.loads(metadata["timm_info"])
+    assert info["model_name"] == "resnetv2_50x1_bit" and info["kwargs"] == {"num_classes": 4}  # fully convolutional
+    assert info["pretrained_cfg"]["input_size"] == [3, 64, 64] and info["pretrained_cfg"]["classifier"] == "head.fc"
 
 
 @pytest.mark.parametrize(

@@ -465,8 +465,7 @@ def timm_model(config: ModelConfig) -> tuple[str, dict[str, Any]]:
         depth = TIMM_BIT_DEPTHS.get(config.layers)
         if depth is None:
             raise ExportError(f"timm has no BiT ResNet with stages {config.layers}; export to onnx or transformers")
-        return f"resnetv2_{depth}x{config.width_factor}_bit", {"num_classes": config.num_classes,
-                                                               "img_size": config.img_size}  # fmt: skip
+        return f"resnetv2_{depth}x{config.width_factor}_bit", {"num_classes": config.num_classes}  # fully conv.
     if config.representation_size:
         raise ExportError("timm's VisionTransformer has no representation layer; drop it (--no-pre-logits)")
     kwargs: dict[str, Any] = {"img_size": config.img_size, "num_classes": config.num_classes,
@@ -523,7 +522,7 @@ def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) 
         save_file(tensors, str(staged), metadata={"format": "pt", "timm_info": json.dumps(info)})
         x, ref = _reference(model)
         if importlib.util.find_spec("timm") is not None:
-            got, checked = _run_timm(staged, name, kwargs, x), "timm"
+            got, checked = _run_timm(staged, name, kwargs, cfg, x), "timm"
         else:  # read back through vitzoo's timm reader (key names and shapes), then run what it rebuilt
             back = convert_tensors(read_tensors(staged)[0], expected=config)
             if back.source_format != "timm":
@@ -541,13 +540,20 @@ def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) 
                     rel, (out.name,), info)  # fmt: skip
 
 
-def _run_timm(path: Path, name: str, kwargs: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+def timm_overlay(path: str | os.PathLike, pretrained_cfg: dict[str, Any]) -> dict[str, Any]:
+    """``pretrained_cfg_overlay`` for ``timm.create_model``: the file and its cfg (whose ``num_classes`` keeps timm
+    from dropping a head whose size differs from the named model's default)."""
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in pretrained_cfg.items() if k != "architecture"}
+    return {"file": str(path), **cfg}
+
+
+def _run_timm(path: Path, name: str, kwargs: dict[str, Any], cfg: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
     """Build the timm model from the file the way a user would, and run it."""
     import timm
 
     try:
         with _quiet():
-            net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+            net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=timm_overlay(path, cfg), **kwargs)
     except Exception as e:
         raise ExportError(f"timm cannot load the export as {name}: {_first_line(e)}") from None
     with torch.inference_mode():

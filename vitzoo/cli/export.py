@@ -47,6 +47,9 @@ def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, force, as_json):
     info(f"wrote {result.path} ({result.target}; {result.model} at {result.img_size}px)")
     info(f"checked with {result.checked_with}: max relative logit difference {result.max_rel_diff:.1e}")
     if fmt == "timm":
+        from vitzoo.exporting import timm_overlay
+
         kwargs = "".join(f", {k}={v!r}" for k, v in result.info["kwargs"].items())
+        overlay = timm_overlay(result.path, result.info["pretrained_cfg"])
         info(f"load it with: timm.create_model({result.info['model_name']!r}, pretrained=True, "
-             f"pretrained_cfg_overlay=dict(file={str(result.path)!r}){kwargs})")  # fmt: skip
+             f"pretrained_cfg_overlay={overlay!r}{kwargs})")  # fmt: skip
