@@ -205,9 +205,11 @@ def test_a_failing_rank_stops_every_rank_and_stores_nothing(workdir, tmp_path, h
     if how == "raise":  # a Python error on rank 1, under torchrun: rank 0 names it
         result = _launch(workdir, args, torchrun=2, FAIL_RANK="1", FAIL_HOW="raise")
         expected = "error: rank 1: RuntimeError: injected failure"
-    elif how == "exit":  # rank 1 dies without a word, under --nproc: the launcher names it
-        result = _launch(workdir, [*args, "--nproc", 2], FAIL_RANK="1", FAIL_HOW="exit")
-        expected = "error: rank 1 exited with code 9; the other ranks were stopped"
+    elif how == "exit":  # rank 1 dies without a word, under --nproc: rank 0 names it, or if the launcher stopped
+        result = _launch(workdir, [*args, "--nproc", 2], FAIL_RANK="1", FAIL_HOW="exit")  # rank 0 first, --nproc does
+        said = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert said and ("exited with code 9" in said[0] or "stopped answering" in said[0]), result.stderr
+        expected = "error: rank 1"
     elif how == "everywhere":  # the same user mistake on every rank: the single-process message, once
         args[args.index("--data") + 1] = workdir / "nowhere"
         result = _launch(workdir, [*args, "--nproc", 2])

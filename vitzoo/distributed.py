@@ -428,6 +428,7 @@ def finish_together(main_first: bool, wait_s: float = 10.0) -> None:
 
 
 SPAWNED = "VITZOO_SPAWNED"  # set in the workers that ``spawn`` starts
+SPOKE = "VITZOO_SPOKE_FILE"  # rank 0 creates this file once it has printed why the run failed (``--nproc``)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -60,22 +63,32 @@ def scale_out(func: Callable) -> Callable:
 
 
 def _spawn(nproc: int, timeout: float | None) -> None:
-    from vitzoo.distributed import spawn
+    from vitzoo.distributed import SPOKE, spawn
 
     args = click.get_current_context().meta.get("vitzoo.args")
     if args is None:
         raise VitzooError("--nproc needs the `vitzoo` command line; use torchrun to launch other programs")
-    failures = spawn(nproc, ["-m", "vitzoo", *args], timeout)
-    if not failures:
-        return
-    first = failures[0]
-    if first.signal is not None or first.exit_code != 1:  # exit code 1: rank 0 has already said why
-        fail(f"{first.describe()}; the other ranks were stopped")
-    sys.exit(1)
+    with tempfile.TemporaryDirectory(prefix="vitzoo-nproc-") as tmp:
+        spoke = Path(tmp) / "spoke"
+        os.environ[SPOKE] = str(spoke)
+        failures = spawn(nproc, ["-m", "vitzoo", *args], timeout)
+        if not failures:
+            return
+        if spoke.exists():  # rank 0 has said why; the launcher may have stopped it (or not) afterwards
+            sys.exit(1)
+    fail(f"{failures[0].describe()}; the other ranks were stopped")
 
 
 def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float | None) -> Any:
-    from vitzoo.distributed import agree, finish_together, launch_info, process_group, rank_device, report_failure
+    from vitzoo.distributed import (
+        SPOKE,
+        agree,
+        finish_together,
+        launch_info,
+        process_group,
+        rank_device,
+        report_failure,
+    )
 
     launch = launch_info()
     if not launch.is_main:
@@ -92,10 +105,11 @@ def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float
                 raise
             error = report_failure(e, "finishing")
             spoke = isinstance(e, SystemExit) and error.rank in (None, launch.rank)  # `fail` printed it already
-            if launch.is_main and not spoke:
-                try:
-                    fail(escape(str(error)))  # torch's messages hold [brackets] that rich would read as markup
-                finally:
-                    finish_together(main_first=True)
+            if launch.is_main:
+                if not spoke:
+                    with contextlib.suppress(SystemExit):
+                        fail(escape(str(error)))  # torch's messages hold [brackets] that rich would read as markup
+                if os.environ.get(SPOKE):  # the --nproc parent then adds nothing
+                    Path(os.environ[SPOKE]).touch()
             finish_together(main_first=launch.is_main)
             sys.exit(1)
