@@ -80,15 +80,7 @@ def _spawn(nproc: int, timeout: float | None) -> None:
 
 
 def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float | None) -> Any:
-    from vitzoo.distributed import (
-        SPOKE,
-        agree,
-        finish_together,
-        launch_info,
-        process_group,
-        rank_device,
-        report_failure,
-    )
+    from vitzoo.distributed import agree, finish_together, launch_info, process_group, rank_device, report_failure
 
     launch = launch_info()
     if not launch.is_main:
@@ -103,13 +95,21 @@ def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and e.code in (0, None)):
                 raise
+            if launch.is_main and isinstance(e, SystemExit):
+                _said_why()  # `fail` printed it already
             error = report_failure(e, "finishing")
-            spoke = isinstance(e, SystemExit) and error.rank in (None, launch.rank)  # `fail` printed it already
-            if launch.is_main:
-                if not spoke:
-                    with contextlib.suppress(SystemExit):
-                        fail(escape(str(error)))  # torch's messages hold [brackets] that rich would read as markup
-                if os.environ.get(SPOKE):  # the --nproc parent then adds nothing
-                    Path(os.environ[SPOKE]).touch()
+            spoke = isinstance(e, SystemExit) and error.rank in (None, launch.rank)
+            if launch.is_main and not spoke:
+                with contextlib.suppress(SystemExit):
+                    fail(escape(str(error)))  # torch's messages hold [brackets] that rich would read as markup
+                _said_why()
             finish_together(main_first=launch.is_main)
             sys.exit(1)
+
+
+def _said_why() -> None:
+    """Rank 0 has printed why the run failed: the ``--nproc`` parent (``SPOKE`` file) then adds nothing."""
+    from vitzoo.distributed import SPOKE
+
+    if os.environ.get(SPOKE):
+        Path(os.environ[SPOKE]).touch()
