@@ -82,7 +82,7 @@ def test_cli_header_store_and_results_name_the_backend(tmp_path, monkeypatch):
     out = runner.invoke(main, ["results", "--db", db, "--kind", "bench", "--json"])
     rows = json.loads(out.stdout)
     assert [r["backend"] for r in rows] == ["onnxruntime", "torch"]
-    from vitzoo.cli.bench import _summary  # the `vitzoo results` table's headline
+    from vitzoo.cli.results import _summary  # the `vitzoo results` table's headline
 
     assert "[onnxruntime]" in _summary(rows[0]) and "[" not in _summary(rows[1])  # "(contended)" may follow
     peak._cached_peak.cache_clear()

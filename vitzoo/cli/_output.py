@@ -171,6 +171,11 @@ def _default_fmt(value: Any) -> str:
     return str(value)
 
 
+def number(digits: int) -> Callable[[Any], str]:
+    """A table cell formatter: ``number(1)(1234.56)`` -> '1,234.6'; None and NaN -> '—'."""
+    return lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
+
+
 def millions(value: int | None) -> str:
     """12_345_678 -> '12.35'."""
     return "—" if value is None else f"{value / 1e6:,.2f}"

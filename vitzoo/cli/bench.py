@@ -1,9 +1,8 @@
-"""`vitzoo bench`, `vitzoo flops` and `vitzoo results`: measure, count, and read back the results store."""
+"""`vitzoo bench`: measure inference speed (and `--peak`, the GEMM roofline), print and store each result."""
 
 from __future__ import annotations
 
 import functools
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import click
 from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import (
     Command,
-    console,
     db_option,
     emit,
     emit_csv,
@@ -22,8 +20,8 @@ from vitzoo.cli._output import (
     fail,
     format_options,
     info,
-    millions,
     no_store_option,
+    number,
     render_table,
     warn,
 )
@@ -32,24 +30,20 @@ from vitzoo.errors import VitzooError
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
-def _num(digits: int) -> Any:
-    return lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
-
-
 # (key, header, formatter, priority): at 80 columns the highest priority numbers are left out first.
 BENCH_COLUMNS = [
     ("model", "model", None, 0),
     ("batch_size", "batch", None, 1),
     ("img_size", "res", None, 6),
     ("status", "status", None, 2),
-    ("img_per_s", "img/s", _num(2), 3),
-    ("latency_ms", "ms/batch p50", _num(1), 4),
-    ("latency_p90_ms", "p90", _num(1), 10),
-    ("latency_p99_ms", "p99", _num(1), 11),
-    ("memory_mib", "mem MiB", _num(0), 8),
-    ("gflops", "GFLOPs /img", _num(2), 7),
-    ("tflops", "TFLOP/s", _num(3), 9),
-    ("pct_peak", "% GEMM peak", _num(1), 5),
+    ("img_per_s", "img/s", number(2), 3),
+    ("latency_ms", "ms/batch p50", number(1), 4),
+    ("latency_p90_ms", "p90", number(1), 10),
+    ("latency_p99_ms", "p99", number(1), 11),
+    ("memory_mib", "mem MiB", number(0), 8),
+    ("gflops", "GFLOPs /img", number(2), 7),
+    ("tflops", "TFLOP/s", number(3), 9),
+    ("pct_peak", "% GEMM peak", number(1), 5),
 ]
 CONTENDED_COLUMN = ("contended", "busy CPU", lambda v: "yes" if v else "", 2.5)  # shown when a row is flagged
 
@@ -297,7 +291,7 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
         title = f"{env['backend']} (ONNX graph, fp32) · {env['device_name']} · {env['threads']} threads" + (
             f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else ""
         )
-    columns = BENCH_COLUMNS + ([("compile_s", "compile s", _num(1), 12)] if options.compile else [])
+    columns = BENCH_COLUMNS + ([("compile_s", "compile s", number(1), 12)] if options.compile else [])
     if busy:
         columns = [*columns, CONTENDED_COLUMN]
     emit(_rows_with_env(rows, env) if fmt != "table" else rows, fmt, columns, title)
@@ -312,7 +306,7 @@ def _distributed() -> bool:
 
 
 PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),
-                ("tflops", "TFLOP/s", _num(3))]  # fmt: skip
+                ("tflops", "TFLOP/s", number(3))]  # fmt: skip
 
 
 def _weights_sha256(name: str) -> str | None:
@@ -360,167 +354,3 @@ def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store
         PEAK_COLUMNS,
         title=f"GEMM peak {dtype} on {env['device_name']} ({env['threads']} threads): {result.tflops:.3f} TFLOP/s",
     )
-
-
-FLOPS_COLUMNS = [
-    ("model", "model", None),
-    ("img_size", "res", None),
-    ("params", "params (M)", millions),
-    ("gmacs", "GMACs (counted)", _num(3)),
-    ("gflops", "GFLOPs (= 2 x GMACs)", _num(3)),
-    ("gmacs_closed_form", "GMACs (closed form)", _num(3)),
-    ("agree", "agree", lambda v: "✓" if v else "✗"),
-]
-
-
-@click.command("flops", cls=Command)
-@click.argument("names", nargs=-1, required=True, metavar="NAME|PATTERN|FILE...")
-@click.option("--img-size", type=int, default=None, metavar="PX", help="Input resolution (default: the checkpoint's).")
-@click.option(
-    "--count-on",
-    type=click.Choice(["meta", "cpu"]),
-    default="meta",
-    show_default=True,
-    help="meta: no memory, instant; cpu: a real forward pass of one image.",
-)
-@db_option
-@no_store_option
-@format_options
-def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: str | None, no_store: bool, fmt: str):
-    """Compute per image: GMACs and GFLOPs (= 2 x GMACs), counted and in closed form.
-
-    NAME is a model (arch or arch.tag), a shell pattern ('vit-*') or a weight file (.safetensors, .npz, .bin,
-    .pth; its architecture is read from the file). MACs cover every conv and dense layer and the attention
-    matmuls (Q K^T and A V), counted with torch's FlopCounterMode (with the CPU SDPA kernel's formula added:
-    torch drops it) and checked against the closed form of each family.
-
-    \b
-    Examples:
-      vitzoo flops vit-b16                 # 17.56 GMACs at 224
-      vitzoo flops vit-b16 --img-size 384
-      vitzoo flops 'vit-*' --csv
-      vitzoo flops ./ti16.safetensors
-    """
-    import vitzoo
-    from vitzoo.flops import check_source, count_flops, is_file_source
-    from vitzoo.store import ResultStore, environment
-
-    expanded: list[str] = []
-    for name in names:
-        pattern = not is_file_source(name) and any(c in name for c in "*?[")
-        matches = vitzoo.list_models(name) if pattern else [name]
-        if not matches:
-            fail(f"no model matches {name!r}; see `vitzoo list`")
-        expanded += matches
-    for name in expanded:  # unknown names, missing files, bad sizes: before anything is counted
-        check_source(name, img_size=img_size)
-    store = None if no_store else ResultStore(db)  # a corrupt or foreign database is refused here
-    counts = [count_flops(n, img_size=img_size, device=count_on) for n in expanded]
-    rows = []
-    for c in counts:
-        d = c.as_dict()
-        d["gmacs_closed_form"] = c.macs_closed_form / 1e9
-        rows.append(d)
-        if not c.agree:
-            warn(f"{c.model}: counted {c.macs} MACs, closed form {c.macs_closed_form}")
-    if store is not None:
-        env = environment("cpu")
-        for d in rows:
-            store.add("flops", d["model"], {k: v for k, v in d.items() if k != "model"}, env)
-        info(f"{len(rows)} result(s) appended to {store.path}")
-    emit(rows, fmt, FLOPS_COLUMNS, "compute per image")
-
-
-RESULT_COLUMNS = [
-    ("id", "id", None, 0),
-    ("created", "created (UTC)", lambda v: str(v).replace("T", " ")[:19], 4),
-    ("kind", "kind", None, 2),
-    ("model", "model", None, 1),
-    ("summary", "result", None, 3),
-    ("env_device_name", "device", None, 5),
-    ("env_torch", "torch", None, 6),
-]
-
-
-def _summary(row: dict[str, Any]) -> str:
-    """The headline numbers of a result, whatever its kind."""
-    g = row.get
-    if row["kind"] == "bench" and row["model"] == "gemm-peak":
-        return f"{g('dtype')} GEMM peak {g('peak_tflops') or 0:.3f} TFLOP/s"
-    if row["kind"] == "bench":
-        if g("status") != "ok":
-            return f"batch {_int(g('batch_size'))} {g('dtype')}: {g('status')}"
-        pct = "" if g("pct_peak") is None else f", {g('pct_peak'):.0f}% peak"
-        pct += f" [{g('backend')}]" if g("backend") not in (None, "torch") else ""
-        busy = " (contended)" if _is_true(g("contended")) else ""
-        return (f"batch {_int(g('batch_size'))} {g('dtype')}: {g('img_per_s'):.2f} img/s, {g('latency_ms'):.1f} ms"
-                f"{pct}{busy}")  # fmt: skip
-    if row["kind"] == "flops":
-        return f"{g('img_size')} px: {g('gmacs'):.3f} GMACs, {g('gflops'):.3f} GFLOPs"
-    skip = {"id", "created", "kind", "model", "summary"}
-    items = [(k, v) for k, v in row.items() if k not in skip and not k.startswith("env_") and _scalar(v)]
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items[:4])
-
-
-def _int(v: Any) -> Any:
-    return int(v) if isinstance(v, float) and v.is_integer() else v
-
-
-def _scalar(v: Any) -> bool:
-    return isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and math.isnan(v))
-
-
-@click.command("results", cls=Command)
-@click.option(
-    "--kind",
-    type=click.Choice(["bench", "flops", "eval", "fewshot"]),
-    default=None,
-    help="Only results of this kind (default: all).",
-)
-@click.option(
-    "--model", "pattern", default=None, metavar="PATTERN", help="Shell pattern on the model name, e.g. 'vit-b*'."
-)
-@click.option("--last", type=click.IntRange(min=1), default=None, metavar="N", help="Only the last N results.")
-@db_option
-@format_options
-def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str | None, fmt: str) -> None:
-    """Show, filter and export the results database (bench, flops and eval results).
-
-    The table shows one headline per result; --json and --csv export every metric and the environment
-    (env_* columns). In Python: `vitzoo.store.ResultStore().query(kind=..., model=...)` (a DataFrame).
-    Reading never creates a file: a missing database is an error. Bench results measured while other
-    processes used the CPU are marked "(contended)".
-
-    \b
-    Examples:
-      vitzoo results
-      vitzoo results --kind bench --model 'vit-b*' --csv > bench.csv
-      vitzoo results --db other.sqlite --json
-    """
-    from vitzoo.store import ResultStore
-
-    store = ResultStore(db, readonly=True)
-    df = store.query(kind=kind, model=pattern)
-    if last is not None:
-        df = df.tail(last)
-    rows = [{k: (None if _is_nan(v) else v) for k, v in r.items()} for r in df.to_dict(orient="records")]
-    if fmt in ("json", "csv"):
-        emit(rows, fmt, [], "")
-        return
-    if not rows:
-        console.print(f"no results in {store.path}" + (" matching the filters" if kind or pattern else ""))
-        return
-    for r in rows:
-        r["summary"] = _summary(r)
-    render_table(rows, RESULT_COLUMNS, title=f"{len(rows)} result(s) in {store.path}")
-    busy = sum(1 for r in rows if r["kind"] == "bench" and _is_true(r.get("contended")))
-    if busy:
-        warn(f"{busy} bench result(s) were measured while other processes used the CPU (marked contended)")
-
-
-def _is_true(v: Any) -> bool:
-    return v is True or (isinstance(v, (int, float)) and not _is_nan(v) and bool(v))
-
-
-def _is_nan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)
