@@ -1,0 +1,178 @@
+"""What every export format shares: the result type, the destination checks, the staged write, the logit check."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitzoo.errors import VitzooError
+from vitzoo.models.layers import StdConv2d
+
+CHECK_BATCH = 3  # the check runs a batch size other than the traced one (2), so the dynamic axis is exercised
+
+
+class ExportError(VitzooError):
+    """A model that cannot be written in the requested format, a missing extra, or an unusable destination."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What ``export`` wrote and how it was checked."""
+
+    path: Path
+    format: str
+    model: str  # the loaded name (arch.tag) or file
+    img_size: int
+    num_classes: int
+    target: str  # what loads it: "onnxruntime 1.x (opset 20)", "transformers ViTForImageClassification", "timm ..."
+    checked_with: str  # the runtime the logits were compared in
+    max_rel_diff: float  # max |exported - vitzoo| / max |vitzoo| on a random batch
+    files: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)  # format-specific: timm name/kwargs/pretrained_cfg, opset
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-able)."""
+        return {"path": str(self.path), "format": self.format, "model": self.model, "img_size": self.img_size,
+                "num_classes": self.num_classes, "target": self.target, "checked_with": self.checked_with,
+                "max_rel_diff": self.max_rel_diff, "files": list(self.files), "info": self.info}  # fmt: skip
+
+
+_EXTRAS = {
+    "onnx": (("onnx", "onnxscript", "onnxruntime"), "pip install 'vitzoo[onnx]'"),
+    "transformers": (("transformers",), "pip install transformers"),
+    "timm": ((), ""),
+}
+
+
+def _require(format: str) -> None:
+    modules, how = _EXTRAS[format]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"exporting to {format} needs {', '.join(missing)}: {how}")
+
+
+def _check_destination(out: Path, format: str, force: bool) -> None:
+    """Refuse an existing OUT (without force), a wrong kind of path, or a parent that cannot be written."""
+    if format == "onnx" and out.suffix != ".onnx":
+        raise ExportError(f"{out}: an ONNX export must be a .onnx file")
+    if format == "timm" and out.suffix != ".safetensors":
+        raise ExportError(f"{out}: a timm export must be a .safetensors file")
+    if format == "transformers" and out.suffix in (".onnx", ".safetensors", ".bin"):
+        raise ExportError(f"{out}: a transformers export is a directory, not a {out.suffix} file")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise ExportError(f"{out} exists; pass --force (force=True) to overwrite it")
+        if format == "transformers" and not out.is_dir():
+            raise ExportError(f"{out} exists and is not a directory")
+        if format != "transformers" and out.is_dir():
+            raise ExportError(f"{out} is a directory")
+    parent = out.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ExportError(f"{out}: cannot write to {existing or parent}")
+
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A temporary directory beside ``out`` (same file system, so the final moves are renames); always removed."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except OSError as e:
+        raise ExportError(f"{out}: cannot write there ({e.strerror or e})") from None
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace(src: Path, dst: Path) -> None:
+    """Move a checked file or directory into place; an existing directory is swapped out, then removed."""
+    for f in [src, *src.iterdir()] if src.is_dir() else [src]:
+        f.chmod(0o755 if f.is_dir() else 0o644)  # staged under mkdtemp (0700); a shipped model is world-readable
+    if src.is_dir() and dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def _rel_diff(got: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |got - ref| / max |ref| (0 when both are exactly equal, e.g. a zero head)."""
+    if got.numel() != ref.numel():
+        raise ExportError(f"the export gives shape {tuple(got.shape)}, vitzoo {tuple(ref.shape)}")
+    got, ref = got.double().reshape(ref.shape), ref.double()
+    diff = (got - ref).abs().max().item()
+    scale = ref.abs().max().item()
+    return 0.0 if diff == 0 else diff / max(scale, 1e-30)
+
+
+def _verify(rel: float, tolerance: float, what: str) -> None:
+    if not rel <= tolerance:  # also catches NaN
+        raise ExportError(f"{what} disagrees with vitzoo: max relative logit difference {rel:.2e} > {tolerance:.0e}")
+
+
+def _reference(model: nn.Module, batch: int = CHECK_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random batch and vitzoo's logits for it (fp32, plain aten kernels)."""
+    size = model.config.img_size
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        return x, model(x)
+
+
+def standardized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The canonical state dict with every StdConv kernel replaced by the kernel it convolves with."""
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, StdConv2d):
+                sd[f"{name}.weight"] = m.standardized_weight().detach().contiguous()
+    return sd
+
+
+def _display(model: nn.Module) -> str:
+    return getattr(model, "name", None) or type(model).__name__
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's progress lines and warnings (library code never prints)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    hf_logging = None
+    if "transformers" in sys.modules:  # its "Loading weights" progress bar
+        from transformers.utils import logging as hf_logging
+
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        if hf_logging is not None and bar:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,128 @@
+"""transformers: a ``from_pretrained`` directory with the original numerics and the tag's preprocessor config."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitzoo.exporting._common import (
+    Exported,
+    ExportError,
+    _display,
+    _first_line,
+    _quiet,
+    _reference,
+    _rel_diff,
+    _replace,
+    _staging,
+    _verify,
+    standardized_state_dict,
+)
+from vitzoo.models import BiTConfig, ModelConfig
+from vitzoo.registry import Preprocess
+
+
+def transformers_config(config: ModelConfig) -> tuple[Any, str]:
+    """The transformers config (original numerics) and the class that loads it; ExportError where none can."""
+    import transformers
+
+    if isinstance(config, BiTConfig):
+        wf = config.width_factor
+        # BitConfig's width_factor only scales the stages, not the final norm and head: spell widths out instead.
+        hf = transformers.BitConfig(
+            layer_type="preactivation", embedding_size=64 * wf, depths=list(config.layers), width_factor=1,
+            hidden_sizes=[256 * wf * 2**i for i in range(len(config.layers))], global_padding=None,
+            embedding_dynamic_padding=False, num_labels=config.num_classes or 2,
+        )  # fmt: skip
+        return hf, "BitForImageClassification" if config.num_classes else "BitModel"
+    if config.backbone is not None:
+        if not hasattr(transformers, "ViTHybridForImageClassification"):
+            raise ExportError(
+                f"transformers {transformers.__version__} has no ViTHybrid (removed in transformers 5); "
+                "export hybrids to onnx or timm"
+            )
+        raise ExportError("exporting hybrids to transformers' ViTHybrid is not supported; export to onnx or timm")
+    if config.classifier != "token":
+        raise ExportError("transformers' ViT pools the class token only; a 'gap' model cannot be exported to it")
+    if config.representation_size and config.num_classes:
+        raise ExportError(
+            "transformers' ViTForImageClassification has no representation layer before its head; "
+            "drop it (--no-pre-logits) or export to onnx"
+        )
+    hf = transformers.ViTConfig(
+        hidden_size=config.width, num_hidden_layers=config.depth, num_attention_heads=config.num_heads,
+        intermediate_size=config.mlp_dim, image_size=config.img_size, patch_size=config.patch_size,
+        hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, qkv_bias=True, num_labels=config.num_classes or 2,
+        pooler_output_size=config.representation_size or config.width, pooler_act="tanh",
+    )  # fmt: skip
+    return hf, "ViTForImageClassification" if config.num_classes else "ViTModel"
+
+
+def preprocessor_config(pp: Preprocess) -> dict[str, Any]:
+    """``preprocessor_config.json`` for a checkpoint's preprocessing: ViTImageProcessor (resize to the square) or
+    BitImageProcessor (shorter side to size / crop_pct, centre crop), PIL resampling codes."""
+    common = {"do_resize": True, "resample": 3 if pp.interpolation == "bicubic" else 2, "do_rescale": True,
+              "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(pp.mean),
+              "image_std": list(pp.std)}  # fmt: skip
+    if pp.resize == "squash":
+        return {"image_processor_type": "ViTImageProcessor", **common, "size": {"height": pp.img_size,
+                "width": pp.img_size}}  # fmt: skip
+    return {"image_processor_type": "BitImageProcessor", **common, "do_convert_rgb": True,
+            "size": {"shortest_edge": math.floor(pp.img_size / pp.crop_pct)}, "do_center_crop": True,
+            "crop_size": {"height": pp.img_size, "width": pp.img_size}}  # fmt: skip
+
+
+def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) -> Exported:
+    import transformers
+    from safetensors.torch import save_file
+
+    from vitzoo.convert.torch_formats import canonical_to_transformers
+
+    config = model.config
+    hf_config, cls_name = transformers_config(config)
+    hf_config.architectures = [cls_name]
+    bit = isinstance(config, BiTConfig)
+    tensors = canonical_to_transformers(standardized_state_dict(model), bit)
+    with _staging(out) as tmp:
+        staged = tmp / out.name
+        staged.mkdir()
+        hf_config.save_pretrained(staged)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(staged / "model.safetensors"),
+                  metadata={"format": "pt"})  # fmt: skip
+        (staged / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(pp), indent=2) + "\n")
+        cls = getattr(transformers, cls_name)
+        kwargs = {"add_pooling_layer": False} if cls_name == "ViTModel" and not config.representation_size else {}
+        try:
+            with _quiet():
+                hf, info = cls.from_pretrained(staged, output_loading_info=True, **kwargs)
+        except Exception as e:
+            raise ExportError(f"{out}: transformers cannot load the export: {_first_line(e)}") from None
+        bad = [k for key in ("missing_keys", "unexpected_keys", "mismatched_keys") for k in info.get(key) or ()]
+        if bad:
+            raise ExportError(f"{out}: transformers did not take every weight ({len(bad)} keys, e.g. {bad[0]})")
+        x, ref = _reference(model)
+        with torch.inference_mode():
+            output = hf.eval()(pixel_values=x)
+        got = output.logits if config.num_classes else _features(output, config)
+        rel = _rel_diff(got, ref)
+        _verify(rel, tolerance, f"transformers {cls_name}")
+        files = tuple(sorted(p.name for p in staged.iterdir()))
+        _replace(staged, out)
+    processor = preprocessor_config(pp)["image_processor_type"]
+    return Exported(out, "transformers", _display(model), config.img_size, config.num_classes,
+                    f"transformers {cls_name}", f"transformers {transformers.__version__}", rel, files,
+                    {"class": cls_name, "image_processor": processor})  # fmt: skip
+
+
+def _features(output: Any, config: ModelConfig) -> torch.Tensor:
+    """vitzoo's head-less output in a transformers ViTModel / BitModel output."""
+    if isinstance(config, BiTConfig):
+        return output.pooler_output.flatten(1)
+    if config.representation_size:
+        return output.pooler_output
+    return output.last_hidden_state[:, 0]
