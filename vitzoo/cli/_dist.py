@@ -41,7 +41,8 @@ def scale_out(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args: Any, nproc: int | None, dist_timeout: float | None, **kwargs: Any) -> Any:
-        from vitzoo.distributed import SPAWNED, launch_info, resolve_timeout
+        from vitzoo.distributed import launch_info, resolve_timeout
+        from vitzoo.spawn import SPAWNED
 
         launch = launch_info()
         if dist_timeout is not None:
@@ -63,7 +64,7 @@ def scale_out(func: Callable) -> Callable:
 
 
 def _spawn(nproc: int, timeout: float | None) -> None:
-    from vitzoo.distributed import SPOKE, spawn
+    from vitzoo.spawn import SPOKE, spawn
 
     args = click.get_current_context().meta.get("vitzoo.args")
     if args is None:
@@ -109,7 +110,7 @@ def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float
 
 def _said_why() -> None:
     """Rank 0 has printed why the run failed: the ``--nproc`` parent (``SPOKE`` file) then adds nothing."""
-    from vitzoo.distributed import SPOKE
+    from vitzoo.spawn import SPOKE
 
     if os.environ.get(SPOKE):
         Path(os.environ[SPOKE]).touch()
