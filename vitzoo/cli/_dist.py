@@ -20,7 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.markup import escape
@@ -80,7 +80,7 @@ def _spawn(nproc: int, timeout: float | None) -> None:
     fail(f"{failures[0].describe()}; the other ranks were stopped")
 
 
-def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float | None) -> Any:
+def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float | None) -> NoReturn:
     from vitzoo.distributed import agree, finish_together, launch_info, process_group, rank_device, report_failure
 
     launch = launch_info()
@@ -90,9 +90,8 @@ def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float
         try:
             if isinstance(kwargs.get("device"), str):
                 kwargs["device"] = rank_device(kwargs["device"], launch)
-            out = func(*args, **kwargs)
+            func(*args, **kwargs)
             agree(lambda: None, "finishing")
-            return out
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and e.code in (0, None)):
                 raise
@@ -105,7 +104,20 @@ def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float
                     fail(escape(str(error)))  # torch's messages hold [brackets] that rich would read as markup
                 _said_why()
             finish_together(main_first=launch.is_main)
-            sys.exit(1)
+            _leave(1)
+        _leave(0)
+
+
+def _leave(code: int) -> NoReturn:
+    """End this rank now: flush, then ``os._exit``, inside the process group.
+
+    A normal exit tears gloo and the c10d store down in C++ destructors, which has been seen to abort a rank
+    ("terminate called without an active exception", SIGABRT) after its work was done and recorded, turning a
+    good run into a failed one. Everything the command writes is written and flushed by now.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _said_why() -> None:
