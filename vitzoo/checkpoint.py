@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from vitzoo.errors import VitzooError
+from vitzoo.files import unwritable_reason
 from vitzoo.models import BiTConfig, HybridConfig, ModelConfig, ViTConfig
 
 FORMAT_VERSION = "1"
@@ -129,29 +130,6 @@ def default_file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
-
-
-def unwritable_reason(dst: str | os.PathLike) -> str | None:
-    """Why no file can be written at ``dst`` (None if one can), found before any work starts.
-
-    Missing folders count as writable when the nearest existing one is (they are created on write); the
-    check creates and removes a probe file there, so read-only mounts, ``/proc`` and permissions all count.
-    """
-    dst = Path(dst)
-    if dst.is_dir():
-        return "is a directory"
-    folder = dst.parent
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is not a directory"
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".vitzoo-probe-")
-    except OSError as e:
-        return f"cannot write in {folder} ({e.strerror or type(e).__name__})"
-    os.close(fd)
-    os.remove(probe)
-    return None
 
 
 def check_writable(dst: str | os.PathLike) -> None:

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from vitzoo.env import environment
 from vitzoo.errors import ConfigError, VitzooError
+from vitzoo.files import nearest_existing, probe_folder
 
 if TYPE_CHECKING:
     import pandas
@@ -318,11 +318,7 @@ def validate_output_db(path: str | os.PathLike | None = None) -> Path:
             raise VitzooError(f"results database {target} is not writable")
         _probe_folder(target.parent, f"results database {target}")  # SQLite's -wal/-shm files go beside it
         return store.path
-    parent = target.parent
-    while not parent.exists():
-        if parent == parent.parent:
-            break
-        parent = parent.parent
+    parent = nearest_existing(target.parent)
     if not parent.is_dir():
         raise VitzooError(f"cannot create results database {target}: {parent} is not a directory")
     _probe_folder(parent, f"cannot create results database {target}")
@@ -330,10 +326,7 @@ def validate_output_db(path: str | os.PathLike | None = None) -> Path:
 
 
 def _probe_folder(folder: Path, what: str) -> None:
-    """Raise unless a file can be created in ``folder``: tried with a nameless temporary file, gone at close,
-    because ``os.access`` says yes to root even on /proc or a read-only mount."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise VitzooError(f"{what}: {folder} is not writable ({e.strerror})") from None
+    """Raise unless a file can be created in ``folder`` (``vitzoo.files.probe_folder``: tried, since ``os.access``
+    says yes to root even on /proc or a read-only mount)."""
+    if why := probe_folder(folder):
+        raise VitzooError(f"{what}: {folder} is not writable ({why})")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import click
 
 from vitzoo.errors import VitzooError
+from vitzoo.files import nearest_existing, probe_folder
 
 
 def _option(param: click.Parameter) -> str:
@@ -48,22 +48,12 @@ def fraction(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def _nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def _probe(folder: Path, what: str) -> None:
-    """Raise unless a file can be created in the existing ``folder`` (tried, not guessed: root ignores modes)."""
+    """Raise unless a file can be created in the existing ``folder`` (``vitzoo.files.probe_folder``)."""
     if not folder.is_dir():
         raise VitzooError(f"cannot write {what}: {folder} is not a directory")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vitzoo-probe-")
-    except OSError as e:
-        raise VitzooError(f"cannot write {what}: {folder} is not writable ({e.strerror or e})") from None
-    os.close(fd)
-    os.remove(tmp)
+    if why := probe_folder(folder):
+        raise VitzooError(f"cannot write {what}: {folder} is not writable ({why})")
 
 
 def check_new_file(path: str | os.PathLike, what: str) -> Path:
@@ -73,7 +63,7 @@ def check_new_file(path: str | os.PathLike, what: str) -> Path:
         raise VitzooError(f"{what} needs a path, not ''")
     if p.is_dir():
         raise VitzooError(f"{what} {p} is a directory, not a file")
-    _probe(_nearest_existing(p.parent), what)
+    _probe(nearest_existing(p.parent), what)
     return p
 
 
@@ -84,7 +74,7 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
         raise VitzooError(f"{what} needs a path, not ''")
     if p.exists() and not p.is_dir():
         raise VitzooError(f"cannot write {what}: {p} exists and is not a directory")
-    _probe(_nearest_existing(p), what)
+    _probe(nearest_existing(p), what)
     return p
 
 
