@@ -13,7 +13,6 @@ from PIL import Image
 from vitzoo.data import (
     collate,
     default_preprocess,
-    describe_preprocess,
     flat_folder,
     hf_dataset,
     image_folder,
@@ -26,7 +25,7 @@ from vitzoo.data import (
 )
 from vitzoo.errors import VitzooError
 from vitzoo.imagenet import IMAGENET_SYNSETS, synset_to_index
-from vitzoo.registry import Preprocess
+from vitzoo.registry import Preprocess, describe_preprocess
 
 skdata = pytest.importorskip("skimage.data")
 

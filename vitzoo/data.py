@@ -418,18 +418,6 @@ def open_dataset(
     return flat_folder(path, labels_file) if labels_file else image_folder(path)
 
 
-def describe_preprocess(pp: Preprocess) -> str:
-    """One line: how images are prepared, e.g. 'shorter side 426, centre crop 384, bicubic, mean 0.5 std 0.5'."""
-    if pp.resize == "tf":
-        geometry = f"resize to {pp.img_size}x{pp.img_size} as vit_jax (no antialiasing)"
-    elif pp.resize == "squash":
-        geometry = f"resize to {pp.img_size}x{pp.img_size}"
-    else:
-        geometry = f"shorter side {math.floor(pp.img_size / pp.crop_pct)}, centre crop {pp.img_size}"
-    nums = lambda v: ",".join(f"{x:g}" for x in v) if len(set(v)) > 1 else f"{v[0]:g}"  # noqa: E731
-    return f"{geometry}, {pp.interpolation}, mean {nums(pp.mean)} std {nums(pp.std)}"
-
-
 def override_preprocess(pp: Preprocess, *, img_size: int | None = None, crop_pct: float | None = None) -> Preprocess:
     """``pp`` with the CLI's --img-size / --crop-pct applied (a crop_pct < 1 implies the 'shorter' policy)."""
     changes: dict[str, Any] = {}

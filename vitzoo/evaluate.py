@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitzoo.data import Batch, ImageDataset, describe_preprocess, make_loader
+from vitzoo.data import Batch, ImageDataset, make_loader
 from vitzoo.errors import VitzooError
 from vitzoo.imagenet import NUM_IMAGENET_CLASSES
-from vitzoo.registry import Preprocess
+from vitzoo.registry import Preprocess, describe_preprocess
 
 Progress = Callable[[int, int], None]  # (images done, total images)
 

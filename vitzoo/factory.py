@@ -11,7 +11,7 @@ from vitzoo.analytic import count_macs, count_params
 from vitzoo.catalog import REGISTRY
 from vitzoo.errors import ConfigError
 from vitzoo.models import BiTConfig, ModelConfig, ViTConfig, build_model
-from vitzoo.registry import HubFile, ModelSpec, Source, Weights
+from vitzoo.registry import HubFile, ModelSpec, Source, Weights, describe_preprocess
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -135,6 +135,7 @@ def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
         "url": weights.url,
         "sources": [source_info(s) for s in weights.sources],
         "preprocess": {
+            "description": describe_preprocess(pp),
             "resize": pp.resize,
             "crop_pct": pp.crop_pct,
             "interpolation": pp.interpolation,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,18 @@ class Preprocess:
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # the originals all map [0, 1] to [-1, 1]
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
+def describe_preprocess(pp: Preprocess) -> str:
+    """One line: how images are prepared, e.g. 'shorter side 426, centre crop 384, bicubic, mean 0.5 std 0.5'."""
+    if pp.resize == "tf":
+        geometry = f"resize to {pp.img_size}x{pp.img_size} as vit_jax (no antialiasing)"
+    elif pp.resize == "squash":
+        geometry = f"resize to {pp.img_size}x{pp.img_size}"
+    else:
+        geometry = f"shorter side {math.floor(pp.img_size / pp.crop_pct)}, centre crop {pp.img_size}"
+    nums = lambda v: ",".join(f"{x:g}" for x in v) if len(set(v)) > 1 else f"{v[0]:g}"  # noqa: E731
+    return f"{geometry}, {pp.interpolation}, mean {nums(pp.mean)} std {nums(pp.std)}"
 
 
 @dataclass(frozen=True)

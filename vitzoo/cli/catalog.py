@@ -128,10 +128,7 @@ def info_cmd(name: str, fmt: str) -> None:
         notes = [f"top-1 {', '.join(accs)}"] if accs else []
         notes += [tag["notes"]] if tag["notes"] else []
         pp = tag["preprocess"]
-        notes.append(
-            f"preprocess: {pp['resize']} to {tag['img_size']} (crop_pct {pp['crop_pct']}), {pp['interpolation']}, "
-            f"mean {pp['mean']}, std {pp['std']}"
-        )
+        notes.append(f"preprocess: {pp['description']}")
         sources = "; ".join(f"{i}. {s['label']} ({s['format']})" for i, s in enumerate(tag["sources"], 1))
         notes.append(f"sources, in order: {sources}")
         console.print(f"[bold]{tag['tag']}[/]: " + "; ".join(notes), highlight=False, soft_wrap=True)

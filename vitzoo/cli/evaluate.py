@@ -254,7 +254,7 @@ def _precheck(name: str, data, img_size: int | None) -> None:
 
 
 def _describe(pp) -> str:
-    from vitzoo.data import describe_preprocess
+    from vitzoo.registry import describe_preprocess
 
     return describe_preprocess(pp)
 
