@@ -6,7 +6,7 @@ under torch.compile; ONNX Runtime (and OpenVINO, where installed) running the gr
 writes. All get the same random weights (vitzoo's fused qkv split into HF's query/key/value) and are checked to
 give the same logits before anything is timed. Runs are interleaved: each round times every engine in turn (the
 order alternates between rounds), so load changes on the machine hit all of them alike; the table reports the
-median over rounds. The GEMM roofline (vitzoo.peak) is measured before and after, and the load average and the
+median over rounds. The GEMM roofline (vitzoo.measure.peak) is measured before and after, and the load average and the
 CPU's instruction set are recorded with the result. bf16 runs only where the CPU has native bf16 (AVX512-BF16 or
 AMX); ONNX Runtime and OpenVINO are timed in fp32 only.
 
@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 
 import vitzoo
-from vitzoo.analytic import count_macs
-from vitzoo.env import environment
-from vitzoo.loading import DTYPES
+from vitzoo.measure.env import environment
+from vitzoo.measure.peak import measure_gemm_peak
 from vitzoo.models.layers import set_fused_kernels
-from vitzoo.peak import measure_gemm_peak
+from vitzoo.weights.loading import DTYPES
+from vitzoo.zoo.analytic import count_macs
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -107,8 +107,8 @@ def native_bf16() -> bool:
 
 def onnx_engines(model: torch.nn.Module, threads: int) -> dict:
     """ONNX Runtime (and OpenVINO) running vitzoo's exported graph of ``model`` (fp32), as numpy callables."""
-    from vitzoo.backends import OpenVinoRunner, OrtRunner
-    from vitzoo.bench import BenchOptions
+    from vitzoo.measure.backends import OpenVinoRunner, OrtRunner
+    from vitzoo.measure.bench import BenchOptions
 
     engines = {}
     options = BenchOptions(backend="onnxruntime", threads=threads, gemm_peak=False)

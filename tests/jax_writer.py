@@ -1,6 +1,6 @@
 """Test helper: write a canonical state dict back in the original JAX layouts (vit_jax and big_transfer .npz).
 
-Written independently of vitzoo.convert (from formats.md's tables), so that model -> npz -> convert is a real
+Written independently of vitzoo.weights.convert (from formats.md's tables), so that model -> npz -> convert is a real
 round trip of the converter.
 """
 

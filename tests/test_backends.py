@@ -10,13 +10,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from vitzoo import peak
-from vitzoo.backends import OrtRunner, backend_version
-from vitzoo.bench import BenchOptions, bench_models
 from vitzoo.cli import main
 from vitzoo.errors import ConfigError
-from vitzoo.peak import GemmPeak
-from vitzoo.store import ResultStore
+from vitzoo.measure import peak
+from vitzoo.measure.backends import OrtRunner, backend_version
+from vitzoo.measure.bench import BenchOptions, bench_models
+from vitzoo.measure.peak import GemmPeak
+from vitzoo.measure.store import ResultStore
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -89,7 +89,7 @@ def test_cli_header_store_and_results_name_the_backend(tmp_path, monkeypatch):
 
 
 def test_tradeoff_takes_the_throughput_of_one_backend(tmp_path):
-    from vitzoo.tradeoff import build_tradeoff
+    from vitzoo.evaluate.tradeoff import build_tradeoff
 
     store = ResultStore(tmp_path / "r.sqlite")
     row = {"status": "ok", "device": "cpu", "dtype": "fp32", "img_size": 224}

@@ -11,16 +11,16 @@ from click.testing import CliRunner
 from torch import nn
 
 import vitzoo
-import vitzoo.bench as bench
-import vitzoo.peak as peak
-from vitzoo.analytic import count_macs
-from vitzoo.bench import BenchOptions, bench_models, benchmark_model, parse_batch_sizes
+import vitzoo.measure.bench as bench
+import vitzoo.measure.peak as peak
 from vitzoo.cli import main
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.factory import resolve_config
+from vitzoo.measure.bench import BenchOptions, bench_models, benchmark_model, parse_batch_sizes
+from vitzoo.measure.peak import CudaMemoryMeter, CudaTimer, GemmPeak, is_oom, measure_gemm_peak, resolve_device
+from vitzoo.measure.store import ResultStore
+from vitzoo.models.factory import resolve_config
 from vitzoo.models.layers import onednn_linear_supports, set_fused_kernels
-from vitzoo.peak import CudaMemoryMeter, CudaTimer, GemmPeak, is_oom, measure_gemm_peak, resolve_device
-from vitzoo.store import ResultStore
+from vitzoo.zoo.analytic import count_macs
 
 TINY = {"warmup": 1, "iters": 2, "rounds": 2, "gemm_peak": False}
 
@@ -368,18 +368,18 @@ def test_fused_bf16_matches_aten_bf16():
 
 def test_fused_flag_falls_back_to_aten_where_onednn_lacks_the_dtype(monkeypatch):
     """What an AVX2 CPU does in bf16, simulated for every dtype on any CPU: the fused flag computes aten's result."""
-    import vitzoo.cpu
+    import vitzoo.measure.cpu
     import vitzoo.models.layers as layers
 
     monkeypatch.setattr(layers, "onednn_linear_supports", lambda dtype: False)
-    monkeypatch.setattr(vitzoo.cpu, "onednn_linear_supports", lambda dtype: False)
+    monkeypatch.setattr(vitzoo.measure.cpu, "onednn_linear_supports", lambda dtype: False)
     model = vitzoo.create("testing", num_classes=0).eval()
     x = torch.randn(2, 3, 224, 224)
     with torch.inference_mode():
         reference = model(x)
         assert torch.equal(set_fused_kernels(model, True)(x), reference)
     assert not any("_packed" in m.__dict__ for m in model.modules())  # the oneDNN path was never taken
-    fused, why = vitzoo.cpu.fused_kernels(True, device="cpu", dtype="bf16")
+    fused, why = vitzoo.measure.cpu.fused_kernels(True, device="cpu", dtype="bf16")
     assert not fused and "AVX-512" in why
 
 
@@ -394,7 +394,7 @@ def test_fused_flag_falls_back_to_aten_where_onednn_lacks_the_dtype(monkeypatch)
     ],
 )
 def test_why_the_fused_kernels_do_not_run(kwargs, reason):
-    from vitzoo.cpu import fused_kernels
+    from vitzoo.measure.cpu import fused_kernels
 
     args = {"requested": True, "device": "cpu", "dtype": "fp32", **kwargs}
     requested = args.pop("requested")
@@ -413,7 +413,7 @@ def test_why_the_fused_kernels_do_not_run(kwargs, reason):
     ],
 )
 def test_low_precision_warning_follows_the_isa(monkeypatch, flags, onednn, expected):
-    import vitzoo.cpu as cpu
+    import vitzoo.measure.cpu as cpu
 
     monkeypatch.setattr(cpu, "onednn_linear_supports", lambda dtype: onednn)
     warning = cpu.low_precision_warning("bf16", "cpu", flags=frozenset(flags))
@@ -423,7 +423,7 @@ def test_low_precision_warning_follows_the_isa(monkeypatch, flags, onednn, expec
 
 
 def test_this_cpus_flags_are_read():
-    from vitzoo.cpu import cpu_flags, native_dtype
+    from vitzoo.measure.cpu import cpu_flags, native_dtype
 
     flags = cpu_flags()
     if flags is None:
@@ -433,7 +433,7 @@ def test_this_cpus_flags_are_read():
 
 
 class FakeClocks:
-    """Stands in for ``time`` in vitzoo.cpu: wall and own-CPU clocks the test moves."""
+    """Stands in for ``time`` in vitzoo.measure.cpu: wall and own-CPU clocks the test moves."""
 
     def __init__(self) -> None:
         self.wall = self.own = 0.0
@@ -450,7 +450,7 @@ class FakeClocks:
     [(2, 2.0, 0.0, False), (2, 2.0, 0.3, False), (2, 1.0, 1.0, True), (8, 8.0, 1.5, False), (8, 6.0, 2.0, True)],
 )
 def test_contention_is_other_processes_cpu_time(monkeypatch, threads, own, others, contended):
-    import vitzoo.cpu as cpu
+    import vitzoo.measure.cpu as cpu
 
     clocks = FakeClocks()
     busy = iter([100.0, 100.0 + own + others])
@@ -464,7 +464,7 @@ def test_contention_is_other_processes_cpu_time(monkeypatch, threads, own, other
 
 
 def test_short_runs_fall_back_to_the_load_average(monkeypatch):
-    import vitzoo.cpu as cpu
+    import vitzoo.measure.cpu as cpu
 
     monkeypatch.setattr(cpu, "_allowed_cpus", lambda: {0, 1})
     assert cpu.is_contended(5.0, 2, load=1.0, seconds=0.01) is False  # 10 ms: /proc/stat ticks cannot tell
@@ -549,7 +549,7 @@ def test_iter_bench_yields_each_model_before_building_the_next(monkeypatch):
 
 
 def test_weight_files_are_benchmarked_and_checked(tmp_path):
-    from vitzoo.checkpoint import save_vitzoo
+    from vitzoo.weights.checkpoint import save_vitzoo
 
     model = vitzoo.create("testing")
     path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)

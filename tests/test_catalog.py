@@ -13,9 +13,9 @@ import torch
 from click.testing import CliRunner
 
 import vitzoo
-from vitzoo.catalog import REGISTRY
 from vitzoo.cli import main
-from vitzoo.registry import HubFile, UrlFile
+from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.registry import HubFile, UrlFile
 
 TAGS = [(spec, w) for spec in REGISTRY for w in spec.weights]
 IDS = [f"{spec.name}.{w.tag}" for spec, w in TAGS]
@@ -158,7 +158,7 @@ def test_list_all_and_info_show_every_tag_and_source():
 
 
 def test_tradeoff_tags_all_shows_every_checkpoint_of_a_family():
-    from vitzoo.tradeoff import build_tradeoff
+    from vitzoo.evaluate.tradeoff import build_tradeoff
 
     rows = build_tradeoff(["vit-b16"], tags="all")
     assert {r.model for r in rows} == {f"vit-b16.{w.tag}" for w in REGISTRY.get("vit-b16").weights if w.accuracy}

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from torch import nn
 
 import vitzoo
-import vitzoo.bench as bench
 import vitzoo.cli._output as output
-from vitzoo.checkpoint import save_vitzoo
+import vitzoo.measure.bench as bench
 from vitzoo.cli import main
-from vitzoo.peak import GemmPeak
-from vitzoo.store import ResultStore
+from vitzoo.measure.peak import GemmPeak
+from vitzoo.measure.store import ResultStore
+from vitzoo.weights.checkpoint import save_vitzoo
 
 FAST = ["--warmup", "0", "--iters", "1", "--rounds", "1", "--img-size", "32"]
 
@@ -172,14 +172,14 @@ def test_bench_header_says_which_kernels_ran(files, monkeypatch):
     else:
         assert "aten kernels (no oneDNN bf16 linear on this" in out.stdout
         assert "kernels: aten" in out.stderr
-    from vitzoo.cpu import low_precision_warning
+    from vitzoo.measure.cpu import low_precision_warning
 
     warning = low_precision_warning("bf16")
     assert (warning is None) or out.stderr.count(warning) == 1
 
 
 def test_contended_results_are_flagged(files, monkeypatch):
-    import vitzoo.cpu as cpu
+    import vitzoo.measure.cpu as cpu
 
     monkeypatch.setattr(cpu, "is_contended", lambda *a, **k: True)
     monkeypatch.setattr(output.console, "width", 200)

@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from test_evaluate import K, build_folder, colour_model, reference_scores, solid
 
-from vitzoo.checkpoint import save_vitzoo
 from vitzoo.cli import main
-from vitzoo.data import preprocess_image
-from vitzoo.registry import Preprocess
-from vitzoo.store import ResultStore
+from vitzoo.evaluate.data import preprocess_image
+from vitzoo.measure.store import ResultStore
+from vitzoo.weights.checkpoint import save_vitzoo
+from vitzoo.zoo.registry import Preprocess
 
 
 @pytest.fixture(autouse=True)
@@ -235,7 +235,7 @@ def test_tradeoff_cli(tmp_path):
 def test_registry_name_uses_its_preprocessing_and_feeds_tradeoff(tmp_path, monkeypatch):
     """`eval NAME`: the checkpoint's registry preprocessing; a full ImageNet-1k run becomes the measured top-1."""
     import vitzoo
-    from vitzoo.imagenet import IMAGENET_SYNSETS
+    from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS
 
     calls = []
 

@@ -13,11 +13,11 @@ from reference import CASES, inputs, logits, write_npz
 from safetensors.torch import save_file
 
 import vitzoo
-from vitzoo.checkpoint import save_vitzoo
 from vitzoo.cli import main
-from vitzoo.convert import convert_file
-from vitzoo.convert.torch_formats import canonical_to_timm, canonical_to_transformers
 from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model
+from vitzoo.weights.checkpoint import save_vitzoo
+from vitzoo.weights.convert import convert_file
+from vitzoo.weights.convert.torch_formats import canonical_to_timm, canonical_to_transformers
 
 # Max relative error (max |diff| / max |ref|) against the original flax code. The two plain ViTs reproduce to
 # < 1e-6. The hybrid's residual (2.0e-5) is the reference's own float32 rounding in its ResNet: our float64
@@ -256,7 +256,7 @@ def test_convert_adapts_resolution_and_head(tiny_npz):
     assert (
         _run("convert", save_npz(arrays, tmp / "m.npz"), out, "--img-size", "48", "--num-classes", "9").exit_code == 0
     )
-    with pytest.warns(vitzoo.loading.ZeroHeadWarning, match="all zeros"):  # a fresh zero head, as the paper
+    with pytest.warns(vitzoo.weights.loading.ZeroHeadWarning, match="all zeros"):  # a fresh zero head, as the paper
         model = vitzoo.load(out)
     assert model.config.img_size == 48 and model.config.num_classes == 9
     assert not model.head.weight.any()

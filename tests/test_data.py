@@ -1,4 +1,4 @@
-"""vitzoo.data: preprocessing against Pillow by hand, ImageFolder / flat folder / HF datasets, unreadable files."""
+"""vitzoo.evaluate.data: preprocessing against Pillow by hand, image folders, flat folders, HF datasets, bad files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vitzoo.data import (
+from vitzoo.errors import VitzooError
+from vitzoo.evaluate.data import (
     collate,
     default_preprocess,
     flat_folder,
@@ -23,9 +24,8 @@ from vitzoo.data import (
     tf_resize,
     validate_preprocess,
 )
-from vitzoo.errors import VitzooError
-from vitzoo.imagenet import IMAGENET_SYNSETS, synset_to_index
-from vitzoo.registry import Preprocess, describe_preprocess
+from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, synset_to_index
+from vitzoo.zoo.registry import Preprocess, describe_preprocess
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -272,8 +272,8 @@ def test_hf_dataset_from_disk(tmp_path):
 
 def _tiny_vit_file(path, img_size=32, num_classes=2, **metadata):
     """A vitzoo file of the registry's `testing` architecture (optionally naming where it came from)."""
-    from vitzoo.checkpoint import save_vitzoo
     from vitzoo.models import ViTConfig, build_model
+    from vitzoo.weights.checkpoint import save_vitzoo
 
     config = ViTConfig(16, 10, 1, 2, 10, img_size=img_size, num_classes=num_classes)
     model = build_model(config)
@@ -286,8 +286,8 @@ def test_every_entry_point_feeds_the_model_the_same_tensor(tmp_path, pp):
     """eval, fewshot, inspect (library and CLI) and model.preprocess: one photo, one tensor, bit for bit."""
     import vitzoo
     from vitzoo.cli.inspect import _load as inspect_load
-    from vitzoo.evaluate import evaluate
-    from vitzoo.fewshot import extract_features
+    from vitzoo.evaluate.accuracy import evaluate
+    from vitzoo.evaluate.fewshot import extract_features
     from vitzoo.inspection import load_images
 
     for name, cls in (("chelsea", "cats"), ("coffee", "cups")):
@@ -318,8 +318,8 @@ def test_every_entry_point_feeds_the_model_the_same_tensor(tmp_path, pp):
 
 def test_files_get_a_preprocessing_and_say_which(tmp_path):
     import vitzoo
-    from vitzoo.catalog import REGISTRY
     from vitzoo.models import ViTConfig, build_model
+    from vitzoo.zoo.catalog import REGISTRY
 
     plain = vitzoo.load(_tiny_vit_file(tmp_path / "plain.safetensors"))
     assert plain.preprocess == Preprocess(32, resize="tf")
@@ -334,7 +334,7 @@ def test_files_get_a_preprocessing_and_say_which(tmp_path):
     # `vitzoo convert URL` keeps the original URL: a registry tag's url names the tag
     _, w = REGISTRY.resolve("vit-ti16.augreg-in21k-ft-in1k")
     config = ViTConfig(16, 192, 12, 3, 768, img_size=32, num_classes=0)
-    from vitzoo.checkpoint import save_vitzoo
+    from vitzoo.weights.checkpoint import save_vitzoo
 
     path = save_vitzoo(tmp_path / "ti.safetensors", build_model(config).state_dict(), config, {"source": w.url})
     ti = vitzoo.load(path)

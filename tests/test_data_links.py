@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from vitzoo.data import image_folder
+from vitzoo.evaluate.data import image_folder
 
 
 def _image(path) -> None:

@@ -21,9 +21,10 @@ import pytest
 from click.testing import CliRunner
 from test_evaluate import build_folder, colour_model, photo, solid
 
-from vitzoo.checkpoint import save_vitzoo
 from vitzoo.cli import main
-from vitzoo.distributed import (
+from vitzoo.errors import VitzooError
+from vitzoo.measure.store import ResultStore
+from vitzoo.parallel.distributed import (
     Launch,
     agree,
     decode,
@@ -35,9 +36,8 @@ from vitzoo.distributed import (
     shard_dataset,
     shard_range,
 )
-from vitzoo.errors import VitzooError
-from vitzoo.sharded import _shard_progress
-from vitzoo.store import ResultStore
+from vitzoo.parallel.sharded import _shard_progress
+from vitzoo.weights.checkpoint import save_vitzoo
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = {"seconds", "images_per_s"}  # the only metrics allowed to differ from the single-process run
@@ -45,7 +45,7 @@ PER_PROCESS_ENV = {"world_size", "local_world_size", "threads"}
 INJECT = """
 import os
 if os.environ.get("FAIL_RANK") is not None and os.environ.get("RANK") == os.environ["FAIL_RANK"]:
-    import vitzoo.sharded
+    import vitzoo.parallel.sharded
 
     def count_hits(*args, **kwargs):
         if os.environ.get("FAIL_HOW") == "exit":
@@ -56,12 +56,13 @@ if os.environ.get("FAIL_RANK") is not None and os.environ.get("RANK") == os.envi
             time.sleep(3600)
         raise RuntimeError("injected failure")
 
-    vitzoo.sharded.count_hits = count_hits
+    vitzoo.parallel.sharded.count_hits = count_hits
 if os.environ.get("FAKE_GEMM_PEAK"):  # measuring the real roofline takes many seconds on a busy CPU
-    import vitzoo.bench
-    from vitzoo.peak import GemmPeak
+    import vitzoo.measure.bench
+    from vitzoo.measure.peak import GemmPeak
 
-    vitzoo.bench.gemm_peak = lambda device, dtype: GemmPeak("cpu", "fp32", 1, float(os.environ["FAKE_GEMM_PEAK"]), ())
+    fake = float(os.environ["FAKE_GEMM_PEAK"])
+    vitzoo.measure.bench.gemm_peak = lambda device, dtype: GemmPeak("cpu", "fp32", 1, fake, ())
 """
 
 
@@ -114,7 +115,7 @@ def test_rank0_progress_is_its_share_scaled_to_the_dataset():
 def test_one_process_needs_no_process_group(tmp_path):
     assert gather(lambda: {"a": 1}, "x") == [{"a": 1}] and agree(lambda: 7, "x") == 7
     build_folder(tmp_path)
-    from vitzoo.data import image_folder
+    from vitzoo.evaluate.data import image_folder
 
     data = image_folder(tmp_path)
     parts = [shard_dataset(data, Launch(r, 3), 5) for r in range(3)]

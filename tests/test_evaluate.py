@@ -1,4 +1,4 @@
-"""vitzoo.evaluate on real image files, with a hand-set ViT whose predictions are known exactly.
+"""vitzoo.evaluate.accuracy on real image files, with a hand-set ViT whose predictions are known exactly.
 
 The "colour model" is a ViT (patch 16, GAP) whose encoder block is the identity (all its weights zero),
 whose patch embedding writes each patch's mean colour v (and -v) into its token, so that the final
@@ -16,9 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vitzoo.data import flat_folder, image_folder, preprocess_image
 from vitzoo.errors import VitzooError
-from vitzoo.evaluate import (
+from vitzoo.evaluate.accuracy import (
     Counts,
     RunOptions,
     evaluate,
@@ -28,9 +27,10 @@ from vitzoo.evaluate import (
     run_batches,
     score_batch,
 )
-from vitzoo.imagenet import IMAGENET_SYNSETS
+from vitzoo.evaluate.data import flat_folder, image_folder, preprocess_image
+from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS
 from vitzoo.models import ViTConfig, build_model
-from vitzoo.registry import Preprocess
+from vitzoo.zoo.registry import Preprocess
 
 skdata = pytest.importorskip("skimage.data")
 

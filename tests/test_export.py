@@ -15,10 +15,10 @@ from hubcache import add_file, make_testing_checkpoint
 from PIL import Image
 
 import vitzoo
-from vitzoo.checkpoint import read_tensors, save_vitzoo
 from vitzoo.cli import main
 from vitzoo.exporting import ExportError, export, preprocessor_config, timm_model, timm_pretrained_cfg
 from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model
+from vitzoo.weights.checkpoint import read_tensors, save_vitzoo
 
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -147,7 +147,7 @@ def test_testing_model_by_name_to_transformers_with_its_preprocessing(offline_hu
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
     pixels = processor(images=image, return_tensors="pt")["pixel_values"]
     assert pixels.shape == (1, 3, 224, 224)
-    from vitzoo.data import preprocess_image
+    from vitzoo.evaluate.data import preprocess_image
 
     expected = preprocess_image(image, vitzoo.get_spec("testing").get_weights().preprocess)
     assert (pixels[0] - expected).abs().mean() < 0.05  # same resize, scale and normalisation (resamplers differ)

@@ -1,4 +1,4 @@
-"""vitzoo.fewshot: the closed-form least-squares solver, the per-class sampling, and features of real images."""
+"""vitzoo.evaluate.fewshot: the closed-form least-squares solver, the per-class sampling, features of real images."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from test_evaluate import PP, colour_model, solid
 
-from vitzoo.data import image_folder, preprocess_image
 from vitzoo.errors import VitzooError
-from vitzoo.fewshot import (
+from vitzoo.evaluate.data import image_folder, preprocess_image
+from vitzoo.evaluate.fewshot import (
     BIAS_CONSTANT,
     Features,
     check_shots,

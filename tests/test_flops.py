@@ -7,9 +7,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import vitzoo
-from vitzoo.analytic import count_macs
-from vitzoo.flops import count_flops, counted_macs
+from vitzoo.measure.flops import count_flops, counted_macs
 from vitzoo.models import ViTConfig, build_model
+from vitzoo.zoo.analytic import count_macs
 
 
 @pytest.mark.parametrize("name", vitzoo.list_models())
@@ -94,9 +94,9 @@ def test_fused_cpu_kernels_are_counted():
 
 
 def test_weight_files_are_counted_from_their_own_architecture(tmp_path, monkeypatch):
-    from vitzoo.checkpoint import save_vitzoo
     from vitzoo.errors import ConfigError
-    from vitzoo.flops import check_source, is_file_source
+    from vitzoo.measure.flops import check_source, is_file_source
+    from vitzoo.weights.checkpoint import save_vitzoo
 
     model = vitzoo.create("testing")
     path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from hubcache import add_file, make_testing_checkpoint
 
 import vitzoo
-import vitzoo.sources
-from vitzoo.checkpoint import CheckpointError
+import vitzoo.weights.sources
 from vitzoo.cli import main
-from vitzoo.hub import HubError
+from vitzoo.weights.checkpoint import CheckpointError
+from vitzoo.weights.hub import HubError
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_second_load_uses_the_converted_cache(offline_hub, monkeypatch):
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(vitzoo.sources, "convert_file", no_conversion)
+    monkeypatch.setattr(vitzoo.weights.sources, "convert_file", no_conversion)
     second = vitzoo.load("testing", img_size=32, dtype="bf16")
     assert path.stat().st_mtime_ns == stamp
     assert second.pos_embed.dtype == torch.bfloat16 and second.config.img_size == 32
@@ -181,10 +181,10 @@ def test_a_read_only_cache_still_serves_what_it_holds(offline_hub, monkeypatch):
         if path.is_dir():
             path.chmod(0o555)
     if os.geteuid() == 0:  # root writes anyway: make the probe see what a user would
-        monkeypatch.setattr(vitzoo.checkpoint, "unwritable_reason", lambda dst: "cannot write (read-only)")
+        monkeypatch.setattr(vitzoo.weights.checkpoint, "unwritable_reason", lambda dst: "cannot write (read-only)")
     try:
         assert vitzoo.load("testing").name == "testing.random-10cls"
-        assert vitzoo.hub.cache_problem("converted")  # the cache is seen as read-only, yet serves its files
+        assert vitzoo.weights.hub.cache_problem("converted")  # the cache is seen as read-only, yet serves its files
     finally:
         for path in [vz_cache, *vz_cache.rglob("*")]:
             if path.is_dir():

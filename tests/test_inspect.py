@@ -27,7 +27,7 @@ from vitzoo.inspection import (
     upsample_maps,
 )
 from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model
-from vitzoo.registry import Preprocess
+from vitzoo.zoo.registry import Preprocess
 
 
 def _vit(classifier: str = "token", depth: int = 3, img_size: int = 32, patch: int = 8) -> torch.nn.Module:

@@ -7,8 +7,8 @@ import re
 import pytest
 
 import vitzoo
-from vitzoo.catalog import REGISTRY, TESTING
-from vitzoo.registry import HubFile, ModelSpec, Preprocess, Registry, UnknownModelError, Weights
+from vitzoo.zoo.catalog import REGISTRY, TESTING
+from vitzoo.zoo.registry import HubFile, ModelSpec, Preprocess, Registry, UnknownModelError, Weights
 
 # The names the foundation issue fixes, in order.
 EXPECTED_NAMES = [

@@ -17,15 +17,15 @@ from click.testing import CliRunner
 from hubcache import COMMIT, add_file, make_testing_checkpoint
 
 import vitzoo
-import vitzoo.sources
-from vitzoo.catalog import TESTING
-from vitzoo.checkpoint import CheckpointError
+import vitzoo.weights.sources
 from vitzoo.cli import main
-from vitzoo.convert import Converted
-from vitzoo.lock import LockError, read_lock
 from vitzoo.models import build_model
-from vitzoo.registry import HubFile, ModelSpec, Preprocess, Registry, UrlFile, Weights
-from vitzoo.sources import SourceFallbackWarning, SourcesError, fetch_checkpoint, fit_to_registry
+from vitzoo.weights.checkpoint import CheckpointError
+from vitzoo.weights.convert import Converted
+from vitzoo.weights.lock import LockError, read_lock
+from vitzoo.weights.sources import SourceFallbackWarning, SourcesError, fetch_checkpoint, fit_to_registry
+from vitzoo.zoo.catalog import TESTING
+from vitzoo.zoo.registry import HubFile, ModelSpec, Preprocess, Registry, UrlFile, Weights
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -82,8 +82,8 @@ def zoo(tmp_path, monkeypatch):
     )
     registry = Registry()
     registry.register(ModelSpec("testing", "vit", TESTING.config, "test", tags, "random-10cls"))
-    monkeypatch.setattr(vitzoo.sources, "REGISTRY", registry)
-    monkeypatch.setattr(vitzoo.factory, "REGISTRY", registry)  # load() resolves the name up front too
+    monkeypatch.setattr(vitzoo.weights.sources, "REGISTRY", registry)
+    monkeypatch.setattr(vitzoo.models.factory, "REGISTRY", registry)  # load() resolves the name up front too
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(hf_cache))
     monkeypatch.setattr(hf, "ENDPOINT", server)  # online Hub requests come here (404), never to the internet
     monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", server + "/{repo_id}/resolve/{revision}/{filename}")
@@ -263,8 +263,8 @@ def test_a_representation_layer_the_registry_does_not_declare_is_refused():
 
 
 def test_results_record_the_sha256_of_the_weights_used(zoo, monkeypatch):
-    from vitzoo import peak
-    from vitzoo.store import ResultStore
+    from vitzoo.measure import peak
+    from vitzoo.measure.store import ResultStore
 
     monkeypatch.setattr(peak, "measure_gemm_peak", lambda *a, **k: peak.GemmPeak("cpu", "fp32", 2, 0.25, ()))
     peak._cached_peak.cache_clear()  # no real GEMM peak measurement in this test

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.store import ResultStore, default_db_path, environment, validate_output_db
+from vitzoo.measure.store import ResultStore, default_db_path, environment, validate_output_db
 
 ENV = {"host": "h", "torch": "2.x", "threads": 2}
 

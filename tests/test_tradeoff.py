@@ -1,4 +1,4 @@
-"""vitzoo.tradeoff / vitzoo.paper / vitzoo.plots: the join, the Pareto flags, Table 6 and the plot files."""
+"""vitzoo.evaluate.tradeoff, vitzoo.zoo.paper, vitzoo.evaluate.plots: the join, Pareto flags, Table 6, the plots."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vitzoo.analytic import count_macs, count_params
-from vitzoo.catalog import REGISTRY
 from vitzoo.errors import VitzooError
-from vitzoo.paper import CITATION, TABLE6
-from vitzoo.plots import plot_tradeoff
-from vitzoo.store import ResultStore
-from vitzoo.tradeoff import build_tradeoff, measured_accuracy, pareto_front, resolve_names
+from vitzoo.evaluate.plots import plot_tradeoff
+from vitzoo.evaluate.tradeoff import build_tradeoff, measured_accuracy, pareto_front, resolve_names
+from vitzoo.measure.store import ResultStore
+from vitzoo.zoo.analytic import count_macs, count_params
+from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.paper import CITATION, TABLE6
 
 B16 = "vit-b16.orig-in21k-ft-in1k"  # default tag of vit-b16, 224
 B16_384 = "vit-b16.orig-in21k-ft-in1k-384"
@@ -135,8 +135,8 @@ def test_plot_files(tmp_path):
 def test_plot_leaves_matplotlib_global_state_alone(tmp_path):
     """No pyplot, no backend switch: a user's interactive backend survives `plot_tradeoff` (fresh interpreter)."""
     code = (
-        "import sys, matplotlib; matplotlib.use('svg'); from vitzoo.plots import plot_tradeoff; "
-        "from vitzoo.tradeoff import build_tradeoff; "
+        "import sys, matplotlib; matplotlib.use('svg'); from vitzoo.evaluate.plots import plot_tradeoff; "
+        "from vitzoo.evaluate.tradeoff import build_tradeoff; "
         f"plot_tradeoff(build_tradeoff(['vit-b16', 'bit-r50x1']), {str(tmp_path / 'p')!r}); "
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend(); "
         "assert 'matplotlib.pyplot' not in sys.modules"

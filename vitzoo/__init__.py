@@ -22,21 +22,21 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 # Public name -> defining module. Imported on first use, so `import vitzoo.errors` (and `vitzoo --help`)
 # does not pay for torch.
 _API = {
-    "create": "vitzoo.factory",
-    "describe": "vitzoo.factory",
+    "create": "vitzoo.models.factory",
+    "describe": "vitzoo.models.factory",
     "export": "vitzoo.exporting",
-    "get_spec": "vitzoo.factory",
-    "list_models": "vitzoo.factory",
-    "load": "vitzoo.loading",
-    "UnknownModelError": "vitzoo.registry",
+    "get_spec": "vitzoo.models.factory",
+    "list_models": "vitzoo.models.factory",
+    "load": "vitzoo.weights.loading",
+    "UnknownModelError": "vitzoo.zoo.registry",
 }
 __all__ = ["UnknownModelError", "__version__", "create", "describe", "export", "get_spec", "list_models", "load"]
 
 if TYPE_CHECKING:
     from vitzoo.exporting import export
-    from vitzoo.factory import create, describe, get_spec, list_models
-    from vitzoo.loading import load
-    from vitzoo.registry import UnknownModelError
+    from vitzoo.models.factory import create, describe, get_spec, list_models
+    from vitzoo.weights.loading import load
+    from vitzoo.zoo.registry import UnknownModelError
 
 
 def __getattr__(name: str):

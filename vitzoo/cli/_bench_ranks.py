@@ -23,9 +23,9 @@ PARALLEL_COLUMNS = [
 
 def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, sweep: bool, columns: list) -> None:
     """Run the distributed benchmark on every rank; rank 0 stores and prints (``columns``: the bench table's)."""
-    from vitzoo.distributed import current
-    from vitzoo.env import environment
-    from vitzoo.sharded import bench_data_parallel, bench_sweep
+    from vitzoo.measure.env import environment
+    from vitzoo.parallel.distributed import current
+    from vitzoo.parallel.sharded import bench_data_parallel, bench_sweep
 
     launch = current()
     if sweep:

@@ -31,7 +31,7 @@ from vitzoo.errors import VitzooError
 
 def is_main() -> bool:
     """True on rank 0 (and in a single process): the rank that prints and writes to the results store."""
-    from vitzoo.distributed import current
+    from vitzoo.parallel.distributed import current
 
     return current().is_main
 
@@ -41,8 +41,8 @@ def scale_out(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args: Any, nproc: int | None, dist_timeout: float | None, **kwargs: Any) -> Any:
-        from vitzoo.distributed import launch_info, resolve_timeout
-        from vitzoo.spawn import SPAWNED
+        from vitzoo.parallel.distributed import launch_info, resolve_timeout
+        from vitzoo.parallel.spawn import SPAWNED
 
         launch = launch_info()
         if dist_timeout is not None:
@@ -64,7 +64,7 @@ def scale_out(func: Callable) -> Callable:
 
 
 def _spawn(nproc: int, timeout: float | None) -> None:
-    from vitzoo.spawn import SPOKE, spawn
+    from vitzoo.parallel.spawn import SPOKE, spawn
 
     args = click.get_current_context().meta.get("vitzoo.args")
     if args is None:
@@ -81,7 +81,14 @@ def _spawn(nproc: int, timeout: float | None) -> None:
 
 
 def _as_rank(func: Callable, args: tuple, kwargs: dict[str, Any], timeout: float | None) -> NoReturn:
-    from vitzoo.distributed import agree, finish_together, launch_info, process_group, rank_device, report_failure
+    from vitzoo.parallel.distributed import (
+        agree,
+        finish_together,
+        launch_info,
+        process_group,
+        rank_device,
+        report_failure,
+    )
 
     launch = launch_info()
     if not launch.is_main:
@@ -122,7 +129,7 @@ def _leave(code: int) -> NoReturn:
 
 def _said_why() -> None:
     """Rank 0 has printed why the run failed: the ``--nproc`` parent (``SPOKE`` file) then adds nothing."""
-    from vitzoo.spawn import SPOKE
+    from vitzoo.parallel.spawn import SPOKE
 
     if os.environ.get(SPOKE):
         Path(os.environ[SPOKE]).touch()

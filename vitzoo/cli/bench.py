@@ -154,7 +154,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
       vitzoo bench ./ti16.safetensors                 # a weight file
       vitzoo bench --peak --dtype bf16               # the GEMM roofline only
     """
-    from vitzoo.bench import BenchOptions, check_names, parse_batch_sizes
+    from vitzoo.measure.bench import BenchOptions, check_names, parse_batch_sizes
 
     if peak:
         if _distributed():
@@ -183,7 +183,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         backend=kw["backend"],
     )
     check_names(names, options)  # unknown names, missing files, an unavailable device: before anything runs
-    from vitzoo.store import ResultStore
+    from vitzoo.measure.store import ResultStore
 
     store = None if no_store or not is_main() else ResultStore(db)  # so does a bad database
     if _distributed():
@@ -212,9 +212,9 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from vitzoo.bench import iter_bench, kernels_for
-    from vitzoo.cpu import low_precision_warning
     from vitzoo.errors import VitzooError
+    from vitzoo.measure.bench import iter_bench, kernels_for
+    from vitzoo.measure.cpu import low_precision_warning
 
     slow = low_precision_warning(options.dtype, options.device)
     if slow:
@@ -254,11 +254,11 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
 
 def _bench_env(options: Any) -> dict[str, Any]:
     """The environment stored with each result; a non-torch backend adds its runtime and version."""
-    from vitzoo.store import environment
+    from vitzoo.measure.store import environment
 
     env = environment(options.device)
     if options.backend != "torch":
-        from vitzoo.backends import backend_version
+        from vitzoo.measure.backends import backend_version
 
         env["backend"] = backend_version(options.backend)
     return env
@@ -268,7 +268,7 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
     """The results as a table (with the kernels and setting in its title), JSON or CSV; contention warned."""
     import torch
 
-    from vitzoo.bench import kernels_for
+    from vitzoo.measure.bench import kernels_for
 
     env = _bench_env(options)
     env["threads"] = results[0].threads if results else torch.get_num_threads()
@@ -300,7 +300,7 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
 
 
 def _distributed() -> bool:
-    from vitzoo.distributed import current
+    from vitzoo.parallel.distributed import current
 
     return current().is_distributed
 
@@ -313,9 +313,9 @@ def _weights_sha256(name: str) -> str | None:
     """sha256 of the file a model's pretrained weights came from: the downloaded source (already in the cache) of
     a registry name, or the weight file given; None for a model that failed to load."""
     from vitzoo.errors import VitzooError
-    from vitzoo.flops import is_file_source
-    from vitzoo.hub import sha256_of
-    from vitzoo.sources import fetch_checkpoint
+    from vitzoo.measure.flops import is_file_source
+    from vitzoo.weights.hub import sha256_of
+    from vitzoo.weights.sources import fetch_checkpoint
 
     try:
         return sha256_of(Path(name).expanduser()) if is_file_source(name) else fetch_checkpoint(name).entry.sha256
@@ -324,13 +324,13 @@ def _weights_sha256(name: str) -> str | None:
 
 
 def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:
-    from vitzoo.bench import DTYPES, resolve_device
-    from vitzoo.peak import measure_gemm_peak, num_threads
-    from vitzoo.store import ResultStore, environment
+    from vitzoo.measure.bench import DTYPES, resolve_device
+    from vitzoo.measure.peak import measure_gemm_peak, num_threads
+    from vitzoo.measure.store import ResultStore, environment
 
     resolve_device(device)
     store = None if no_store else ResultStore(db)
-    from vitzoo.cpu import low_precision_warning
+    from vitzoo.measure.cpu import low_precision_warning
 
     slow = low_precision_warning(dtype, device)
     if slow:

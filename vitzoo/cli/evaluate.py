@@ -36,7 +36,7 @@ def _pct(v: Any) -> str:
 
 def _check_device(ctx: click.Context, param: click.Parameter, device: str) -> str:
     """--device names an available device (checked when the options are read, before any data or download)."""
-    from vitzoo.peak import resolve_device
+    from vitzoo.measure.peak import resolve_device
 
     resolve_device(device)
     return device
@@ -93,11 +93,11 @@ def _progress(description: str):
 def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
     """Model (eval mode) and the preprocessing it was evaluated with (``model.preprocess``), overrides applied."""
     import vitzoo
-    from vitzoo.data import default_preprocess, override_preprocess
-    from vitzoo.loading import ZeroHeadWarning
-    from vitzoo.peak import resolve_device
-    from vitzoo.registry import family_of
-    from vitzoo.sources import SourceFallbackWarning
+    from vitzoo.evaluate.data import default_preprocess, override_preprocess
+    from vitzoo.measure.peak import resolve_device
+    from vitzoo.weights.loading import ZeroHeadWarning
+    from vitzoo.weights.sources import SourceFallbackWarning
+    from vitzoo.zoo.registry import family_of
 
     resolve_device(device)  # also checked by --device; library callers of _load get the same one-line error
     with warnings.catch_warnings(record=True) as caught:
@@ -120,14 +120,14 @@ def _describe_run(model, data, pp) -> str:
 
 def _weights_sha256(model, name: str) -> str | None:
     """sha256 of the file the weights came from: the downloaded source of a registry name, or the file given."""
-    from vitzoo.hub import sha256_of
-    from vitzoo.loading import is_path
+    from vitzoo.weights.hub import sha256_of
+    from vitzoo.weights.loading import is_path
 
     return getattr(model, "weights_sha256", None) or (sha256_of(Path(name).expanduser()) if is_path(name) else None)
 
 
 def _dataset(data_path, labels_file, hf, split, limit):
-    from vitzoo.data import open_dataset
+    from vitzoo.evaluate.data import open_dataset
 
     if labels_file and hf:
         raise VitzooError("--labels goes with --data, not with --hf-dataset")
@@ -146,17 +146,17 @@ def _report_failures(failures) -> None:
 
 
 def _outputs(db: str | None, no_store: bool) -> None:
-    """Check, before any work, that the result can be recorded (``vitzoo.store.validate_output_db``)."""
+    """Check, before any work, that the result can be recorded (``vitzoo.measure.store.validate_output_db``)."""
     if not no_store:
-        from vitzoo.store import validate_output_db
+        from vitzoo.measure.store import validate_output_db
 
         validate_output_db(db)
 
 
 def _store(db: str | None, kind: str, model: str, metrics: dict[str, Any], device: str) -> None:
     """Record a result already printed; a failure now is one error line and exit 1, the result stays on screen."""
-    from vitzoo.env import environment
-    from vitzoo.store import ResultStore
+    from vitzoo.measure.env import environment
+    from vitzoo.measure.store import ResultStore
 
     try:
         store = ResultStore(db)
@@ -202,8 +202,8 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
       vitzoo eval vit-b16.orig-in21k-ft-in1k-384 --data val/ --labels val_labels.txt --real-labels real.json
       vitzoo eval bit-r50x1 --hf-dataset imagenet-1k --split validation --limit 500
     """
-    from vitzoo.evaluate import RunOptions, check_head, load_real_labels
-    from vitzoo.sharded import evaluate_sharded
+    from vitzoo.evaluate.accuracy import RunOptions, check_head, load_real_labels
+    from vitzoo.parallel.sharded import evaluate_sharded
 
     _outputs(db, no_store)
     data = _dataset(data_path, labels_file, hf, split, limit)
@@ -238,9 +238,9 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
 
 def _precheck(name: str, data, img_size: int | None) -> None:
     """For a registry name, refuse a head that cannot score the data before downloading anything."""
-    from vitzoo.evaluate import check_head
-    from vitzoo.factory import resolve_config
-    from vitzoo.loading import is_path
+    from vitzoo.evaluate.accuracy import check_head
+    from vitzoo.models.factory import resolve_config
+    from vitzoo.weights.loading import is_path
 
     if is_path(name):
         return
@@ -254,7 +254,7 @@ def _precheck(name: str, data, img_size: int | None) -> None:
 
 
 def _describe(pp) -> str:
-    from vitzoo.registry import describe_preprocess
+    from vitzoo.zoo.registry import describe_preprocess
 
     return describe_preprocess(pp)
 
@@ -303,9 +303,9 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
       vitzoo fewshot vit-b16.orig-in21k --data ~/pets --shots 1,5,10,25
       vitzoo fewshot bit-r50x1 --data ~/flowers --shots 5 --seed 1
     """
-    from vitzoo.evaluate import RunOptions
-    from vitzoo.fewshot import check_shots, fewshot_accuracy
-    from vitzoo.sharded import extract_features_sharded
+    from vitzoo.evaluate.accuracy import RunOptions
+    from vitzoo.evaluate.fewshot import check_shots, fewshot_accuracy
+    from vitzoo.parallel.sharded import extract_features_sharded
 
     shot_list = _parse_shots(shots)
     _outputs(db, no_store)
@@ -347,7 +347,7 @@ TRADEOFF_COLUMNS = [
 
 def _existing_store(db: str | None):
     """The results database to read, or None when there is none yet (a read-only command creates no file)."""
-    from vitzoo.store import ResultStore, default_db_path
+    from vitzoo.measure.store import ResultStore, default_db_path
 
     path = default_db_path() if db is None else Path(db).expanduser()
     if not path.exists():
@@ -392,7 +392,7 @@ def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, plot_prefix,
       vitzoo tradeoff vit-b16 vit-b32 --tags all   # in21k vs in1k-only vs SAM: the data-size argument
       vitzoo tradeoff --plot docs/tradeoff    # writes docs/tradeoff.png and .svg
     """
-    from vitzoo.tradeoff import build_tradeoff
+    from vitzoo.evaluate.tradeoff import build_tradeoff
 
     prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
     store = None if no_store else _existing_store(db)
@@ -400,7 +400,7 @@ def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, plot_prefix,
     if not rows:
         raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
     if prefix is not None:
-        from vitzoo.plots import plot_tradeoff
+        from vitzoo.evaluate.plots import plot_tradeoff
 
         where = f"{device}, {dtype}" + ("" if backend == "torch" else f", {backend}")
         try:

@@ -37,8 +37,8 @@ def _parse_analyses(values: tuple[str, ...]) -> tuple[str, ...]:
 def _load(name: str, img_size: int | None, random_init: bool):
     """The model (eval mode) and the preprocessing of its checkpoint (``model.preprocess``), at its resolution."""
     import vitzoo
-    from vitzoo.factory import resolve_config
-    from vitzoo.loading import checkpoint_preprocess
+    from vitzoo.models.factory import resolve_config
+    from vitzoo.weights.loading import checkpoint_preprocess
 
     try:
         spec, weights, _ = resolve_config(name)
@@ -142,7 +142,7 @@ def inspect_cmd(
     """
     from vitzoo.inspection import filter_components, load_images
     from vitzoo.inspection._model import grid_side, require_vit
-    from vitzoo.sharded import analyse_attention_sharded
+    from vitzoo.parallel.sharded import analyse_attention_sharded
 
     chosen = _parse_analyses(analyses)
     out = check_output_dir(out, "the output directory")  # before the model is loaded; created once all is read
@@ -222,7 +222,7 @@ def _attention(
 ) -> None:
     """One pass over the images serves both attention-distance and rollout."""
     from vitzoo.inspection import patch_distances, plots
-    from vitzoo.sharded import analyse_attention_sharded
+    from vitzoo.parallel.sharded import analyse_attention_sharded
 
     info(f"attention over {len(batch.names)} image(s) …")
     result = analyse_attention_sharded(vit, batch.tensor)

@@ -62,8 +62,8 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
       vitzoo flops ./ti16.safetensors
     """
     import vitzoo
-    from vitzoo.flops import check_source, count_flops, is_file_source
-    from vitzoo.store import ResultStore, environment
+    from vitzoo.measure.flops import check_source, count_flops, is_file_source
+    from vitzoo.measure.store import ResultStore, environment
 
     expanded: list[str] = []
     for name in names:
@@ -147,7 +147,7 @@ def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str
     """Show, filter and export the results database (bench, flops and eval results).
 
     The table shows one headline per result; --json and --csv export every metric and the environment
-    (env_* columns). In Python: `vitzoo.store.ResultStore().query(kind=..., model=...)` (a DataFrame).
+    (env_* columns). In Python: `vitzoo.measure.store.ResultStore().query(kind=..., model=...)` (a DataFrame).
     Reading never creates a file: a missing database is an error. Bench results measured while other
     processes used the CPU are marked "(contended)".
 
@@ -157,7 +157,7 @@ def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str
       vitzoo results --kind bench --model 'vit-b*' --csv > bench.csv
       vitzoo results --db other.sqlite --json
     """
-    from vitzoo.store import ResultStore
+    from vitzoo.measure.store import ResultStore
 
     store = ResultStore(db, readonly=True)
     df = store.query(kind=kind, model=pattern)

@@ -28,8 +28,8 @@ def _registry_hint(src: str, model: str | None):
 
     ``%2B`` and ``+`` spellings of the same URL match.
     """
-    from vitzoo.catalog import REGISTRY
-    from vitzoo.factory import resolve_config
+    from vitzoo.models.factory import resolve_config
+    from vitzoo.zoo.catalog import REGISTRY
 
     if model:
         return model, resolve_config(model)[2]
@@ -68,11 +68,11 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
       vitzoo convert https://storage.googleapis.com/vit_models/imagenet21k+imagenet2012/ViT-B_16-224.npz b16.safetensors
       vitzoo convert model.safetensors ft.safetensors --num-classes 10 --img-size 384
     """
-    from vitzoo import hub
-    from vitzoo.checkpoint import check_writable, save_vitzoo
-    from vitzoo.convert import check_architecture, convert_file
-    from vitzoo.factory import check_memory, check_overrides
-    from vitzoo.loading import Adaptation, adapt
+    from vitzoo.models.factory import check_memory, check_overrides
+    from vitzoo.weights import hub
+    from vitzoo.weights.checkpoint import check_writable, save_vitzoo
+    from vitzoo.weights.convert import check_architecture, convert_file
+    from vitzoo.weights.loading import Adaptation, adapt
 
     # Everything that can be checked is checked before the download and the conversion.
     if dst.is_dir():
@@ -165,9 +165,9 @@ def download_cmd(names, lock):
     import warnings
 
     from vitzoo.errors import VitzooError
-    from vitzoo.hub import HubError
-    from vitzoo.lock import write_lock
-    from vitzoo.sources import SourceFallbackWarning, fetch_checkpoint
+    from vitzoo.weights.hub import HubError
+    from vitzoo.weights.lock import write_lock
+    from vitzoo.weights.sources import SourceFallbackWarning, fetch_checkpoint
 
     failed, entries = 0, {}
     for name in names:
@@ -204,7 +204,7 @@ def cache_cmd():
 def _cached() -> list[dict]:
     from safetensors import safe_open
 
-    from vitzoo.hub import cache_root
+    from vitzoo.weights.hub import cache_root
 
     root = cache_root()
     if root.exists() and not root.is_dir():
@@ -242,7 +242,7 @@ def cache_list(fmt):
 @click.option("--all", "everything", is_flag=True, help="Remove every converted checkpoint.")
 def cache_clean(names, everything):
     """Remove converted checkpoints of NAMES (`arch` or `arch.tag`), or --all."""
-    from vitzoo.catalog import REGISTRY
+    from vitzoo.zoo.catalog import REGISTRY
 
     if not names and not everything:
         fail("name the models to remove, or pass --all")

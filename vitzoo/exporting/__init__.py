@@ -27,7 +27,7 @@ from vitzoo.exporting._common import Exported, ExportError, _check_destination, 
 from vitzoo.exporting.to_onnx import _export_onnx, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
-from vitzoo.registry import Preprocess
+from vitzoo.zoo.registry import Preprocess
 
 __all__ = ["FORMATS", "TOLERANCE", "ExportError", "Exported", "deployable", "export", "onnx_program", "ort_session",
            "preprocessor_config", "standardized_state_dict", "timm_model", "timm_overlay", "timm_pretrained_cfg",
@@ -68,7 +68,7 @@ def export(
     out = Path(out).expanduser()
     _check_destination(out, format, force)
     _require(format)
-    from vitzoo.loading import load
+    from vitzoo.weights.loading import load
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a zeroed 21k head is exported as it is; the loader's advice is for users

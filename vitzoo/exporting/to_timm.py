@@ -25,7 +25,7 @@ from vitzoo.exporting._common import (
     standardized_state_dict,
 )
 from vitzoo.models import BiTConfig, ModelConfig
-from vitzoo.registry import Preprocess
+from vitzoo.zoo.registry import Preprocess
 
 TIMM_VIT_SIZES = {(192, 3): "tiny", (384, 6): "small", (768, 12): "base", (1024, 16): "large", (1280, 16): "huge"}
 TIMM_HYBRIDS = {  # (ResNet stages, width) -> timm model
@@ -91,10 +91,10 @@ def timm_pretrained_cfg(config: ModelConfig, pp: Preprocess, name: str) -> dict[
 def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) -> Exported:
     from safetensors.torch import save_file
 
-    from vitzoo.checkpoint import read_tensors
-    from vitzoo.convert import convert_tensors
-    from vitzoo.convert.torch_formats import canonical_to_timm
     from vitzoo.models import build_model
+    from vitzoo.weights.checkpoint import read_tensors
+    from vitzoo.weights.convert import convert_tensors
+    from vitzoo.weights.convert.torch_formats import canonical_to_timm
 
     config = model.config
     name, kwargs = timm_model(config)

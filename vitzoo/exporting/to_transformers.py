@@ -24,7 +24,7 @@ from vitzoo.exporting._common import (
     standardized_state_dict,
 )
 from vitzoo.models import BiTConfig, ModelConfig
-from vitzoo.registry import Preprocess
+from vitzoo.zoo.registry import Preprocess
 
 
 def transformers_config(config: ModelConfig) -> tuple[Any, str]:
@@ -81,7 +81,7 @@ def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance:
     import transformers
     from safetensors.torch import save_file
 
-    from vitzoo.convert.torch_formats import canonical_to_transformers
+    from vitzoo.weights.convert.torch_formats import canonical_to_transformers
 
     config = model.config
     hf_config, cls_name = transformers_config(config)

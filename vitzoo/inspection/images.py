@@ -1,6 +1,6 @@
 """Images from files, prepared as a checkpoint expects them (``Preprocess``), plus the crops for display.
 
-The preparation is ``vitzoo.data``'s (``resize_pixels`` + ``normalise``), the very one ``vitzoo eval`` uses, so
+The preparation is ``vitzoo.evaluate.data``'s (``resize_pixels`` + ``normalise``), the very one ``vitzoo eval`` uses, so
 an image inspected here is the tensor the model is evaluated on.
 """
 
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vitzoo.data import normalise, open_image_file, resize_pixels
 from vitzoo.errors import VitzooError
-from vitzoo.registry import Preprocess
+from vitzoo.evaluate.data import normalise, open_image_file, resize_pixels
+from vitzoo.zoo.registry import Preprocess
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vitzoo.catalog import REGISTRY
-from vitzoo.checkpoint import CheckpointError, read_tensors, sniff
-from vitzoo.convert import Converted, check_architecture, convert_file, convert_tensors
-from vitzoo.data import default_preprocess
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.factory import check_memory, check_overrides, resolve_config
+from vitzoo.evaluate.data import default_preprocess
 from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
-from vitzoo.registry import ModelSpec, Preprocess, Weights, family_of
+from vitzoo.models.factory import check_memory, check_overrides, resolve_config
+from vitzoo.weights.checkpoint import CheckpointError, read_tensors, sniff
+from vitzoo.weights.convert import Converted, check_architecture, convert_file, convert_tensors
+from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.registry import ModelSpec, Preprocess, Weights, family_of
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # vitzoo's dtype names
 DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -48,9 +48,9 @@ def is_path(name_or_path: str | os.PathLike) -> bool:
 def converted_checkpoint(name: str, lock: str | os.PathLike | None = None) -> tuple[Path, ModelSpec, Weights]:
     """Download a registry checkpoint (its first working source) and convert it once; the cached safetensors.
 
-    ``lock`` (or ``$VITZOO_LOCK``): refuse a file that differs from the lock file's entry (``vitzoo.sources``).
+    ``lock`` (or ``$VITZOO_LOCK``): refuse a file that differs from the lock file's entry (``vitzoo.weights.sources``).
     """
-    from vitzoo.sources import fetch_checkpoint
+    from vitzoo.weights.sources import fetch_checkpoint
 
     fetched = fetch_checkpoint(name, lock)
     return fetched.path, fetched.spec, fetched.weights
@@ -143,7 +143,7 @@ def checkpoint_preprocess(
     """The evaluation preprocessing of a loaded checkpoint at ``config.img_size``, and where it comes from.
 
     A registry checkpoint has its tag's; a file the one of the registry tag it was made from (see
-    ``registry_tag_of_file``), else its family's default (``vitzoo.data.default_preprocess``).
+    ``registry_tag_of_file``), else its family's default (``vitzoo.evaluate.data.default_preprocess``).
     """
     if weights is not None:
         return replace(weights.preprocess, img_size=config.img_size), f"registry tag {display}"

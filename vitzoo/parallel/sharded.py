@@ -1,6 +1,6 @@
 """Evaluation, few-shot features and benchmarks spread over the ranks of a torch.distributed launch.
 
-Run under ``torchrun`` (or ``vitzoo ... --nproc N``) with ``vitzoo.distributed.process_group`` open; with one
+Run under ``torchrun`` (or ``vitzoo ... --nproc N``) with ``vitzoo.parallel.distributed.process_group`` open; with one
 process every function here is its single-process counterpart.
 
 * ``evaluate_sharded`` / ``extract_features_sharded``: each rank takes a contiguous shard of whole batches (so it
@@ -27,10 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitzoo.data import ImageDataset
-from vitzoo.distributed import Launch, agree, current, failure_watch, gather, shard_dataset, shard_range
 from vitzoo.errors import VitzooError
-from vitzoo.evaluate import (
+from vitzoo.evaluate.accuracy import (
     DEFAULT_RUN,
     Counts,
     EvalResult,
@@ -42,9 +40,11 @@ from vitzoo.evaluate import (
     evaluate,
     result_from_counts,
 )
-from vitzoo.fewshot import Features, extract_features
+from vitzoo.evaluate.data import ImageDataset
+from vitzoo.evaluate.fewshot import Features, extract_features
 from vitzoo.inspection.attention import AttentionAnalysis
-from vitzoo.registry import Preprocess
+from vitzoo.parallel.distributed import Launch, agree, current, failure_watch, gather, shard_dataset, shard_range
+from vitzoo.zoo.registry import Preprocess
 
 
 def _shard_progress(progress: Progress | None, launch: Launch, shard_len: int, total: int) -> Progress:
@@ -68,7 +68,7 @@ def evaluate_sharded(
     real_labels: RealLabels | None = None,
     progress: Progress | None = None,
 ) -> EvalResult:
-    """``vitzoo.evaluate.evaluate`` over every rank: the same result; ``seconds`` is the slowest rank's."""
+    """``vitzoo.evaluate.accuracy.evaluate`` over every rank: the same result; ``seconds`` is the slowest rank's."""
     launch = current()
     if not launch.is_distributed:
         return evaluate(model, preprocess, data, options=options, real_labels=real_labels, progress=progress)
@@ -105,7 +105,7 @@ def extract_features_sharded(
     options: RunOptions = DEFAULT_RUN,
     progress: Progress | None = None,
 ) -> Features:
-    """``vitzoo.fewshot.extract_features`` over every rank; every rank gets all features, in dataset order."""
+    """``vitzoo.evaluate.fewshot.extract_features`` over every rank; every rank gets all features, in dataset order."""
     launch = current()
     if not launch.is_distributed:
         return extract_features(model, preprocess, data, options=options, progress=progress)
@@ -162,7 +162,7 @@ def _steps(names: Sequence[str], options: Any) -> list[tuple[str, Any]]:
 
 
 def _rank_rows(name: str, options: Any, launch: Launch, progress: Any) -> list[dict[str, Any]]:
-    from vitzoo.bench import bench_models
+    from vitzoo.measure.bench import bench_models
 
     return [{**r.as_dict(), "rank": launch.rank} for r in bench_models([name], options, progress)]
 
@@ -224,9 +224,9 @@ def bench_sweep(names: Sequence[str], options: Any, progress: Any = None) -> lis
     """The measurements dealt out round-robin over the ranks, each run alone on its rank's device.
 
     Returns the rows in single-process order (model, then batch size), each with its ``rank`` and the
-    ``env`` (``vitzoo.env.environment``) of the rank that measured it, on every rank.
+    ``env`` (``vitzoo.measure.env.environment``) of the rank that measured it, on every rank.
     """
-    from vitzoo.env import environment
+    from vitzoo.measure.env import environment
 
     launch = current()
     steps = _steps(names, options)

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
-from vitzoo.checkpoint import atomic_path
 from vitzoo.errors import VitzooError
-from vitzoo.registry import HubFile, Source, UrlFile, same_url
+from vitzoo.weights.checkpoint import atomic_path
+from vitzoo.zoo.registry import HubFile, Source, UrlFile, same_url
 
 LOCK_VERSION = 1
 ENV_VAR = "VITZOO_LOCK"

@@ -11,8 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from vitzoo.paper import TABLE6, ScalingRow
-from vitzoo.tradeoff import TradeoffRow, pareto_front
+from vitzoo.evaluate.tradeoff import TradeoffRow, pareto_front
+from vitzoo.zoo.paper import TABLE6, ScalingRow
 
 STYLE = {  # family -> (marker, colour, legend label)
     "vit": ("o", "#1f77b4", "ViT"),
@@ -93,7 +93,7 @@ def plot_tradeoff(rows: Sequence[TradeoffRow], prefix: str | os.PathLike, *, sub
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from vitzoo.checkpoint import atomic_path
+    from vitzoo.weights.checkpoint import atomic_path
 
     scored = [r for r in rows if r.top1 is not None]
     timed = [r for r in scored if r.throughput is not None]

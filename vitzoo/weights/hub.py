@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vitzoo.errors import VitzooError
-from vitzoo.registry import HubFile
+from vitzoo.zoo.registry import HubFile
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
@@ -75,7 +75,7 @@ def cache_root() -> Path:
 
 def cache_problem(*parts: str) -> str | None:
     """Why vitzoo cannot write in ``cache_root() / parts`` (one line naming VITZOO_CACHE), or None if it can."""
-    from vitzoo.checkpoint import unwritable_reason
+    from vitzoo.weights.checkpoint import unwritable_reason
 
     root = cache_root()
     if why := unwritable_reason(root.joinpath(*parts) / ".write-check"):

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vitzoo.env import environment
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import nearest_existing, probe_folder
+from vitzoo.measure.env import environment
 
 if TYPE_CHECKING:
     import pandas
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS results (
     kind TEXT NOT NULL,      -- bench | flops | eval | fewshot
     model TEXT NOT NULL,     -- arch, arch.tag or a file name
     metrics TEXT NOT NULL,   -- JSON object
-    env TEXT NOT NULL        -- JSON object: vitzoo.env.environment()
+    env TEXT NOT NULL        -- JSON object: vitzoo.measure.env.environment()
 );
 CREATE INDEX IF NOT EXISTS results_kind_model ON results (kind, model);
 """

@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from vitzoo.checkpoint import CheckpointError
+from vitzoo.weights.checkpoint import CheckpointError
 
 _HOLES = {"i": r"\d+", "s": r"\d+", "u": r"\d+", "w": r"weight|bias", "m": r"(?:conv|norm)[123]"}
 

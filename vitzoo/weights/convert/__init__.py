@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from vitzoo.checkpoint import CheckpointError, check_finite, config_from_json, read_tensors
-from vitzoo.convert import jax, torch_formats
 from vitzoo.models import BiTConfig, HybridConfig, ModelConfig, ViTConfig, build_model
+from vitzoo.weights.checkpoint import CheckpointError, check_finite, config_from_json, read_tensors
+from vitzoo.weights.convert import jax, torch_formats
 
 FORMATS = ("vitzoo", "vit_jax", "bit_jax", "transformers", "timm")
 

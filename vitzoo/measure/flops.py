@@ -1,6 +1,6 @@
 """Compute per image, counted two ways that must agree: ``FlopCounterMode`` on the model, and the closed form.
 
-Convention (as ``vitzoo.analytic``): MACs count every conv and dense layer and the two attention matmuls
+Convention (as ``vitzoo.zoo.analytic``): MACs count every conv and dense layer and the two attention matmuls
 (Q K^T and A V); norms, activations, softmax and additions are not counted. GFLOPs = 2 x GMACs.
 
 ``FlopCounterMode`` has formulas for the CUDA SDPA kernels but none for the CPU one
@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from vitzoo.analytic import count_macs, count_params
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.factory import check_overrides, resolve_config
 from vitzoo.models import ModelConfig, build_model
+from vitzoo.models.factory import check_overrides, resolve_config
+from vitzoo.zoo.analytic import count_macs, count_params
 
 __all__ = ["EXTRA_FORMULAS", "FlopCount", "check_source", "count_flops", "counted_macs", "is_file_source",
            "source_config"]  # fmt: skip
@@ -74,7 +74,7 @@ class FlopCount:
     img_size: int
     params: int
     macs: int  # counted with FlopCounterMode (+ EXTRA_FORMULAS)
-    macs_closed_form: int  # vitzoo.analytic.count_macs
+    macs_closed_form: int  # vitzoo.zoo.analytic.count_macs
     by_op: dict[str, int] = field(default_factory=dict)  # counted MACs per aten op (convolution, addmm, ...)
 
     @property
@@ -135,7 +135,7 @@ def _weight_file(name: str) -> Path:
 def is_file_source(name: str) -> bool:
     """Whether a command-line model is a weight file: a name with a path separator or a .npz/.safetensors/.bin/.pth
     suffix, or an existing path that is not also a registry name (the registry wins a tie)."""
-    from vitzoo.loading import is_path
+    from vitzoo.weights.loading import is_path
 
     if is_path(name):
         return True
@@ -161,7 +161,7 @@ def check_source(name: str, *, img_size: int | None = None) -> None:
 def source_config(name: str, *, img_size: int | None = None) -> tuple[str, ModelConfig]:
     """(display name, architecture) of a registry name (``arch``, ``arch.tag``) or of a weight file (read and
     converted in memory, as ``vitzoo.load`` does; nothing is built)."""
-    from vitzoo.loading import load_converted
+    from vitzoo.weights.loading import load_converted
 
     if not is_file_source(name):
         spec, weights, config = resolve_config(name, img_size=img_size)

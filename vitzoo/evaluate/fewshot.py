@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitzoo.data import ImageDataset
 from vitzoo.errors import VitzooError
-from vitzoo.evaluate import DEFAULT_RUN, Progress, RunOptions, run_batches
-from vitzoo.registry import Preprocess
+from vitzoo.evaluate.accuracy import DEFAULT_RUN, Progress, RunOptions, run_batches
+from vitzoo.evaluate.data import ImageDataset
+from vitzoo.zoo.registry import Preprocess
 
 BIAS_CONSTANT = 100.0
 DEFAULT_L2_REG = 2.0**10

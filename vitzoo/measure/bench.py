@@ -10,8 +10,8 @@ gives an ``error`` result; the others still run. ``iter_bench`` yields each resu
 caller can store it before the next model starts.
 
 Which kernels ran is part of every result: vitzoo's fused oneDNN kernels where this CPU supports the dtype
-(``vitzoo.cpu.fused_kernels``), else aten, with the reason in ``kernels_note``. So is contention: the load average
-and the CPU time other processes took during the timed rounds (``contended`` flags a result they slowed down).
+(``vitzoo.measure.cpu.fused_kernels``), else aten, with the reason in ``kernels_note``. So is contention: the load
+average and the CPU time other processes took during the timed rounds (``contended`` flags a result they slowed down).
 ``benchmark_model`` leaves the caller's model as it was (a copy is cast or moved; eval mode and flags are restored).
 
 Nothing here prints: progress goes to an optional callback, results are frozen dataclasses.
@@ -32,12 +32,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from vitzoo.cpu import fused_kernels
 from vitzoo.errors import ConfigError
-from vitzoo.loading import DTYPES
-from vitzoo.measure import Runner, auto_batch
-from vitzoo.models.layers import set_fused_kernels
-from vitzoo.peak import (
+from vitzoo.measure.cpu import fused_kernels
+from vitzoo.measure.peak import (
     CpuMemoryMeter,
     current_rss,
     free_memory,
@@ -47,6 +44,9 @@ from vitzoo.peak import (
     resolve_device,
     trim_memory,
 )
+from vitzoo.measure.runner import Runner, auto_batch
+from vitzoo.models.layers import set_fused_kernels
+from vitzoo.weights.loading import DTYPES
 
 __all__ = ["DTYPES", "BenchOptions", "BenchResult", "Progress", "bench_models", "benchmark_model", "is_oom",
            "iter_bench", "parse_batch_sizes", "resolve_device"]  # fmt: skip
@@ -75,7 +75,7 @@ class BenchOptions:
     pretrained: bool = False  # load the checkpoint (speed does not depend on it; random weights work offline)
     gemm_peak: bool = True  # measure the GEMM roofline once per (device, dtype) for the % of peak column
     auto_max_pass_s: float = 10.0  # "auto" does not grow the batch past one pass of this many seconds
-    backend: str = "torch"  # torch | onnxruntime | openvino (vitzoo.backends: the exported ONNX graph)
+    backend: str = "torch"  # torch | onnxruntime | openvino (vitzoo.measure.backends: the exported ONNX graph)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -96,8 +96,8 @@ class BenchOptions:
             raise ConfigError(f"seconds must be > 0, not {self.seconds!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, not {self.threads!r}")
-        if self.backend != "torch":  # backend hook: vitzoo.backends checks the others
-            from vitzoo.backends import check_backend
+        if self.backend != "torch":  # backend hook: vitzoo.measure.backends checks the others
+            from vitzoo.measure.backends import check_backend
 
             check_backend(self)
 
@@ -181,10 +181,10 @@ def parse_batch_sizes(text: str) -> tuple[int, ...] | Literal["auto"]:
 
 
 def _make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device, threads: int) -> Runner:
-    """Backend hook: vitzoo's torch runner, or one of vitzoo.backends (ONNX Runtime, OpenVINO)."""
+    """Backend hook: vitzoo's torch runner, or one of vitzoo.measure.backends (ONNX Runtime, OpenVINO)."""
     if options.backend == "torch":
         return Runner(model, options, img_size, device, threads)
-    from vitzoo.backends import make_runner
+    from vitzoo.measure.backends import make_runner
 
     return make_runner(model, options, img_size, device, threads)
 
@@ -293,7 +293,7 @@ def _measure(
 
 
 def kernels_for(options: BenchOptions) -> tuple[bool, str | None]:
-    """Whether the fused kernels run for ``options`` on this machine, and why not (``vitzoo.cpu.fused_kernels``)."""
+    """Whether the fused kernels run for ``options`` here, and why not (``vitzoo.measure.cpu.fused_kernels``)."""
     if options.backend != "torch":
         return False, f"{options.backend} runs the exported ONNX graph"
     return fused_kernels(
@@ -338,7 +338,7 @@ def _borrowed(
 
 def _macs_of(model: nn.Module, img_size: int) -> int:
     """MACs per image of an arbitrary module, counted on one random image."""
-    from vitzoo.flops import counted_macs
+    from vitzoo.measure.flops import counted_macs
 
     param = next(model.parameters(), None)
     x = torch.randn(1, 3, img_size, img_size)
@@ -354,10 +354,10 @@ def _short(error: BaseException) -> str:
 
 def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
     """(model, img_size, closed-form MACs per image) for a registry name or a weight file, on the CPU in fp32."""
-    from vitzoo.analytic import count_macs
-    from vitzoo.factory import create
-    from vitzoo.flops import is_file_source
-    from vitzoo.loading import ZeroHeadWarning, load
+    from vitzoo.measure.flops import is_file_source
+    from vitzoo.models.factory import create
+    from vitzoo.weights.loading import ZeroHeadWarning, load
+    from vitzoo.zoo.analytic import count_macs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroHeadWarning)  # a zeroed head runs as fast as any other
@@ -373,7 +373,7 @@ def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
 def check_names(names: Sequence[str], options: BenchOptions) -> None:
     """Raise ConfigError, before anything runs, for an unavailable device, an unknown name, a bad size or a
     weight file that is missing or a directory."""
-    from vitzoo.flops import check_source
+    from vitzoo.measure.flops import check_source
 
     resolve_device(options.device)
     for name in names:

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vitzoo.distributed import ENV_TIMEOUT, resolve_timeout
 from vitzoo.errors import VitzooError
+from vitzoo.parallel.distributed import ENV_TIMEOUT, resolve_timeout
 
 SPAWNED = "VITZOO_SPAWNED"  # set in the workers that ``spawn`` starts
 SPOKE = "VITZOO_SPOKE_FILE"  # rank 0 creates this file once it has printed why the run failed (``--nproc``)

@@ -2,7 +2,7 @@
 
 An architecture is a ``ModelSpec`` (``vit-b16``); each of its checkpoints is a ``Weights`` tag, addressed as
 ``arch.tag`` (``vit-b16.orig-in21k-ft-in1k``). Everything here is immutable data; nothing touches files,
-network or torch weights. ``vitzoo.catalog`` is the only module that fills the registry.
+network or torch weights. ``vitzoo.zoo.catalog`` is the only module that fills the registry.
 """
 
 from __future__ import annotations

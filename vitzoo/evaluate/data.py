@@ -33,8 +33,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from vitzoo.errors import VitzooError
-from vitzoo.imagenet import IMAGENET_SYNSETS, NUM_IMAGENET_CLASSES, synset_to_index
-from vitzoo.registry import Preprocess
+from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, NUM_IMAGENET_CLASSES, synset_to_index
+from vitzoo.zoo.registry import Preprocess
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 RESIZE_MODES = ("tf", "squash", "shorter")

@@ -1,9 +1,9 @@
 """Inference backends for ``vitzoo bench``: the same harness times the model where it is deployed.
 
-``torch`` is vitzoo's own path (``vitzoo.bench``). ``onnxruntime`` (and ``openvino``, where its wheel is installed)
-run the graph ``vitzoo export --format onnx`` writes (``vitzoo.exporting.onnx_program``: dynamo exporter, dynamic
-batch, StdConv kernels baked in), checked against the PyTorch logits before anything is timed. Their runners have
-the interface of ``vitzoo.measure``'s torch runner (``inputs``, ``forward``, ``sync``, ``probe``, ``measure``,
+``torch`` is vitzoo's own path (``vitzoo.measure.bench``). ``onnxruntime`` (and ``openvino``, where its wheel is
+installed) run the graph ``vitzoo export --format onnx`` writes (``vitzoo.exporting.onnx_program``: dynamo exporter,
+dynamic batch, StdConv kernels baked in), checked against the PyTorch logits before anything is timed. Their runners have
+the interface of ``vitzoo.measure.runner``'s torch runner (``inputs``, ``forward``, ``sync``, ``probe``, ``measure``,
 ``memory``, ``first_call_s``), so warm-up, rounds, latency percentiles, memory and % of GEMM peak are measured
 exactly as for torch. Intra-op threads follow ``--threads`` (default: torch's current setting), one inter-op thread.
 """
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitzoo.bench import BenchOptions
 from vitzoo.errors import ConfigError
-from vitzoo.measure import Runner
+from vitzoo.measure.bench import BenchOptions
+from vitzoo.measure.runner import Runner
 
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 _PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript"), "openvino": ("openvino", "onnx", "onnxscript")}

@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from vitzoo.checkpoint import CheckpointError
+from vitzoo.weights.checkpoint import CheckpointError
 
 # Encoder-block submodules, in released (pre-Linen, one counter per parent) and Linen numbering.
 PRE_LINEN = {

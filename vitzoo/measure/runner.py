@@ -1,7 +1,7 @@
 """One prepared model on one device: warm-up, timed rounds, and the search for the largest batch that fits.
 
-``vitzoo.bench`` drives it over models and batch sizes; this module times one batch size. Each timed run also
-records the load average and the CPU time other processes took meanwhile (``vitzoo.cpu.ContentionMeter``).
+``vitzoo.measure.bench`` drives it over models and batch sizes; this module times one batch size. Each timed run also
+records the load average and the CPU time other processes took meanwhile (``vitzoo.measure.cpu.ContentionMeter``).
 Time is bounded where a slow CPU (bf16 emulated on AVX2) would otherwise run for tens of minutes: the ``-b auto``
 search stops growing the batch once one pass takes longer than ``BenchOptions.auto_max_pass_s``, and with
 ``seconds`` the warm-up stops after that many seconds.
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from vitzoo.cpu import ContentionMeter
-from vitzoo.peak import (
+from vitzoo.measure.cpu import ContentionMeter
+from vitzoo.measure.peak import (
     CpuMemoryMeter,
     CudaMemoryMeter,
     available_ram,
@@ -31,7 +31,7 @@ from vitzoo.peak import (
 )
 
 if TYPE_CHECKING:
-    from vitzoo.bench import BenchOptions
+    from vitzoo.measure.bench import BenchOptions
 
 Report = Callable[[str, int, int], None]  # (phase, step, total)
 
@@ -39,7 +39,7 @@ Report = Callable[[str, int, int], None]  # (phase, step, total)
 class Runner:
     """A model prepared for ``options`` (eval mode, dtype, device, memory format, compile): runs and times passes.
 
-    The caller hands over a model it may change (``vitzoo.bench`` copies the user's model first when needed).
+    The caller hands over a model it may change (``vitzoo.measure.bench`` copies the user's model first when needed).
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """The compute-vs-accuracy trade-off: params, GMACs, measured throughput and ImageNet-1k top-1, per checkpoint.
 
-Compute comes from the closed-form counts of ``vitzoo.analytic`` at each checkpoint's evaluation resolution;
+Compute comes from the closed-form counts of ``vitzoo.zoo.analytic`` at each checkpoint's evaluation resolution;
 throughput from the results store (``vitzoo bench``) for one device and dtype; accuracy is the user's own
 ImageNet-1k measurement (``vitzoo eval`` on the full 1000-class set with the checkpoint's resolution, crop and
 resize, in that dtype; latest run) when there is one, otherwise the number reported for the checkpoint in the
@@ -15,17 +15,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from vitzoo.analytic import count_macs, count_params
-from vitzoo.catalog import REGISTRY
 from vitzoo.errors import VitzooError
-from vitzoo.registry import Family, Preprocess
+from vitzoo.zoo.analytic import count_macs, count_params
+from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.registry import Family, Preprocess
 
 if TYPE_CHECKING:
-    from vitzoo.store import ResultStore
+    from vitzoo.measure.store import ResultStore
 
 AccuracyKind = Literal["measured", "reported"]
 TagChoice = Literal["default", "all"]  # per architecture: its default checkpoint, or every checkpoint
-THROUGHPUT_KEYS = ("img_per_s", "throughput")  # images/s in a bench row (vitzoo.bench.BenchResult)
+THROUGHPUT_KEYS = ("img_per_s", "throughput")  # images/s in a bench row (vitzoo.measure.bench.BenchResult)
 OK_STATUS = (None, "ok")
 
 

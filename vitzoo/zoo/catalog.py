@@ -5,13 +5,13 @@ Hub repositories and files are those listed in ``shared/spec/formats.md`` §5 an
 (``timm/models/vision_transformer.py``, ``vision_transformer_hybrid.py``, ``resnetv2.py``); the original files
 live in Google's public buckets. Each checkpoint lists its sources in order of preference: the Hub
 safetensors, the Hub ``.bin`` where the repository is known to have one, a second Hub port of the same weights
-(timm's), then the original ``.npz`` URL. A source that fails falls through to the next (``vitzoo.sources``).
+(timm's), then the original ``.npz`` URL. A source that fails falls through to the next (``vitzoo.weights.sources``).
 """
 
 from __future__ import annotations
 
 from vitzoo.models import BiTConfig, HybridConfig, ViTConfig
-from vitzoo.registry import (
+from vitzoo.zoo.registry import (
     Accuracy,
     HubFile,
     ModelSpec,

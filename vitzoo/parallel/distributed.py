@@ -12,7 +12,7 @@
   then raises the same ``RankError`` naming the first failing rank and the cause. A rank that dies or hangs
   makes the others fail when the connection drops or the timeout expires, naming the rank that never reached
   the exchange (each rank marks its arrival in the rendezvous store).
-* ``vitzoo.spawn`` starts ``nproc`` copies of a command on this machine (``--nproc``).
+* ``vitzoo.parallel.spawn`` starts ``nproc`` copies of a command on this machine (``--nproc``).
 
 Results travel as JSON plus raw numpy buffers, never as pickles. Library code: nothing is printed.
 """
@@ -192,7 +192,7 @@ def shard_range(n: int, rank: int, world_size: int, align: int = 1) -> range:
 
 def shard_dataset(data: Any, launch: Launch, align: int = 1) -> Any:
     """This rank's contiguous shard of an ``ImageDataset`` (the same keys, labels and reader)."""
-    from vitzoo.data import ImageDataset
+    from vitzoo.evaluate.data import ImageDataset
 
     r = shard_range(len(data), launch.rank, launch.world_size, align)
     sl = slice(r.start, r.stop)

@@ -7,11 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitzoo.analytic import count_macs, count_params
-from vitzoo.catalog import REGISTRY
 from vitzoo.errors import ConfigError
 from vitzoo.models import BiTConfig, ModelConfig, ViTConfig, build_model
-from vitzoo.registry import HubFile, ModelSpec, Source, Weights, describe_preprocess
+from vitzoo.zoo.analytic import count_macs, count_params
+from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.registry import HubFile, ModelSpec, Source, Weights, describe_preprocess
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -35,11 +35,11 @@ def check_overrides(num_classes: int | None, img_size: int | None) -> None:
 def check_memory(config: ModelConfig, label: str, copies: int = 1) -> None:
     """Refuse, with one line, a model whose float32 weights would not fit in the RAM available now.
 
-    The size comes from the closed-form parameter count (``vitzoo.analytic``), so nothing is allocated to find
+    The size comes from the closed-form parameter count (``vitzoo.zoo.analytic``), so nothing is allocated to find
     out; ``copies`` is how many float32 copies of the weights the operation holds at once (converting and
     saving: 2). Where the available memory is unknown, nothing is checked.
     """
-    from vitzoo.peak import available_ram
+    from vitzoo.measure.peak import available_ram
 
     free = available_ram()
     params = count_params(config)

@@ -54,7 +54,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     """
     import torch
 
-    from vitzoo.cpu import native_dtype
+    from vitzoo.measure.cpu import native_dtype
 
     cuda = torch.version.cuda
     cuda_ok = torch.cuda.is_available()

@@ -1,7 +1,7 @@
 """Top-1 / top-5 (and ImageNet-ReaL) accuracy of a classifier on a labelled image dataset.
 
->>> from vitzoo.data import image_folder
->>> from vitzoo.evaluate import evaluate
+>>> from vitzoo.evaluate.data import image_folder
+>>> from vitzoo.evaluate.accuracy import evaluate
 >>> result = evaluate(model, weights.preprocess, image_folder("val/"))  # doctest: +SKIP
 >>> result.top1, result.top5, result.images_per_s  # doctest: +SKIP
 
@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitzoo.data import Batch, ImageDataset, make_loader
 from vitzoo.errors import VitzooError
-from vitzoo.imagenet import NUM_IMAGENET_CLASSES
-from vitzoo.registry import Preprocess, describe_preprocess
+from vitzoo.evaluate.data import Batch, ImageDataset, make_loader
+from vitzoo.evaluate.imagenet import NUM_IMAGENET_CLASSES
+from vitzoo.zoo.registry import Preprocess, describe_preprocess
 
 Progress = Callable[[int, int], None]  # (images done, total images)
 

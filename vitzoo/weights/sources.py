@@ -7,7 +7,7 @@ checksum mismatch, or a file that does not convert to the registered model — f
 converted once into vitzoo's cache; its size, sha256 and Hub commit are kept in the converted file's metadata,
 so they are known without hashing again.
 
-With a lock (``vitzoo.lock``), only the locked source is used, at its locked Hub commit, and a file whose
+With a lock (``vitzoo.weights.lock``), only the locked source is used, at its locked Hub commit, and a file whose
 commit, size or sha256 differs from the lock raises ``LockError`` saying what differs.
 """
 
@@ -19,14 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from vitzoo import hub
-from vitzoo.catalog import REGISTRY
-from vitzoo.checkpoint import CheckpointError, save_vitzoo
-from vitzoo.convert import Converted, check_architecture, convert_file
 from vitzoo.errors import VitzooError
-from vitzoo.lock import LockEntry, LockError, entry_for, lock_path, read_lock
 from vitzoo.models import ViTConfig
-from vitzoo.registry import HubFile, ModelSpec, Source, UrlFile, Weights
+from vitzoo.weights import hub
+from vitzoo.weights.checkpoint import CheckpointError, save_vitzoo
+from vitzoo.weights.convert import Converted, check_architecture, convert_file
+from vitzoo.weights.lock import LockEntry, LockError, entry_for, lock_path, read_lock
+from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.registry import HubFile, ModelSpec, Source, UrlFile, Weights
 
 
 class SourceFallbackWarning(UserWarning):

@@ -1,0 +1,1 @@
+"""Evaluating: images prepared as each checkpoint expects, accuracy, few-shot, the compute-vs-accuracy trade-off."""
