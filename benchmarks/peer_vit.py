@@ -6,8 +6,8 @@ under torch.compile; ONNX Runtime (and OpenVINO, where installed) running the gr
 writes. All get the same random weights (vitzoo's fused qkv split into HF's query/key/value) and are checked to
 give the same logits before anything is timed. Runs are interleaved: each round times every engine in turn (the
 order alternates between rounds), so load changes on the machine hit all of them alike; the table reports the
-median over rounds. The GEMM roofline (vitzoo.measure.peak) is measured before and after, and the load average and the
-CPU's instruction set are recorded with the result. bf16 runs only where the CPU has native bf16 (AVX512-BF16 or
+median over rounds. The GEMM roofline (vitzoo.measure.roofline) is measured before and after, and the load average and
+the CPU's instruction set are recorded with the result. bf16 runs only where the CPU has native bf16 (AVX512-BF16 or
 AMX); ONNX Runtime and OpenVINO are timed in fp32 only.
 
     python benchmarks/peer_vit.py                      # fp32 (+ bf16 if native), batch 16: writes results/
@@ -31,9 +31,9 @@ import torch
 
 import vitzoo
 from vitzoo.measure.env import environment
-from vitzoo.measure.peak import measure_gemm_peak
+from vitzoo.measure.roofline import measure_gemm_peak
 from vitzoo.models.layers import set_fused_kernels
-from vitzoo.weights.loading import DTYPES
+from vitzoo.weights.convert.torch_formats import canonical_to_transformers, hf_layout
 from vitzoo.zoo.analytic import count_macs
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,35 +49,8 @@ def hf_vit_b16(model: torch.nn.Module) -> torch.nn.Module:
                        hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, num_labels=c.num_classes,
                        attn_implementation="sdpa")  # fmt: skip
     hf = ViTForImageClassification(config).eval()
-    sd, D = model.state_dict(), c.width
-    out = {
-        "vit.embeddings.cls_token": sd["cls_token"],
-        "vit.embeddings.position_embeddings": sd["pos_embed"],
-        "vit.embeddings.patch_embeddings.projection.weight": sd["patch_embed.proj.weight"],
-        "vit.embeddings.patch_embeddings.projection.bias": sd["patch_embed.proj.bias"],
-        "vit.layernorm.weight": sd["norm.weight"],
-        "vit.layernorm.bias": sd["norm.bias"],
-        "classifier.weight": sd["head.weight"],
-        "classifier.bias": sd["head.bias"],
-    }
-    v5 = "vit.layers.0.attention.q_proj.weight" in hf.state_dict()  # transformers >= 5 renamed the layers
-    qkv_names = ("q_proj", "k_proj", "v_proj") if v5 else ("attention.query", "attention.key", "attention.value")
-    pairs = (
-        {"layernorm_before": "norm1", "attention.o_proj": "attn.proj", "layernorm_after": "norm2",
-         "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
-        if v5 else
-        {"layernorm_before": "norm1", "attention.output.dense": "attn.proj", "layernorm_after": "norm2",
-         "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2"}
-    )  # fmt: skip
-    for i in range(c.depth):
-        p, q = f"blocks.{i}.", f"vit.layers.{i}." if v5 else f"vit.encoder.layer.{i}."
-        for j, name in enumerate(qkv_names):  # fused qkv rows are [q; k; v]
-            out[f"{q}attention.{name}.weight"] = sd[f"{p}attn.qkv.weight"][j * D : (j + 1) * D]
-            out[f"{q}attention.{name}.bias"] = sd[f"{p}attn.qkv.bias"][j * D : (j + 1) * D]
-        for hf_name, ours in pairs.items():
-            for t in ("weight", "bias"):
-                out[f"{q}{hf_name}.{t}"] = sd[f"{p}{ours}.{t}"]
-    hf.load_state_dict(out, strict=True)
+    layout = hf_layout(hf.state_dict())  # transformers >= 5 renamed the layers in memory
+    hf.load_state_dict(canonical_to_transformers(model.state_dict(), bit=False, layout=layout), strict=True)
     assert hf.config._attn_implementation == "sdpa"
     return hf
 
@@ -134,7 +107,7 @@ def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, com
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_bf16(),
                     "threads": torch.get_num_threads(), "compile_s": {}}  # fmt: skip
     for name in dtypes:
-        dtype = DTYPES[name]
+        dtype = dtypes.to_torch(name)
         ours.to(dtype), peer.to(dtype)
         fused = set_fused_kernels(copy.deepcopy(ours), True)  # a second copy: each keeps its own weight cache
         x = x32.to(dtype)

@@ -1,7 +1,7 @@
 """Test helper: write a canonical state dict back in the original JAX layouts (vit_jax and big_transfer .npz).
 
-Written independently of vitzoo.weights.convert (from formats.md's tables), so that model -> npz -> convert is a real
-round trip of the converter.
+Written independently of vitzoo.weights.convert (from the layouts vit_jax's ``models_vit.py`` and big_transfer's
+``bit_jax/models.py`` give their parameters), so that model -> npz -> convert is a real round trip of the converter.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import vitzoo
-from vitzoo.models import ViTConfig, build_model
+from vitzoo.models import build_model
 from vitzoo.zoo.analytic import count_macs, count_params
+from vitzoo.zoo.configs import ViTConfig
 
 # Parameters at 224 px with a 1000-class head. ViTs and hybrids: the original implementation's own golden
 # table (vit_jax models_test.py MODEL_SIZES). BiT: the same shapes as big_transfer / timm (25.55M for R50x1 ...).

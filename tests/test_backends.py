@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from vitzoo.cli import main
 from vitzoo.errors import ConfigError
-from vitzoo.measure import peak
+from vitzoo.measure import roofline
 from vitzoo.measure.backends import OrtRunner, backend_version
 from vitzoo.measure.bench import BenchOptions, bench_models
-from vitzoo.measure.peak import GemmPeak
+from vitzoo.measure.roofline import GemmPeak
 from vitzoo.measure.store import ResultStore
 
 pytest.importorskip("onnxruntime")
@@ -67,8 +67,8 @@ def test_openvino_backend():
 
 def test_cli_header_store_and_results_name_the_backend(tmp_path, monkeypatch):
     db = str(tmp_path / "r.sqlite")
-    monkeypatch.setattr(peak, "measure_gemm_peak", lambda *a, **k: GemmPeak("cpu", "fp32", 2, 0.25, ()))
-    peak._cached_peak.cache_clear()
+    monkeypatch.setattr(roofline, "measure_gemm_peak", lambda *a, **k: GemmPeak("cpu", "fp32", 2, 0.25, ()))
+    roofline._cached_peak.cache_clear()
     runner = CliRunner()
     common = ["testing", "-b", "2", "--warmup", "1", "--iters", "1", "--rounds", "1", "--img-size", "32", "--db", db]
     out = runner.invoke(main, ["bench", *common, "--backend", "onnxruntime", "--threads", "1"], env={"COLUMNS": "200"})
@@ -85,7 +85,7 @@ def test_cli_header_store_and_results_name_the_backend(tmp_path, monkeypatch):
     from vitzoo.cli.results import _summary  # the `vitzoo results` table's headline
 
     assert "[onnxruntime]" in _summary(rows[0]) and "[" not in _summary(rows[1])  # "(contended)" may follow
-    peak._cached_peak.cache_clear()
+    roofline._cached_peak.cache_clear()
 
 
 def test_tradeoff_takes_the_throughput_of_one_backend(tmp_path):

@@ -12,15 +12,18 @@ from torch import nn
 
 import vitzoo
 import vitzoo.measure.bench as bench
-import vitzoo.measure.peak as peak
 from vitzoo.cli import main
 from vitzoo.errors import ConfigError, VitzooError
+from vitzoo.measure import roofline, runner, timing
 from vitzoo.measure.bench import BenchOptions, bench_models, benchmark_model, parse_batch_sizes
-from vitzoo.measure.peak import CudaMemoryMeter, CudaTimer, GemmPeak, is_oom, measure_gemm_peak, resolve_device
+from vitzoo.measure.device import resolve_device
+from vitzoo.measure.memory import CudaMemoryMeter, is_oom
+from vitzoo.measure.roofline import GemmPeak, measure_gemm_peak
 from vitzoo.measure.store import ResultStore
-from vitzoo.models.factory import resolve_config
+from vitzoo.measure.timing import CudaTimer
 from vitzoo.models.layers import onednn_linear_supports, set_fused_kernels
 from vitzoo.zoo.analytic import count_macs
+from vitzoo.zoo.lookup import resolve_config
 
 TINY = {"warmup": 1, "iters": 2, "rounds": 2, "gemm_peak": False}
 
@@ -131,7 +134,7 @@ def test_auto_batch_backs_off_when_the_timed_run_does_not_fit(monkeypatch):
                                                               (100, 48, 48), (33, 48, 33)])  # fmt: skip
 def test_batch_search(limit, max_batch, expected):
     tried = []
-    assert peak.search_batch(lambda b: tried.append(b) or b <= limit, max_batch) == expected
+    assert runner.search_batch(lambda b: tried.append(b) or b <= limit, max_batch) == expected
     assert max(tried) <= max_batch
 
 
@@ -261,13 +264,13 @@ def test_gemm_peak_measures_each_kernel():
 def test_percentile_matches_numpy():
     values = list(np.random.default_rng(0).random(37))
     for q in (0, 50, 90, 99, 100):
-        assert peak.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+        assert timing.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
 
 
 def test_cli_bench_flops_results_round_trip(tmp_path, monkeypatch):
     db = str(tmp_path / "r.sqlite")
-    monkeypatch.setattr(peak, "measure_gemm_peak", lambda *a, **k: GemmPeak("cpu", "fp32", 2, 0.25, ()))
-    peak._cached_peak.cache_clear()  # measured once per process: forget any real measurement
+    monkeypatch.setattr(roofline, "measure_gemm_peak", lambda *a, **k: GemmPeak("cpu", "fp32", 2, 0.25, ()))
+    roofline._cached_peak.cache_clear()  # measured once per process: forget any real measurement
     runner = CliRunner()
     args = ["bench", "testing", "-b", "1,2", "--warmup", "1", "--iters", "2", "--rounds", "1", "--db", db, "--json"]
     out = runner.invoke(main, args)
@@ -286,7 +289,7 @@ def test_cli_bench_flops_results_round_trip(tmp_path, monkeypatch):
     out = runner.invoke(main, ["bench", "--peak", "--dtype", "bf16", "--db", db, "--json"])
     assert out.exit_code == 0 and json.loads(out.stdout)["peak_tflops"] == 0.25
     assert ResultStore(db).query(model="gemm-peak")["peak_tflops"].tolist() == [0.25]
-    peak._cached_peak.cache_clear()
+    roofline._cached_peak.cache_clear()
 
 
 def test_cli_user_errors_are_one_line(tmp_path):
@@ -476,7 +479,7 @@ def test_gemm_peak_says_so_when_no_kernel_runs(monkeypatch):
     def broken(x, w, b):
         raise RuntimeError("could not create a primitive descriptor")
 
-    monkeypatch.setattr(peak, "_kernels", lambda device: {"aten": broken, "onednn": broken})
+    monkeypatch.setattr(roofline, "_kernels", lambda device: {"aten": broken, "onednn": broken})
     with pytest.raises(ConfigError, match=r"no matmul kernel runs in bf16.*could not create"):
         measure_gemm_peak("cpu", torch.bfloat16, shapes=[(8, 8, 8)], seconds=0.01)
 

@@ -14,7 +14,7 @@ import vitzoo
 import vitzoo.cli._output as output
 import vitzoo.measure.bench as bench
 from vitzoo.cli import main
-from vitzoo.measure.peak import GemmPeak
+from vitzoo.measure.roofline import GemmPeak
 from vitzoo.measure.store import ResultStore
 from vitzoo.weights.checkpoint import save_vitzoo
 
@@ -27,7 +27,8 @@ def templates(tmp_path_factory) -> dict[str, bytes]:
     root = tmp_path_factory.mktemp("templates")
     ResultStore(root / "good.sqlite").add("flops", "testing", {"gmacs": 0.1}, {"host": "h"})
     corrupt = ResultStore(root / "corrupt.sqlite")
-    corrupt.add_many([("flops", f"m{i}", {"pad": "x" * 300}) for i in range(100)], {"host": "h"})
+    for i in range(100):
+        corrupt.add("flops", f"m{i}", {"pad": "x" * 300}, {"host": "h"})
     data = bytearray((root / "corrupt.sqlite").read_bytes())
     data[len(data) // 2 : len(data) // 2 + 6000] = b"\x5a" * 6000
     model = vitzoo.create("testing")

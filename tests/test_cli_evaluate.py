@@ -19,7 +19,7 @@ from vitzoo.cli import main
 from vitzoo.evaluate.data import preprocess_image
 from vitzoo.measure.store import ResultStore
 from vitzoo.weights.checkpoint import save_vitzoo
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.preprocess import Preprocess
 
 
 @pytest.fixture(autouse=True)

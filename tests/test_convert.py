@@ -14,10 +14,11 @@ from safetensors.torch import save_file
 
 import vitzoo
 from vitzoo.cli import main
-from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model
+from vitzoo.models import build_model
 from vitzoo.weights.checkpoint import save_vitzoo
 from vitzoo.weights.convert import convert_file
 from vitzoo.weights.convert.torch_formats import canonical_to_timm, canonical_to_transformers
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ViTConfig
 
 # Max relative error (max |diff| / max |ref|) against the original flax code. The two plain ViTs reproduce to
 # < 1e-6. The hybrid's residual (2.0e-5) is the reference's own float32 rounding in its ResNet: our float64

@@ -9,7 +9,7 @@ from reference import CASES, inputs, logits, write_npz
 
 import vitzoo
 from vitzoo.measure.bench import BenchOptions, bench_models, benchmark_model
-from vitzoo.measure.peak import CudaTimer
+from vitzoo.measure.timing import CudaTimer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to this torch")
 
@@ -38,7 +38,7 @@ def test_reference_logits_on_the_gpu(case, tmp_path, no_tf32):
     for dtype, tolerance in LOW_PRECISION_TOLERANCE.items():
         low = vitzoo.load(write_npz(case, tmp_path / f"{case}.npz"), device="cuda", dtype=dtype)
         with torch.inference_mode():
-            out = low(x.to(vitzoo.weights.loading.DTYPES[dtype])).float().cpu().numpy()
+            out = low(x.to(vitzoo.dtypes.to_torch(dtype))).float().cpu().numpy()
         assert np.abs(out - ref).max() / np.abs(ref).max() <= tolerance, dtype
         np.testing.assert_array_equal(out.argmax(1), ref.argmax(1))
 

@@ -13,19 +13,22 @@ from PIL import Image
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.data import (
     collate,
-    default_preprocess,
     flat_folder,
     hf_dataset,
     image_folder,
     open_dataset,
-    override_preprocess,
     preprocess_image,
     resize_shape,
     tf_resize,
-    validate_preprocess,
 )
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, synset_to_index
-from vitzoo.zoo.registry import Preprocess, describe_preprocess
+from vitzoo.zoo.preprocess import (
+    Preprocess,
+    default_preprocess,
+    describe_preprocess,
+    override_preprocess,
+    validate_preprocess,
+)
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -272,8 +275,9 @@ def test_hf_dataset_from_disk(tmp_path):
 
 def _tiny_vit_file(path, img_size=32, num_classes=2, **metadata):
     """A vitzoo file of the registry's `testing` architecture (optionally naming where it came from)."""
-    from vitzoo.models import ViTConfig, build_model
+    from vitzoo.models import build_model
     from vitzoo.weights.checkpoint import save_vitzoo
+    from vitzoo.zoo.configs import ViTConfig
 
     config = ViTConfig(16, 10, 1, 2, 10, img_size=img_size, num_classes=num_classes)
     model = build_model(config)
@@ -318,8 +322,9 @@ def test_every_entry_point_feeds_the_model_the_same_tensor(tmp_path, pp):
 
 def test_files_get_a_preprocessing_and_say_which(tmp_path):
     import vitzoo
-    from vitzoo.models import ViTConfig, build_model
+    from vitzoo.models import build_model
     from vitzoo.zoo.catalog import REGISTRY
+    from vitzoo.zoo.configs import ViTConfig
 
     plain = vitzoo.load(_tiny_vit_file(tmp_path / "plain.safetensors"))
     assert plain.preprocess == Preprocess(32, resize="tf")

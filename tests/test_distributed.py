@@ -59,7 +59,7 @@ if os.environ.get("FAIL_RANK") is not None and os.environ.get("RANK") == os.envi
     vitzoo.parallel.sharded.count_hits = count_hits
 if os.environ.get("FAKE_GEMM_PEAK"):  # measuring the real roofline takes many seconds on a busy CPU
     import vitzoo.measure.bench
-    from vitzoo.measure.peak import GemmPeak
+    from vitzoo.measure.roofline import GemmPeak
 
     fake = float(os.environ["FAKE_GEMM_PEAK"])
     vitzoo.measure.bench.gemm_peak = lambda device, dtype: GemmPeak("cpu", "fp32", 1, fake, ())

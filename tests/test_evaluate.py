@@ -29,8 +29,9 @@ from vitzoo.evaluate.accuracy import (
 )
 from vitzoo.evaluate.data import flat_folder, image_folder, preprocess_image
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS
-from vitzoo.models import ViTConfig, build_model
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.models import build_model
+from vitzoo.zoo.configs import ViTConfig
+from vitzoo.zoo.preprocess import Preprocess
 
 skdata = pytest.importorskip("skimage.data")
 

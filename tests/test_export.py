@@ -17,8 +17,9 @@ from PIL import Image
 import vitzoo
 from vitzoo.cli import main
 from vitzoo.exporting import ExportError, export, preprocessor_config, timm_model, timm_pretrained_cfg
-from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model
+from vitzoo.models import build_model
 from vitzoo.weights.checkpoint import read_tensors, save_vitzoo
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ViTConfig
 
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")

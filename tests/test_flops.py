@@ -8,8 +8,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import vitzoo
 from vitzoo.measure.flops import count_flops, counted_macs
-from vitzoo.models import ViTConfig, build_model
+from vitzoo.models import build_model
 from vitzoo.zoo.analytic import count_macs
+from vitzoo.zoo.configs import ViTConfig
 
 
 @pytest.mark.parametrize("name", vitzoo.list_models())
@@ -95,8 +96,8 @@ def test_fused_cpu_kernels_are_counted():
 
 def test_weight_files_are_counted_from_their_own_architecture(tmp_path, monkeypatch):
     from vitzoo.errors import ConfigError
-    from vitzoo.measure.flops import check_source, is_file_source
     from vitzoo.weights.checkpoint import save_vitzoo
+    from vitzoo.weights.names import check_source, is_file_source
 
     model = vitzoo.create("testing")
     path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from hubcache import add_file, make_testing_checkpoint
 
 import vitzoo
+import vitzoo.weights.hub
 import vitzoo.weights.sources
 from vitzoo.cli import main
 from vitzoo.weights.checkpoint import CheckpointError
@@ -181,7 +182,7 @@ def test_a_read_only_cache_still_serves_what_it_holds(offline_hub, monkeypatch):
         if path.is_dir():
             path.chmod(0o555)
     if os.geteuid() == 0:  # root writes anyway: make the probe see what a user would
-        monkeypatch.setattr(vitzoo.weights.checkpoint, "unwritable_reason", lambda dst: "cannot write (read-only)")
+        monkeypatch.setattr(vitzoo.weights.hub, "unwritable_reason", lambda dst: "cannot write (read-only)")
     try:
         assert vitzoo.load("testing").name == "testing.random-10cls"
         assert vitzoo.weights.hub.cache_problem("converted")  # the cache is seen as read-only, yet serves its files

@@ -26,8 +26,9 @@ from vitzoo.inspection import (
     rollout_maps,
     upsample_maps,
 )
-from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.models import build_model
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ViTConfig
+from vitzoo.zoo.preprocess import Preprocess
 
 
 def _vit(classifier: str = "token", depth: int = 3, img_size: int = 32, patch: int = 8) -> torch.nn.Module:

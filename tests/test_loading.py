@@ -21,11 +21,12 @@ from jax_writer import save_npz, vit_jax_arrays
 import vitzoo
 from vitzoo.cli import main
 from vitzoo.errors import ConfigError
-from vitzoo.models import ViTConfig, build_model
+from vitzoo.models import build_model
 from vitzoo.weights.checkpoint import default_file_mode, save_vitzoo
 from vitzoo.weights.hub import HubError, download_url
 from vitzoo.weights.loading import ZeroHeadWarning
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.configs import ViTConfig
+from vitzoo.zoo.preprocess import Preprocess
 
 IN21K_LIKE = ViTConfig(8, 32, 1, 4, 48, img_size=32, num_classes=6, representation_size=32)
 
@@ -225,8 +226,8 @@ def test_absurd_sizes_are_refused_before_allocating(npz, monkeypatch):
         vitzoo.create("vit-b16", img_size=1_600_000)
     with torch.device("meta"):  # the meta device allocates nothing, so nothing to refuse
         assert vitzoo.create("vit-b16", img_size=1_600_000).pos_embed.is_meta
-    monkeypatch.setattr(vitzoo.measure.peak, "available_ram", lambda: 10_000)  # the estimate is the parameter count
+    monkeypatch.setattr(vitzoo.machine, "available_ram", lambda: 10_000)  # the estimate is the parameter count
     with pytest.raises(ConfigError, match=r"testing at img_size=224 has 10,500 parameters: about 0.0 MiB of memory"):
         vitzoo.create("testing")
-    monkeypatch.setattr(vitzoo.measure.peak, "available_ram", lambda: None)  # unknown: not checked
+    monkeypatch.setattr(vitzoo.machine, "available_ram", lambda: None)  # unknown: not checked
     assert vitzoo.create("testing").config.img_size == 224

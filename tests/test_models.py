@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 import vitzoo
-from vitzoo.models import BiTConfig, HybridConfig, ViTConfig, build_model, resize_pos_embed
+from vitzoo.models import build_model, resize_pos_embed
 from vitzoo.models.layers import StdConv2d, pad_same, same_padding
 from vitzoo.zoo.analytic import count_params
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ViTConfig
 
 
 def _small_size(name: str) -> int:

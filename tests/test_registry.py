@@ -8,7 +8,8 @@ import pytest
 
 import vitzoo
 from vitzoo.zoo.catalog import REGISTRY, TESTING
-from vitzoo.zoo.registry import HubFile, ModelSpec, Preprocess, Registry, UnknownModelError, Weights
+from vitzoo.zoo.preprocess import Preprocess
+from vitzoo.zoo.registry import HubFile, ModelSpec, Registry, UnknownModelError, Weights
 
 # The names the foundation issue fixes, in order.
 EXPECTED_NAMES = [

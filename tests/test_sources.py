@@ -18,6 +18,7 @@ from hubcache import COMMIT, add_file, make_testing_checkpoint
 
 import vitzoo
 import vitzoo.weights.sources
+import vitzoo.zoo.lookup
 from vitzoo.cli import main
 from vitzoo.models import build_model
 from vitzoo.weights.checkpoint import CheckpointError
@@ -25,7 +26,8 @@ from vitzoo.weights.convert import Converted
 from vitzoo.weights.lock import LockError, read_lock
 from vitzoo.weights.sources import SourceFallbackWarning, SourcesError, fetch_checkpoint, fit_to_registry
 from vitzoo.zoo.catalog import TESTING
-from vitzoo.zoo.registry import HubFile, ModelSpec, Preprocess, Registry, UrlFile, Weights
+from vitzoo.zoo.preprocess import Preprocess
+from vitzoo.zoo.registry import HubFile, ModelSpec, Registry, UrlFile, Weights
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -83,7 +85,7 @@ def zoo(tmp_path, monkeypatch):
     registry = Registry()
     registry.register(ModelSpec("testing", "vit", TESTING.config, "test", tags, "random-10cls"))
     monkeypatch.setattr(vitzoo.weights.sources, "REGISTRY", registry)
-    monkeypatch.setattr(vitzoo.models.factory, "REGISTRY", registry)  # load() resolves the name up front too
+    monkeypatch.setattr(vitzoo.zoo.lookup, "REGISTRY", registry)  # load() resolves the name up front too
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(hf_cache))
     monkeypatch.setattr(hf, "ENDPOINT", server)  # online Hub requests come here (404), never to the internet
     monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", server + "/{repo_id}/resolve/{revision}/{filename}")
@@ -263,11 +265,11 @@ def test_a_representation_layer_the_registry_does_not_declare_is_refused():
 
 
 def test_results_record_the_sha256_of_the_weights_used(zoo, monkeypatch):
-    from vitzoo.measure import peak
+    from vitzoo.measure import roofline
     from vitzoo.measure.store import ResultStore
 
-    monkeypatch.setattr(peak, "measure_gemm_peak", lambda *a, **k: peak.GemmPeak("cpu", "fp32", 2, 0.25, ()))
-    peak._cached_peak.cache_clear()  # no real GEMM peak measurement in this test
+    monkeypatch.setattr(roofline, "measure_gemm_peak", lambda *a, **k: roofline.GemmPeak("cpu", "fp32", 2, 0.25, ()))
+    roofline._cached_peak.cache_clear()  # no real GEMM peak measurement in this test
     db = zoo["tmp"] / "r.sqlite"
     args = ["bench", "testing", "--pretrained", "-b", "1", "--warmup", "1", "--iters", "1", "--rounds", "1"]
     result = CliRunner().invoke(main, [*args, "--db", str(db), "--json"])

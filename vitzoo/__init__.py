@@ -23,10 +23,10 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 # does not pay for torch.
 _API = {
     "create": "vitzoo.models.factory",
-    "describe": "vitzoo.models.factory",
+    "describe": "vitzoo.zoo.describe",
     "export": "vitzoo.exporting",
-    "get_spec": "vitzoo.models.factory",
-    "list_models": "vitzoo.models.factory",
+    "get_spec": "vitzoo.zoo.lookup",
+    "list_models": "vitzoo.zoo.lookup",
     "load": "vitzoo.weights.loading",
     "UnknownModelError": "vitzoo.zoo.registry",
 }
@@ -34,8 +34,10 @@ __all__ = ["UnknownModelError", "__version__", "create", "describe", "export", "
 
 if TYPE_CHECKING:
     from vitzoo.exporting import export
-    from vitzoo.models.factory import create, describe, get_spec, list_models
+    from vitzoo.models.factory import create
     from vitzoo.weights.loading import load
+    from vitzoo.zoo.describe import describe
+    from vitzoo.zoo.lookup import get_spec, list_models
     from vitzoo.zoo.registry import UnknownModelError
 
 

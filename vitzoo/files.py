@@ -1,4 +1,6 @@
-"""Whether a file can be written somewhere, found out before any work starts (no torch: the CLI's checks use it).
+"""Where vitzoo keeps its files, and whether a file can be written somewhere, found out before any work starts.
+
+No torch: the CLI's checks use it.
 
 A missing folder counts as writable when its nearest existing ancestor is (it is created on write). Writability is
 tried with a probe file that is removed at once, not guessed from the mode bits: those do not bind root, and say
@@ -7,9 +9,21 @@ nothing of ``/proc`` or a read-only mount.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """vitzoo's own folder: ``$VITZOO_CACHE``, else ``vitzoo`` in the user cache (``$XDG_CACHE_HOME`` or ``~/.cache``).
+
+    Converted checkpoints, downloaded originals and (unless ``$VITZOO_DB`` says otherwise) the results database
+    live there.
+    """
+    if env := os.environ.get("VITZOO_CACHE"):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "vitzoo"
 
 
 def unwritable_reason(dst: str | os.PathLike) -> str | None:
@@ -41,3 +55,12 @@ def probe_folder(folder: Path) -> str | None:
     os.close(fd)
     os.remove(probe)
     return None
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -11,6 +11,7 @@ import importlib
 
 import click
 
+from vitzoo import __version__
 from vitzoo.cli._output import fail
 from vitzoo.errors import VitzooError
 
@@ -75,7 +76,7 @@ class Group(SuggestingGroup):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vitzoo", prog_name="vitzoo")
+@click.version_option(version=__version__, prog_name="vitzoo")
 def main() -> None:
     """vitzoo: Vision Transformers and their BiT ResNet baselines, faithful to the originals.
 

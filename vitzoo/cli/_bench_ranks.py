@@ -23,7 +23,7 @@ PARALLEL_COLUMNS = [
 
 def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, sweep: bool, columns: list) -> None:
     """Run the distributed benchmark on every rank; rank 0 stores and prints (``columns``: the bench table's)."""
-    from vitzoo.measure.env import environment
+    from vitzoo.measure.bench import bench_environment
     from vitzoo.parallel.distributed import current
     from vitzoo.parallel.sharded import bench_data_parallel, bench_sweep
 
@@ -52,7 +52,7 @@ def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, swe
         if row["status"] != "ok":
             warn(f"{row['model']} batch {row['batch_size']}: {row['status']}: {row['error']}")
     if store is not None:
-        env = environment(options.device)
+        env = bench_environment(options)
         for row in aggregated:
             store.add("bench", row["model"], {k: v for k, v in row.items() if k != "model"}, env)
         info(f"{len(aggregated)} data-parallel result(s) appended to {store.path}")

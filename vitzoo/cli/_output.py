@@ -45,7 +45,7 @@ class Command(click.Command):
 
 
 # One wording of the results-database options for every command that stores or reads results.
-DB_HELP = "Results database (default: $VITZOO_DB, else ~/.cache/vitzoo/results.sqlite)."
+DB_HELP = "Results database (default: $VITZOO_DB, else results.sqlite in $VITZOO_CACHE, default ~/.cache/vitzoo)."
 NO_STORE_HELP = "Do not append the results to the results database."
 db_option = click.option("--db", type=click.Path(path_type=str), default=None, metavar="PATH", help=DB_HELP)
 no_store_option = click.option("--no-store", is_flag=True, help=NO_STORE_HELP)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
+from vitzoo import dtypes
 from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import (
     Command,
@@ -75,7 +74,7 @@ def _line(r: Any) -> str:
 )
 @click.option(
     "--dtype",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
+    type=click.Choice(dtypes.NAMES),
     default="fp32",
     show_default=True,
     help="Precision of the run. A CPU without native bf16/fp16 gets a warning first (emulated: several times "
@@ -155,6 +154,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
       vitzoo bench --peak --dtype bf16               # the GEMM roofline only
     """
     from vitzoo.measure.bench import BenchOptions, check_names, parse_batch_sizes
+    from vitzoo.weights.names import expand_sources
 
     if peak:
         if _distributed():
@@ -182,6 +182,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         pretrained=kw["pretrained"],
         backend=kw["backend"],
     )
+    names = tuple(expand_sources(names))  # vit-b* -> vit-b8 vit-b16 vit-b32
     check_names(names, options)  # unknown names, missing files, an unavailable device: before anything runs
     from vitzoo.measure.store import ResultStore
 
@@ -213,7 +214,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from vitzoo.errors import VitzooError
-    from vitzoo.measure.bench import iter_bench, kernels_for
+    from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for
     from vitzoo.measure.cpu import low_precision_warning
 
     slow = low_precision_warning(options.dtype, options.device)
@@ -222,8 +223,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     fused, why = kernels_for(options)
     if options.fused and not fused:
         info(f"kernels: aten ({why})")
-    env = _bench_env(options)
-    sha_of = functools.cache(_weights_sha256)
+    env = bench_environment(options)
     results: list[Any] = []
     interrupted, store_error = False, None
     with Progress(
@@ -241,7 +241,6 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
                 progress.console.print(escape(_line(r)), highlight=False, soft_wrap=True)
                 if store is not None and store_error is None:
                     metrics = {k: v for k, v in r.as_dict().items() if k != "model"}
-                    metrics["weights_sha256"] = sha_of(r.model) if options.pretrained else None
                     try:
                         store.add("bench", r.model, metrics, {**env, "threads": r.threads})
                     except VitzooError as e:  # keep measuring; the results are still printed
@@ -252,25 +251,13 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     return results, interrupted, store_error
 
 
-def _bench_env(options: Any) -> dict[str, Any]:
-    """The environment stored with each result; a non-torch backend adds its runtime and version."""
-    from vitzoo.measure.store import environment
-
-    env = environment(options.device)
-    if options.backend != "torch":
-        from vitzoo.measure.backends import backend_version
-
-        env["backend"] = backend_version(options.backend)
-    return env
-
-
 def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
     """The results as a table (with the kernels and setting in its title), JSON or CSV; contention warned."""
     import torch
 
-    from vitzoo.measure.bench import kernels_for
+    from vitzoo.measure.bench import bench_environment, kernels_for
 
-    env = _bench_env(options)
+    env = bench_environment(options)
     env["threads"] = results[0].threads if results else torch.get_num_threads()
     rows = [r.as_dict() for r in results]
     busy = [r for r in results if r.contended]
@@ -309,23 +296,9 @@ PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), 
                 ("tflops", "TFLOP/s", number(3))]  # fmt: skip
 
 
-def _weights_sha256(name: str) -> str | None:
-    """sha256 of the file a model's pretrained weights came from: the downloaded source (already in the cache) of
-    a registry name, or the weight file given; None for a model that failed to load."""
-    from vitzoo.errors import VitzooError
-    from vitzoo.measure.flops import is_file_source
-    from vitzoo.weights.hub import sha256_of
-    from vitzoo.weights.sources import fetch_checkpoint
-
-    try:
-        return sha256_of(Path(name).expanduser()) if is_file_source(name) else fetch_checkpoint(name).entry.sha256
-    except (VitzooError, OSError):
-        return None
-
-
 def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:
-    from vitzoo.measure.bench import DTYPES, resolve_device
-    from vitzoo.measure.peak import measure_gemm_peak, num_threads
+    from vitzoo.measure.device import num_threads, resolve_device
+    from vitzoo.measure.roofline import measure_gemm_peak
     from vitzoo.measure.store import ResultStore, environment
 
     resolve_device(device)
@@ -336,7 +309,7 @@ def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store
     if slow:
         warn(slow)
     with num_threads(threads), err_console.status(f"measuring {dtype} GEMM throughput on {device}"):
-        result = measure_gemm_peak(device, DTYPES[dtype], seconds=1.0)
+        result = measure_gemm_peak(device, dtypes.to_torch(dtype), seconds=1.0)
         env = environment(device)
     data = result.as_dict()
     if store is not None:

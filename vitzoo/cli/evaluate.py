@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from vitzoo import dtypes
 from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import (
     db_option,
@@ -36,7 +37,7 @@ def _pct(v: Any) -> str:
 
 def _check_device(ctx: click.Context, param: click.Parameter, device: str) -> str:
     """--device names an available device (checked when the options are read, before any data or download)."""
-    from vitzoo.measure.peak import resolve_device
+    from vitzoo.measure.device import resolve_device
 
     resolve_device(device)
     return device
@@ -67,7 +68,7 @@ def data_options(func: Callable) -> Callable:
                      help="Only N images, evenly spaced (a quick look)."),
         click.option("--device", default="cpu", show_default=True, callback=_check_device,
                      help="cpu, cuda, cuda:N or mps."),
-        click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+        click.option("--dtype", type=click.Choice(dtypes.NAMES), default="fp32", show_default=True,
                      help="Precision of the weights and inputs."),
         db_option,
         no_store_option,
@@ -93,11 +94,10 @@ def _progress(description: str):
 def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
     """Model (eval mode) and the preprocessing it was evaluated with (``model.preprocess``), overrides applied."""
     import vitzoo
-    from vitzoo.evaluate.data import default_preprocess, override_preprocess
-    from vitzoo.measure.peak import resolve_device
+    from vitzoo.measure.device import resolve_device
     from vitzoo.weights.loading import ZeroHeadWarning
     from vitzoo.weights.sources import SourceFallbackWarning
-    from vitzoo.zoo.registry import family_of
+    from vitzoo.zoo.preprocess import resolve_preprocess
 
     resolve_device(device)  # also checked by --device; library callers of _load get the same one-line error
     with warnings.catch_warnings(record=True) as caught:
@@ -107,8 +107,7 @@ def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
     for w in caught:  # which source was used when the first failed: one line, not a Python warning
         if issubclass(w.category, SourceFallbackWarning):
             warn(str(w.message))
-    pp = getattr(model, "preprocess", None) or default_preprocess(family_of(model.config), model.config.img_size)
-    return model, override_preprocess(pp, img_size=img_size, crop_pct=crop_pct), zeroed
+    return model, resolve_preprocess(model, img_size=img_size, crop_pct=crop_pct), zeroed
 
 
 def _describe_run(model, data, pp) -> str:
@@ -116,14 +115,6 @@ def _describe_run(model, data, pp) -> str:
     source = getattr(model, "preprocess_source", None)
     note = f" ({source})" if source is not None and source != f"registry tag {model.name}" else ""
     return f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}{note}"
-
-
-def _weights_sha256(model, name: str) -> str | None:
-    """sha256 of the file the weights came from: the downloaded source of a registry name, or the file given."""
-    from vitzoo.weights.hub import sha256_of
-    from vitzoo.weights.loading import is_path
-
-    return getattr(model, "weights_sha256", None) or (sha256_of(Path(name).expanduser()) if is_path(name) else None)
 
 
 def _dataset(data_path, labels_file, hf, split, limit):
@@ -232,15 +223,15 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     if not no_store:
         metrics = {**result.metrics(), "imagenet": data.classes.imagenet, "limit": limit, "device": device,
                    "dtype": dtype, "batch_size": batch_size, "workers": workers,
-                   "weights_sha256": _weights_sha256(model, name)}  # fmt: skip
+                   "weights_sha256": model.weights_sha256}  # fmt: skip
         _store(db, "eval", model.name, metrics, device)
 
 
 def _precheck(name: str, data, img_size: int | None) -> None:
     """For a registry name, refuse a head that cannot score the data before downloading anything."""
     from vitzoo.evaluate.accuracy import check_head
-    from vitzoo.models.factory import resolve_config
     from vitzoo.weights.loading import is_path
+    from vitzoo.zoo.lookup import resolve_config
 
     if is_path(name):
         return
@@ -254,7 +245,7 @@ def _precheck(name: str, data, img_size: int | None) -> None:
 
 
 def _describe(pp) -> str:
-    from vitzoo.zoo.registry import describe_preprocess
+    from vitzoo.zoo.preprocess import describe_preprocess
 
     return describe_preprocess(pp)
 
@@ -327,7 +318,7 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
                    "seed": seed, "l2_reg": l2_reg, "classes": classes, "num_images": len(feats.labels),
                    "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
                    "limit": limit, "device": device, "dtype": dtype,
-                   "weights_sha256": _weights_sha256(model, name)}  # fmt: skip
+                   "weights_sha256": model.weights_sha256}  # fmt: skip
         _store(db, "fewshot", model.name, metrics, device)
 
 
@@ -364,7 +355,7 @@ def _pareto_mark(row) -> str:
 @click.command("tradeoff")
 @click.argument("names", nargs=-1, metavar="[NAME[.TAG]|PATTERN]...")
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+@click.option("--dtype", type=click.Choice(dtypes.NAMES), default="fp32", show_default=True,
               help="Throughput and measured accuracy in this precision.")  # fmt: skip
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]), default="torch",
               show_default=True, help="Throughput measured with this `vitzoo bench --backend`.")  # fmt: skip

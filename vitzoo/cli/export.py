@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vitzoo.cli._output import emit_json, info
+from vitzoo.zoo.formats import EXPORT_FORMATS
 
 
 @click.command("export")
@@ -16,7 +17,7 @@ from vitzoo.cli._output import emit_json, info
     "--format",
     "fmt",
     required=True,
-    metavar="onnx|transformers|timm",
+    metavar="|".join(EXPORT_FORMATS),
     help="onnx: a .onnx file; transformers: a from_pretrained directory; timm: a .safetensors file.",
 )
 @click.option("--img-size", type=int, help="Resolution to export at (default: the checkpoint's).")

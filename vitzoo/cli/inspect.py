@@ -37,15 +37,15 @@ def _parse_analyses(values: tuple[str, ...]) -> tuple[str, ...]:
 def _load(name: str, img_size: int | None, random_init: bool):
     """The model (eval mode) and the preprocessing of its checkpoint (``model.preprocess``), at its resolution."""
     import vitzoo
-    from vitzoo.models.factory import resolve_config
-    from vitzoo.weights.loading import checkpoint_preprocess
+    from vitzoo.zoo.lookup import resolve_config
+    from vitzoo.zoo.preprocess import resolve_preprocess
 
     try:
-        spec, weights, _ = resolve_config(name)
+        spec, _, _ = resolve_config(name)
     except VitzooError:
         if random_init:
             raise
-        spec = weights = None  # a local checkpoint: vitzoo.load says whether it can read it
+        spec = None  # a local checkpoint: vitzoo.load says whether it can read it
     if spec is not None and spec.family == "bit":
         raise VitzooError(f"{name} is a BiT ResNet: inspect needs a Vision Transformer (vit-* or a hybrid)")
     if random_init:
@@ -53,10 +53,7 @@ def _load(name: str, img_size: int | None, random_init: bool):
 
         torch.manual_seed(0)  # the same "random" weights on every run, and on every rank of a launch
     model = vitzoo.create(name, img_size=img_size).eval() if random_init else vitzoo.load(name, img_size=img_size)
-    preprocess = getattr(model, "preprocess", None)
-    if preprocess is None:  # vitzoo.create: the registry tag's, at the model's resolution
-        preprocess, _ = checkpoint_preprocess(model.config, weights, name)
-    return model, preprocess
+    return model, resolve_preprocess(model)
 
 
 def _save(fig, path: Path) -> None:

@@ -12,7 +12,6 @@ from vitzoo.cli._output import (
     console,
     db_option,
     emit,
-    fail,
     format_options,
     info,
     millions,
@@ -61,17 +60,11 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
       vitzoo flops 'vit-*' --csv
       vitzoo flops ./ti16.safetensors
     """
-    import vitzoo
-    from vitzoo.measure.flops import check_source, count_flops, is_file_source
+    from vitzoo.measure.flops import count_flops
     from vitzoo.measure.store import ResultStore, environment
+    from vitzoo.weights.names import check_source, expand_sources
 
-    expanded: list[str] = []
-    for name in names:
-        pattern = not is_file_source(name) and any(c in name for c in "*?[")
-        matches = vitzoo.list_models(name) if pattern else [name]
-        if not matches:
-            fail(f"no model matches {name!r}; see `vitzoo list`")
-        expanded += matches
+    expanded = expand_sources(names)
     for name in expanded:  # unknown names, missing files, bad sizes: before anything is counted
         check_source(name, img_size=img_size)
     store = None if no_store else ResultStore(db)  # a corrupt or foreign database is refused here

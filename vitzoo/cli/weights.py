@@ -28,8 +28,8 @@ def _registry_hint(src: str, model: str | None):
 
     ``%2B`` and ``+`` spellings of the same URL match.
     """
-    from vitzoo.models.factory import resolve_config
     from vitzoo.zoo.catalog import REGISTRY
+    from vitzoo.zoo.lookup import resolve_config
 
     if model:
         return model, resolve_config(model)[2]
@@ -68,11 +68,12 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
       vitzoo convert https://storage.googleapis.com/vit_models/imagenet21k+imagenet2012/ViT-B_16-224.npz b16.safetensors
       vitzoo convert model.safetensors ft.safetensors --num-classes 10 --img-size 384
     """
-    from vitzoo.models.factory import check_memory, check_overrides
+    from vitzoo.files import sha256_of
     from vitzoo.weights import hub
     from vitzoo.weights.checkpoint import check_writable, save_vitzoo
     from vitzoo.weights.convert import check_architecture, convert_file
     from vitzoo.weights.loading import Adaptation, adapt
+    from vitzoo.zoo.lookup import check_memory, check_overrides
 
     # Everything that can be checked is checked before the download and the conversion.
     if dst.is_dir():
@@ -102,7 +103,7 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
             fail(f"{path}: is a directory, not a weight file")
         if not path.is_file():
             fail(f"{path}: no such file")
-        if sha256 and hub.sha256_of(path) != sha256:
+        if sha256 and sha256_of(path) != sha256:
             fail(f"{path}: sha256 mismatch (expected {sha256})")
     result = convert_file(path, expected=hint)
     if hint is not None:
@@ -168,7 +169,9 @@ def download_cmd(names, lock):
     from vitzoo.weights.hub import HubError
     from vitzoo.weights.lock import write_lock
     from vitzoo.weights.sources import SourceFallbackWarning, fetch_checkpoint
+    from vitzoo.zoo.lookup import expand_names
 
+    names = expand_names(names)
     failed, entries = 0, {}
     for name in names:
         try:
@@ -204,9 +207,9 @@ def cache_cmd():
 def _cached() -> list[dict]:
     from safetensors import safe_open
 
-    from vitzoo.weights.hub import cache_root
+    from vitzoo.files import cache_dir
 
-    root = cache_root()
+    root = cache_dir()
     if root.exists() and not root.is_dir():
         fail(f"vitzoo's cache {root} is not a directory; set VITZOO_CACHE to a directory")
     rows = []

@@ -24,7 +24,7 @@ from torch import nn
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.data import Batch, ImageDataset, make_loader
 from vitzoo.evaluate.imagenet import NUM_IMAGENET_CLASSES
-from vitzoo.zoo.registry import Preprocess, describe_preprocess
+from vitzoo.zoo.preprocess import Preprocess, describe_preprocess
 
 Progress = Callable[[int, int], None]  # (images done, total images)
 

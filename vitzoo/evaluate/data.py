@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,10 +34,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, NUM_IMAGENET_CLASSES, synset_to_index
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.preprocess import Preprocess, validate_preprocess
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
-RESIZE_MODES = ("tf", "squash", "shorter")
 
 
 def resize_shape(width: int, height: int, pp: Preprocess) -> tuple[int, int]:
@@ -88,33 +87,6 @@ def normalise(pixels: np.ndarray, pp: Preprocess) -> torch.Tensor:
 def preprocess_image(image: Image.Image, pp: Preprocess) -> torch.Tensor:
     """One PIL image -> a (3, img_size, img_size) float32 tensor, normalised as the checkpoint expects."""
     return normalise(resize_pixels(image, pp), pp)
-
-
-def default_preprocess(family: str, img_size: int) -> Preprocess:
-    """The preprocessing for a checkpoint of ``family`` ("vit", "hybrid", "bit") that names none.
-
-    The originals' own evaluation, the same for the three families: vit_jax and big_transfer both resize the
-    decoded image straight to the square with ``tf.image.resize`` (bilinear, no antialiasing) and map
-    [0, 255] to [-1, 1].
-    """
-    if family not in ("vit", "hybrid", "bit"):
-        raise VitzooError(f"unknown model family {family!r}")
-    return Preprocess(img_size, resize="tf")
-
-
-def validate_preprocess(pp: Preprocess) -> Preprocess:
-    """``pp`` itself, or a ``VitzooError`` naming the invalid field."""
-    if pp.img_size <= 0:
-        raise VitzooError(f"img_size must be positive, not {pp.img_size}")
-    if not 0 < pp.crop_pct <= 1:
-        raise VitzooError(f"crop_pct must be in (0, 1], not {pp.crop_pct}")
-    if pp.resize not in RESIZE_MODES:
-        raise VitzooError(f"resize must be one of {', '.join(map(repr, RESIZE_MODES))}, not {pp.resize!r}")
-    if pp.interpolation not in _RESAMPLE:
-        raise VitzooError(f"interpolation must be 'bilinear' or 'bicubic', not {pp.interpolation!r}")
-    if pp.resize == "tf" and pp.interpolation != "bilinear":  # TF's bicubic is another kernel than torch's
-        raise VitzooError(f"resize 'tf' is bilinear only, not {pp.interpolation!r}")
-    return pp
 
 
 @dataclass(frozen=True)
@@ -416,15 +388,3 @@ def open_dataset(
     if path is None:
         raise VitzooError("no data: give --data PATH or --hf-dataset NAME")
     return flat_folder(path, labels_file) if labels_file else image_folder(path)
-
-
-def override_preprocess(pp: Preprocess, *, img_size: int | None = None, crop_pct: float | None = None) -> Preprocess:
-    """``pp`` with the CLI's --img-size / --crop-pct applied (a crop_pct < 1 implies the 'shorter' policy)."""
-    changes: dict[str, Any] = {}
-    if img_size is not None:
-        changes["img_size"] = img_size
-    if crop_pct is not None:
-        changes["crop_pct"] = crop_pct
-        if crop_pct < 1:
-            changes["resize"] = "shorter"
-    return validate_preprocess(replace(pp, **changes))

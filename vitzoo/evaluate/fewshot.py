@@ -21,7 +21,7 @@ from torch import nn
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import DEFAULT_RUN, Progress, RunOptions, run_batches
 from vitzoo.evaluate.data import ImageDataset
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.preprocess import Preprocess
 
 BIAS_CONSTANT = 100.0
 DEFAULT_L2_REG = 2.0**10

@@ -125,8 +125,3 @@ NUM_IMAGENET_CLASSES = len(IMAGENET_SYNSETS)
 def synset_to_index() -> dict[str, int]:
     """WordNet id -> ImageNet-1k class index."""
     return {wnid: i for i, wnid in enumerate(IMAGENET_SYNSETS)}
-
-
-def is_imagenet_synset(name: str) -> bool:
-    """Whether ``name`` is one of the 1000 ImageNet-1k WordNet ids."""
-    return name in synset_to_index()

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from vitzoo.errors import VitzooError
 from vitzoo.zoo.analytic import count_macs, count_params
 from vitzoo.zoo.catalog import REGISTRY
-from vitzoo.zoo.registry import Family, Preprocess
+from vitzoo.zoo.configs import Family
+from vitzoo.zoo.lookup import expand_names
+from vitzoo.zoo.preprocess import Preprocess
 
 if TYPE_CHECKING:
     from vitzoo.measure.store import ResultStore
@@ -86,20 +88,15 @@ def resolve_names(names: Sequence[str], tags: TagChoice = "default") -> list[str
             chosen = spec.weights if tags == "all" else [spec.get_weights()]
             out += [f"{spec.name}.{w.tag}" for w in chosen if w is not None and w.accuracy is not None]
         return out
-    for name in names:
-        arch, dot, tag = name.partition(".")
-        archs = REGISTRY.names(arch) if any(ch in arch for ch in "*?[") else [arch]
-        if not archs:
-            raise VitzooError(f"no model matches {arch!r}; see `vitzoo list`")
-        for a in archs:
-            spec, weights = REGISTRY.resolve(f"{a}{dot}{tag}")
-            if weights is None:
-                raise VitzooError(f"{spec.name} has no checkpoint to compare")
-            chosen = spec.weights if tags == "all" and not dot else (weights,)
-            for w in chosen:
-                full = f"{spec.name}.{w.tag}"
-                if full not in out:
-                    out.append(full)
+    for name in expand_names(names):
+        spec, weights = REGISTRY.resolve(name)
+        if weights is None:
+            raise VitzooError(f"{spec.name} has no checkpoint to compare")
+        chosen = spec.weights if tags == "all" and "." not in name else (weights,)
+        for w in chosen:
+            full = f"{spec.name}.{w.tag}"
+            if full not in out:
+                out.append(full)
     return out
 
 

@@ -21,20 +21,18 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Literal
 
 from vitzoo.exporting._common import Exported, ExportError, _check_destination, _require, standardized_state_dict
 from vitzoo.exporting.to_onnx import _export_onnx, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.formats import EXPORT_FORMATS, ExportFormat
+from vitzoo.zoo.preprocess import resolve_preprocess
 
-__all__ = ["FORMATS", "TOLERANCE", "ExportError", "Exported", "deployable", "export", "onnx_program", "ort_session",
+__all__ = ["TOLERANCE", "ExportError", "Exported", "deployable", "export", "onnx_program", "ort_session",
            "preprocessor_config", "standardized_state_dict", "timm_model", "timm_overlay", "timm_pretrained_cfg",
            "transformers_config"]  # fmt: skip
 
-ExportFormat = Literal["onnx", "transformers", "timm"]
-FORMATS: tuple[str, ...] = ("onnx", "transformers", "timm")
 TOLERANCE = 1e-4  # max |exported - vitzoo| / max |vitzoo| over the logits, fp32
 
 
@@ -63,8 +61,8 @@ def export(
 
     Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then.
     """
-    if format not in FORMATS:
-        raise ExportError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    if format not in EXPORT_FORMATS:
+        raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out).expanduser()
     _check_destination(out, format, force)
     _require(format)
@@ -73,7 +71,7 @@ def export(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a zeroed 21k head is exported as it is; the loader's advice is for users
         model = load(name_or_path, img_size=img_size, pre_logits=pre_logits, dtype="fp32")
-    preprocess = model.preprocess or Preprocess(model.config.img_size)  # a bare file: the originals' preprocessing
+    preprocess = resolve_preprocess(model)
     if format == "onnx":
         return _export_onnx(model, out, opset, tolerance)
     if format == "transformers":

@@ -24,8 +24,8 @@ from vitzoo.exporting._common import (
     _verify,
     standardized_state_dict,
 )
-from vitzoo.models import BiTConfig, ModelConfig
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.configs import BiTConfig, ModelConfig
+from vitzoo.zoo.preprocess import Preprocess
 
 TIMM_VIT_SIZES = {(192, 3): "tiny", (384, 6): "small", (768, 12): "base", (1024, 16): "large", (1280, 16): "huge"}
 TIMM_HYBRIDS = {  # (ResNet stages, width) -> timm model

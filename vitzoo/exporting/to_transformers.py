@@ -23,8 +23,8 @@ from vitzoo.exporting._common import (
     _verify,
     standardized_state_dict,
 )
-from vitzoo.models import BiTConfig, ModelConfig
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.configs import BiTConfig, ModelConfig
+from vitzoo.zoo.preprocess import Preprocess
 
 
 def transformers_config(config: ModelConfig) -> tuple[Any, str]:

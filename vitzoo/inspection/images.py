@@ -16,7 +16,7 @@ from PIL import Image
 
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.data import normalise, open_image_file, resize_pixels
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.preprocess import Preprocess
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 ``torch`` is vitzoo's own path (``vitzoo.measure.bench``). ``onnxruntime`` (and ``openvino``, where its wheel is
 installed) run the graph ``vitzoo export --format onnx`` writes (``vitzoo.exporting.onnx_program``: dynamo exporter,
-dynamic batch, StdConv kernels baked in), checked against the PyTorch logits before anything is timed. Their runners have
-the interface of ``vitzoo.measure.runner``'s torch runner (``inputs``, ``forward``, ``sync``, ``probe``, ``measure``,
+dynamic batch, StdConv kernels baked in), checked against the PyTorch logits before anything is timed. Their runners
+have the interface of ``vitzoo.measure.runner.Runner`` (``inputs``, ``forward``, ``sync``, ``probe``, ``measure``,
 ``memory``, ``first_call_s``), so warm-up, rounds, latency percentiles, memory and % of GEMM peak are measured
 exactly as for torch. Intra-op threads follow ``--threads`` (default: torch's current setting), one inter-op thread.
 """

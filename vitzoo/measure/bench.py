@@ -32,23 +32,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from vitzoo import dtypes
 from vitzoo.errors import ConfigError
+from vitzoo.machine import current_rss, trim_memory
 from vitzoo.measure.cpu import fused_kernels
-from vitzoo.measure.peak import (
-    CpuMemoryMeter,
-    current_rss,
-    free_memory,
-    gemm_peak,
-    is_oom,
-    num_threads,
-    resolve_device,
-    trim_memory,
-)
+from vitzoo.measure.device import num_threads, resolve_device
+from vitzoo.measure.memory import CpuMemoryMeter, free_memory, is_oom
+from vitzoo.measure.roofline import gemm_peak
 from vitzoo.measure.runner import Runner, auto_batch
 from vitzoo.models.layers import set_fused_kernels
-from vitzoo.weights.loading import DTYPES
 
-__all__ = ["DTYPES", "BenchOptions", "BenchResult", "Progress", "bench_models", "benchmark_model", "is_oom",
+__all__ = ["BenchOptions", "BenchResult", "Progress", "bench_models", "benchmark_model", "is_oom",
            "iter_bench", "parse_batch_sizes", "resolve_device"]  # fmt: skip
 
 Status = Literal["ok", "oom", "error"]
@@ -78,8 +72,8 @@ class BenchOptions:
     backend: str = "torch"  # torch | onnxruntime | openvino (vitzoo.measure.backends: the exported ONNX graph)
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.dtype not in dtypes.NAMES:
+            raise ConfigError(f"dtype must be one of {', '.join(dtypes.NAMES)}, not {self.dtype!r}")
         if self.precision not in ("cast", "autocast"):
             raise ConfigError(f"precision must be 'cast' or 'autocast', not {self.precision!r}")
         if self.batch_sizes != "auto" and (
@@ -103,7 +97,7 @@ class BenchOptions:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+        return dtypes.to_torch(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -145,6 +139,7 @@ class BenchResult:
     load_end: float | None = None  # and after them
     other_cpu: float | None = None  # cores other processes used during the timed rounds (/proc/stat)
     contended: bool | None = None  # other work probably slowed this measurement down
+    weights_sha256: str | None = None  # the file the weights came from (``model.weights_sha256``); None: random
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able) for tables, export and the results store."""
@@ -232,7 +227,8 @@ def _measure(
     gflops = None if macs is None else 2 * macs / 1e9
     fused, _ = kernels_for(options)
     with num_threads(options.threads) as threads, contextlib.ExitStack() as stack:
-        common = {**_setting(name, options, img_size, threads), "params": params, "gflops": gflops}
+        common = {**_setting(name, options, img_size, threads), "params": params, "gflops": gflops,
+                  "weights_sha256": getattr(model, "weights_sha256", None)}  # fmt: skip
         peak = gemm_peak(device, options.torch_dtype).tflops if options.gemm_peak else None
         try:  # copying, casting or moving the model may run out of memory: an "oom" result like any other
             model = stack.enter_context(_borrowed(model, options, device, fused, owned))
@@ -290,6 +286,18 @@ def _measure(
                 **fields,
                 **common,
             )
+
+
+def bench_environment(options: BenchOptions) -> dict[str, Any]:
+    """The environment stored with each result (``vitzoo.measure.env``); a non-torch backend adds its version."""
+    from vitzoo.measure.env import environment
+
+    env = environment(options.device)
+    if options.backend != "torch":
+        from vitzoo.measure.backends import backend_version
+
+        env["backend"] = backend_version(options.backend)
+    return env
 
 
 def kernels_for(options: BenchOptions) -> tuple[bool, str | None]:
@@ -354,9 +362,9 @@ def _short(error: BaseException) -> str:
 
 def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
     """(model, img_size, closed-form MACs per image) for a registry name or a weight file, on the CPU in fp32."""
-    from vitzoo.measure.flops import is_file_source
     from vitzoo.models.factory import create
     from vitzoo.weights.loading import ZeroHeadWarning, load
+    from vitzoo.weights.names import is_file_source
     from vitzoo.zoo.analytic import count_macs
 
     with warnings.catch_warnings():
@@ -373,7 +381,7 @@ def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
 def check_names(names: Sequence[str], options: BenchOptions) -> None:
     """Raise ConfigError, before anything runs, for an unavailable device, an unknown name, a bad size or a
     weight file that is missing or a directory."""
-    from vitzoo.measure.flops import check_source
+    from vitzoo.weights.names import check_source
 
     resolve_device(options.device)
     for name in names:

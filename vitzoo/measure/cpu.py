@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vitzoo.dtypes import to_torch
 from vitzoo.models.layers import onednn_linear_supports
 
 __all__ = ["Contention", "ContentionMeter", "cpu_flags", "fused_kernels", "low_precision_warning", "native_dtype"]
@@ -26,7 +27,6 @@ NATIVE_FLAGS = {
     "fp16": ("avx512_fp16", "amx_fp16", "asimdhp"),
 }
 _SHOWN = {"bf16": "AVX512_BF16/AMX", "fp16": "AVX512_FP16/AMX-FP16"}
-_TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @functools.cache
@@ -57,7 +57,7 @@ def low_precision_warning(dtype: str, device: str = "cpu", flags: frozenset[str]
     """One line to show before a CPU run in bf16/fp16 on a CPU without native support for it, else None."""
     if not device.startswith("cpu") or native_dtype(dtype, flags) is not False:
         return None
-    if onednn_linear_supports(_TORCH_DTYPES[dtype]):
+    if onednn_linear_supports(to_torch(dtype)):
         return (f"{dtype} has no native instructions on this CPU (no {_SHOWN[dtype]}): its GEMMs convert to fp32, "
                 "expect no speed-up over fp32")  # fmt: skip
     return f"{dtype} is emulated on this CPU (no {_SHOWN[dtype]}): expect several times slower than fp32"
@@ -77,7 +77,7 @@ def fused_kernels(
         return False, "autocast runs aten"
     if dtype not in ("fp32", "bf16"):
         return False, f"no fused kernels for {dtype} (fp32 and bf16 only)"
-    if not onednn_linear_supports(_TORCH_DTYPES[dtype]):
+    if not onednn_linear_supports(to_torch(dtype)):
         what = "AVX-512 BW/VL, AVX-NE-CONVERT or AMX" if dtype == "bf16" else "a oneDNN build with it"
         return False, f"no oneDNN {dtype} linear on this {_capability()} CPU: needs {what}"
     return True, None

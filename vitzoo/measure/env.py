@@ -8,6 +8,8 @@ import platform
 import socket
 from typing import Any
 
+import vitzoo
+
 
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
@@ -20,15 +22,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def _vitzoo_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("vitzoo")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def device_name(device: str) -> str:
@@ -63,7 +56,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "vitzoo": _vitzoo_version(),
+        "vitzoo": vitzoo.__version__,
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -10,23 +10,19 @@ matmuls; ``EXTRA_FORMULAS`` adds the missing kernels, and ``counted_macs`` alway
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.models import ModelConfig, build_model
-from vitzoo.models.factory import check_overrides, resolve_config
+from vitzoo.models import build_model
+from vitzoo.weights.names import source_config
 from vitzoo.zoo.analytic import count_macs, count_params
 
-__all__ = ["EXTRA_FORMULAS", "FlopCount", "check_source", "count_flops", "counted_macs", "is_file_source",
-           "source_config"]  # fmt: skip
+__all__ = ["EXTRA_FORMULAS", "FlopCount", "count_flops", "counted_macs"]
 
 
 def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -120,61 +116,6 @@ def counted_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str,
         str(op).removeprefix("aten."): flops // 2 for op, flops in counter.get_flop_counts().get("Global", {}).items()
     }
     return counter.get_total_flops() // 2, by_op
-
-
-def _weight_file(name: str) -> Path:
-    """The path of a weight file named on the command line; ConfigError if it is missing or a directory."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        raise ConfigError(f"{name} is a directory, not a weight file")
-    if not path.exists():
-        raise ConfigError(f"no such weight file: {name} (a model is named arch or arch.tag; see `vitzoo list`)")
-    return path
-
-
-def is_file_source(name: str) -> bool:
-    """Whether a command-line model is a weight file: a name with a path separator or a .npz/.safetensors/.bin/.pth
-    suffix, or an existing path that is not also a registry name (the registry wins a tie)."""
-    from vitzoo.weights.loading import is_path
-
-    if is_path(name):
-        return True
-    if not os.path.lexists(name):
-        return False
-    try:
-        resolve_config(name)
-    except VitzooError:
-        return True
-    return False
-
-
-def check_source(name: str, *, img_size: int | None = None) -> None:
-    """Raise ConfigError for an unknown model name, an impossible size, or a weight file that is missing or a
-    directory (``is_file_source`` tells files from names)."""
-    if is_file_source(name):
-        check_overrides(None, img_size)
-        _weight_file(name)
-    else:
-        resolve_config(name, img_size=img_size)
-
-
-def source_config(name: str, *, img_size: int | None = None) -> tuple[str, ModelConfig]:
-    """(display name, architecture) of a registry name (``arch``, ``arch.tag``) or of a weight file (read and
-    converted in memory, as ``vitzoo.load`` does; nothing is built)."""
-    from vitzoo.weights.loading import load_converted
-
-    if not is_file_source(name):
-        spec, weights, config = resolve_config(name, img_size=img_size)
-        return (spec.name if weights is None else f"{spec.name}.{weights.tag}"), config
-    check_overrides(None, img_size)
-    converted, display, _ = load_converted(_weight_file(name))
-    config = converted.config
-    if img_size is not None and img_size != config.img_size:
-        try:
-            config = config.replace(img_size=img_size)
-        except ValueError as e:
-            raise ConfigError(f"{display}: {e}") from None
-    return display, config
 
 
 def count_flops(name: str, *, img_size: int | None = None, device: str | torch.device = "meta") -> FlopCount:

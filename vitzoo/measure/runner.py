@@ -17,18 +17,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from vitzoo.machine import available_ram, trim_memory
 from vitzoo.measure.cpu import ContentionMeter
-from vitzoo.measure.peak import (
-    CpuMemoryMeter,
-    CudaMemoryMeter,
-    available_ram,
-    free_memory,
-    is_oom,
-    make_timer,
-    percentile,
-    search_batch,
-    trim_memory,
-)
+from vitzoo.measure.memory import CpuMemoryMeter, CudaMemoryMeter, free_memory, is_oom
+from vitzoo.measure.timing import make_timer, percentile
 
 if TYPE_CHECKING:
     from vitzoo.measure.bench import BenchOptions
@@ -186,3 +178,21 @@ def auto_batch(runner: Runner, options: BenchOptions, probe_report: Callable[[in
     if too_slow:
         note += f"; one pass kept within {limit:g} s (too slow: {', '.join(map(str, sorted(too_slow)))})"
     return found, note
+
+
+def search_batch(fits: Callable[[int], bool], max_batch: int) -> int | None:
+    """Largest b <= max_batch with fits(b), assuming fitting is monotone: double, then bisect."""
+    good, bad, b = 0, None, 1
+    while b <= max_batch:
+        if not fits(b):
+            bad = b
+            break
+        good, b = b, b * 2
+    if bad is None:
+        if good == max_batch or fits(max_batch):
+            return max_batch
+        bad = max_batch
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return good or None

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.files import nearest_existing, probe_folder
+from vitzoo.files import cache_dir, nearest_existing, probe_folder
 from vitzoo.measure.env import environment
 
 if TYPE_CHECKING:
@@ -60,11 +60,10 @@ CREATE INDEX IF NOT EXISTS results_kind_model ON results (kind, model);
 
 
 def default_db_path() -> Path:
-    """``$VITZOO_DB`` if set, else ``<user cache dir>/vitzoo/results.sqlite`` ($XDG_CACHE_HOME or ~/.cache)."""
+    """``$VITZOO_DB`` if set, else ``results.sqlite`` in vitzoo's folder (``vitzoo.files.cache_dir``)."""
     if os.environ.get("VITZOO_DB"):
         return Path(os.environ["VITZOO_DB"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache).expanduser() / "vitzoo" / "results.sqlite"
+    return cache_dir() / "results.sqlite"
 
 
 def _json_safe(value: Any) -> Any:
@@ -244,11 +243,6 @@ class ResultStore:
         with self._connect() as conn:
             cur = conn.execute("INSERT INTO results (created, kind, model, metrics, env) VALUES (?, ?, ?, ?, ?)", row)
             return int(cur.lastrowid)
-
-    def add_many(self, rows: list[tuple[str, str, dict[str, Any]]], env: dict[str, Any] | None = None) -> list[int]:
-        """Append several ``(kind, model, metrics)`` results sharing one environment; returns their ids."""
-        env = environment() if env is None else env
-        return [self.add(kind, model, metrics, env) for kind, model, metrics in rows]
 
     def records(self, kind: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
         """Matching results as dicts (id, created, kind, model, metrics, env), oldest first.

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from vitzoo.models.bit import BiTConfig, ResNetV2
-from vitzoo.models.hybrid import HybridConfig
-from vitzoo.models.vit import VisionTransformer, ViTConfig, resize_pos_embed
-
-ModelConfig = ViTConfig | BiTConfig
+from vitzoo.models.bit import ResNetV2
+from vitzoo.models.vit import VisionTransformer, resize_pos_embed
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig
 
 __all__ = [
     "BiTConfig",

@@ -7,40 +7,15 @@ GroupNorm(32, eps 1e-5); symmetric "fixed" padding everywhere, and a zero-padded
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.models.layers import StdConv2d, make_stages
+from vitzoo.zoo.configs import BiTConfig
 
 GN_EPS = 1e-5  # big_transfer group_normalize / nn.GroupNorm default
 WS_EPS = 1e-10  # big_transfer StdConv2d
-
-
-@dataclass(frozen=True)
-class BiTConfig:
-    """Architecture of a BiT ResNet-v2: R{depth}x{width_factor}."""
-
-    layers: tuple[int, ...]  # units per stage: R50 (3,4,6,3), R101 (3,4,23,3), R152 (3,8,36,3)
-    width_factor: int  # the "x1", "x3" of R50x3
-    img_size: int = 224  # nominal input side (the network itself is fully convolutional)
-    num_classes: int = 1000  # 0 = no head: the model returns pooled features
-
-    @property
-    def width(self) -> int:
-        """Root width."""
-        return 64 * self.width_factor
-
-    @property
-    def num_features(self) -> int:
-        """Channels after the last stage."""
-        return self.width * 2 ** (len(self.layers) + 1)
-
-    def replace(self, **changes) -> BiTConfig:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> StdConv2d:

@@ -7,37 +7,15 @@ StdConv uses ``(w - mean) / (std + 1e-5)`` with GroupNorm eps 1e-6 (the Flax def
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.models.layers import StdConv2d, make_stages, pad_same
+from vitzoo.zoo.configs import HybridConfig
 
 GN_EPS = 1e-6  # flax.linen.GroupNorm default
 WS_EPS = 1e-5  # vit_jax models_resnet.weight_standardize
-
-
-@dataclass(frozen=True)
-class HybridConfig:
-    """ResNet part of a hybrid ViT."""
-
-    layers: tuple[int, ...]  # bottleneck units per stage; () = root only (R+Ti/16)
-    width: int = 64  # root width = 64 * width_factor; every released hybrid uses 64
-
-    @property
-    def out_channels(self) -> int:
-        """Channels of the feature map handed to the patch embedding."""
-        return self.width * 2 ** (len(self.layers) + 1) if self.layers else self.width
-
-    def feature_size(self, img_size: int) -> int:
-        """Side of the feature map for a square input (SAME convs give ceil divisions)."""
-        size = -(-img_size // 2)  # root conv 7x7/2
-        size = -(-size // 2)  # max-pool 3x3/2
-        for _ in self.layers[1:]:  # first unit of stages 2.. has stride 2
-            size = -(-size // 2)
-        return size
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> StdConv2d:

@@ -7,73 +7,17 @@ approximation (``flax.linen.gelu``) and every LayerNorm uses eps 1e-6 (the Flax 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitzoo.models.hybrid import HybridBackbone, HybridConfig
+from vitzoo.models.hybrid import HybridBackbone
 from vitzoo.models.layers import Linear
+from vitzoo.zoo.configs import ViTConfig
 
 LN_EPS = 1e-6  # flax.linen.LayerNorm default
-
-
-@dataclass(frozen=True)
-class ViTConfig:
-    """Architecture of a (hybrid) ViT; names follow the paper's Table 1."""
-
-    patch_size: int  # P; 1 for the hybrids with a ResNet of total stride 16/32
-    width: int  # hidden size D
-    depth: int  # encoder blocks L
-    num_heads: int  # H; head dim = width // num_heads
-    mlp_dim: int  # MLP hidden size M
-    img_size: int = 224  # square input side
-    num_classes: int = 1000  # 0 = no head: the model returns pre-logit features
-    classifier: Literal["token", "gap"] = "token"  # class token, or mean of all tokens after the final LN
-    representation_size: int | None = None  # pre_logits Dense+tanh (the 2020 ImageNet-21k checkpoints)
-    backbone: HybridConfig | None = None  # ResNet root/stages of a hybrid
-
-    def __post_init__(self) -> None:
-        if self.classifier not in ("token", "gap"):
-            raise ValueError(f"classifier must be 'token' or 'gap', not {self.classifier!r}")
-        if self.width % self.num_heads:
-            raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
-        if self.feature_size % self.patch_size:
-            raise ValueError(
-                f"img_size {self.img_size} gives a {self.feature_size}px feature map, "
-                f"not a multiple of the patch size {self.patch_size}"
-            )
-
-    @property
-    def feature_size(self) -> int:
-        """Side of the map the patch embedding sees: the image, or the hybrid's ResNet output."""
-        return self.img_size if self.backbone is None else self.backbone.feature_size(self.img_size)
-
-    @property
-    def grid_size(self) -> int:
-        """Patches per side."""
-        return self.feature_size // self.patch_size
-
-    @property
-    def num_prefix_tokens(self) -> int:
-        """1 with a class token, else 0."""
-        return int(self.classifier == "token")
-
-    @property
-    def seq_len(self) -> int:
-        """Tokens through the encoder."""
-        return self.grid_size**2 + self.num_prefix_tokens
-
-    @property
-    def num_features(self) -> int:
-        """Size of the vector that feeds the head."""
-        return self.representation_size or self.width
-
-    def replace(self, **changes) -> ViTConfig:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
 
 
 class Attention(nn.Module):

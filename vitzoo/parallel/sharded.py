@@ -44,7 +44,7 @@ from vitzoo.evaluate.data import ImageDataset
 from vitzoo.evaluate.fewshot import Features, extract_features
 from vitzoo.inspection.attention import AttentionAnalysis
 from vitzoo.parallel.distributed import Launch, agree, current, failure_watch, gather, shard_dataset, shard_range
-from vitzoo.zoo.registry import Preprocess
+from vitzoo.zoo.preprocess import Preprocess
 
 
 def _shard_progress(progress: Progress | None, launch: Launch, shard_len: int, total: int) -> Progress:
@@ -226,13 +226,13 @@ def bench_sweep(names: Sequence[str], options: Any, progress: Any = None) -> lis
     Returns the rows in single-process order (model, then batch size), each with its ``rank`` and the
     ``env`` (``vitzoo.measure.env.environment``) of the rank that measured it, on every rank.
     """
-    from vitzoo.measure.env import environment
+    from vitzoo.measure.bench import bench_environment
 
     launch = current()
     steps = _steps(names, options)
 
     def mine() -> list[Any]:
-        env = environment(options.device)
+        env = bench_environment(options)
         out = []
         for i in range(launch.rank, len(steps), launch.world_size):
             name, opts = steps[i]

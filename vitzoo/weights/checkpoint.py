@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from vitzoo.errors import VitzooError
 from vitzoo.files import unwritable_reason
-from vitzoo.models import BiTConfig, HybridConfig, ModelConfig, ViTConfig
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig
 
 FORMAT_VERSION = "1"
 

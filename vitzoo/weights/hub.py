@@ -8,7 +8,6 @@ tokens); vitzoo's own cache of converted checkpoints lives under ``VITZOO_CACHE`
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import socket
 import threading
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vitzoo.errors import VitzooError
+from vitzoo.files import cache_dir, sha256_of, unwritable_reason
 from vitzoo.zoo.registry import HubFile
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
@@ -66,18 +66,9 @@ def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     return bool(outcome and outcome[0])
 
 
-def cache_root() -> Path:
-    """vitzoo's cache directory."""
-    if env := os.environ.get("VITZOO_CACHE"):
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "vitzoo"
-
-
 def cache_problem(*parts: str) -> str | None:
-    """Why vitzoo cannot write in ``cache_root() / parts`` (one line naming VITZOO_CACHE), or None if it can."""
-    from vitzoo.weights.checkpoint import unwritable_reason
-
-    root = cache_root()
+    """Why vitzoo cannot write in ``cache_dir() / parts`` (one line naming VITZOO_CACHE), or None if it can."""
+    root = cache_dir()
     if why := unwritable_reason(root.joinpath(*parts) / ".write-check"):
         source = "VITZOO_CACHE" if os.environ.get("VITZOO_CACHE") else "the default location"
         return f"vitzoo's cache {root} ({source}) is not usable: {why}; set VITZOO_CACHE to a writable directory"
@@ -85,19 +76,10 @@ def cache_problem(*parts: str) -> str | None:
 
 
 def writable_cache(*parts: str) -> Path:
-    """``cache_root() / parts``, checked to be a place vitzoo can write in before any download or conversion."""
+    """``cache_dir() / parts``, checked to be a place vitzoo can write in before any download or conversion."""
     if problem := cache_problem(*parts):
         raise HubError(problem)
-    return cache_root().joinpath(*parts)
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    return cache_dir().joinpath(*parts)
 
 
 def fetch(hub: HubFile, name: str) -> Path:
@@ -147,7 +129,7 @@ def cache_key(downloaded: Path, hub: HubFile) -> Path:
     commit = downloaded.parent.name if downloaded.parent.parent.name == "snapshots" else hub.revision
     blob = downloaded.resolve().name  # the blob's name in the HF cache is the file's etag (sha256 for LFS files)
     repo = "models--" + hub.repo_id.replace("/", "--")
-    return cache_root() / "converted" / repo / commit / f"{blob}.safetensors"
+    return cache_dir() / "converted" / repo / commit / f"{blob}.safetensors"
 
 
 def download_url(url: str, dst_dir: Path, sha256: str | None = None, progress: Progress | None = None) -> Path:

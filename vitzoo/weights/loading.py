@@ -11,17 +11,18 @@ from typing import Literal
 import torch
 from torch import nn
 
+from vitzoo import dtypes
 from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.evaluate.data import default_preprocess
-from vitzoo.models import ModelConfig, ViTConfig, build_model, resize_pos_embed
-from vitzoo.models.factory import check_memory, check_overrides, resolve_config
+from vitzoo.files import sha256_of
+from vitzoo.models import build_model, resize_pos_embed
 from vitzoo.weights.checkpoint import CheckpointError, read_tensors, sniff
 from vitzoo.weights.convert import Converted, check_architecture, convert_file, convert_tensors
 from vitzoo.zoo.catalog import REGISTRY
-from vitzoo.zoo.registry import ModelSpec, Preprocess, Weights, family_of
+from vitzoo.zoo.configs import ModelConfig, ViTConfig, family_of
+from vitzoo.zoo.lookup import check_memory, check_overrides, resolve_config
+from vitzoo.zoo.preprocess import Preprocess, default_preprocess, tag_preprocess
+from vitzoo.zoo.registry import ModelSpec, Weights
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # vitzoo's dtype names
-DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 PosembInterp = Literal["bilinear", "bicubic"]
 
 
@@ -143,10 +144,10 @@ def checkpoint_preprocess(
     """The evaluation preprocessing of a loaded checkpoint at ``config.img_size``, and where it comes from.
 
     A registry checkpoint has its tag's; a file the one of the registry tag it was made from (see
-    ``registry_tag_of_file``), else its family's default (``vitzoo.evaluate.data.default_preprocess``).
+    ``registry_tag_of_file``), else its family's default (``vitzoo.zoo.preprocess.default_preprocess``).
     """
     if weights is not None:
-        return replace(weights.preprocess, img_size=config.img_size), f"registry tag {display}"
+        return tag_preprocess(config, weights, display)
     tag = registry_tag_of_file(metadata or {}, config)
     if tag is not None:
         pp = REGISTRY.resolve(tag)[1].preprocess  # type: ignore[union-attr]
@@ -158,16 +159,6 @@ def checkpoint_preprocess(
 def _zero_head(sd: dict[str, torch.Tensor]) -> bool:
     w = sd.get("head.weight")
     return w is not None and not bool(w.any())
-
-
-def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """torch dtype from 'fp32' / 'bf16' / 'fp16' (or a torch.dtype)."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    name = DTYPE_ALIASES.get(dtype, dtype)
-    if name not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-    return DTYPES[name]
 
 
 def load(
@@ -198,11 +189,11 @@ def load(
     The loaded name is in ``model.name`` (``arch.tag``, never silently another tag), the checkpoint's
     evaluation preprocessing (at the model's resolution) in ``model.preprocess``, where that comes from in
     ``model.preprocess_source`` (the registry tag, the tag a file was made from, or the family's default), and the
-    sha256 of the downloaded file the weights came from in ``model.weights_sha256`` (None for a file given by path).
+    sha256 of the file the weights came from (the downloaded source, or the file given) in ``model.weights_sha256``.
     """
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
-    torch_dtype = resolve_dtype(dtype)
+    torch_dtype = dtypes.resolve(dtype)
     if not is_path(name_or_path):  # unknown tags, bad sizes and too little memory: before any download
         spec, _, target = resolve_config(str(name_or_path), num_classes=num_classes, img_size=img_size)
         check_memory(target, spec.name, copies=2)
@@ -224,7 +215,7 @@ def load(
     model.load_state_dict(sd, strict=True, assign=True)
     model.to(device=device, dtype=torch_dtype)
     model.name = display
-    model.weights_sha256 = sha
+    model.weights_sha256 = sha if weights is not None else sha256_of(Path(display))
     metadata = _file_metadata(Path(display)) if weights is None else None
     model.preprocess, model.preprocess_source = checkpoint_preprocess(config, weights, display, metadata)
     return model.eval()

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Literal
 
 from vitzoo.errors import VitzooError
-from vitzoo.models import ViTConfig
+from vitzoo.files import cache_dir, sha256_of
 from vitzoo.weights import hub
 from vitzoo.weights.checkpoint import CheckpointError, save_vitzoo
 from vitzoo.weights.convert import Converted, check_architecture, convert_file
 from vitzoo.weights.lock import LockEntry, LockError, entry_for, lock_path, read_lock
 from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.configs import ViTConfig
 from vitzoo.zoo.registry import HubFile, ModelSpec, Source, UrlFile, Weights
 
 
@@ -60,7 +61,7 @@ def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None 
     assert weights is not None  # every registered arch has a default tag
     full = f"{spec.name}.{weights.tag}"
     problem = hub.cache_problem("converted")
-    if problem and not hub.cache_root().is_dir():  # a file, or nowhere to create it: one line, before any download
+    if problem and not cache_dir().is_dir():  # a file, or nowhere to create it: one line, before any download
         raise hub.HubError(problem)
     path = None if lock is False else lock_path(lock)
     if path is not None:
@@ -139,9 +140,9 @@ def _fetch_one(full: str, spec: ModelSpec, weights: Weights, source: Source, rev
         sha = None
     else:
         downloaded, commit = _download_url(source, full), None
-        sha = hub.sha256_of(downloaded)
+        sha = sha256_of(downloaded)
         stem = source.url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".npz")  # laid out as `vitzoo cache` reads
-        target = hub.cache_root() / "converted" / "urls" / sha / f"{stem}.safetensors"
+        target = cache_dir() / "converted" / "urls" / sha / f"{stem}.safetensors"
     if not target.is_file():  # written atomically, so complete; a shared cache may be read-only for this user
         if problem := hub.cache_problem("converted"):
             raise VitzooError(problem)  # not this source's failure: no other source would fare better
@@ -149,13 +150,13 @@ def _fetch_one(full: str, spec: ModelSpec, weights: Weights, source: Source, rev
     with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
         if not target.exists():
             result = fit_to_registry(convert_file(downloaded, expected=spec.config_for(weights)), spec, weights, source)
-            sha = sha or hub.sha256_of(downloaded)
+            sha = sha or sha256_of(downloaded)
             extra = {"name": full, "source_format": result.source_format, "source": source.label, "source_sha256": sha,
                      "source_size": downloaded.stat().st_size, "source_commit": commit or ""}  # fmt: skip
             save_vitzoo(target, result.state_dict, result.config, extra)
     with safe_open(str(target), "pt") as f:
         meta = f.metadata() or {}
-    sha = meta.get("source_sha256") or sha or hub.sha256_of(downloaded)
+    sha = meta.get("source_sha256") or sha or sha256_of(downloaded)
     size = int(meta.get("source_size") or downloaded.stat().st_size)
     entry = entry_for(source, size=size, sha256=sha, commit=commit)
     return Fetched(full, target, spec, weights, source, entry)
@@ -165,7 +166,7 @@ def _download_url(source: UrlFile, full: str) -> Path:
     """An original file, from vitzoo's download folder or its URL (never while HF_HUB_OFFLINE is set)."""
     from huggingface_hub import constants
 
-    folder = hub.cache_root() / "downloads"
+    folder = cache_dir() / "downloads"
     name = source.url.rstrip("/").rsplit("/", 1)[-1]
     if not (folder / name).exists():
         if constants.is_offline_mode():

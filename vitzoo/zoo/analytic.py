@@ -6,7 +6,7 @@ N^2 D each); not norms, activations, softmax, pooling or additions. GFLOPs = 2 x
 
 from __future__ import annotations
 
-from vitzoo.models import BiTConfig, HybridConfig, ModelConfig, ViTConfig
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -1,43 +1,38 @@
 """The zoo as data: every architecture and checkpoint vitzoo knows, one row each, with its sources in order.
 
-This is the only module that calls ``Registry.register``. To add a variant or a checkpoint, add a row.
-Hub repositories and files are those listed in ``shared/spec/formats.md`` §5 and in timm's ``default_cfgs``
-(``timm/models/vision_transformer.py``, ``vision_transformer_hybrid.py``, ``resnetv2.py``); the original files
-live in Google's public buckets. Each checkpoint lists its sources in order of preference: the Hub
-safetensors, the Hub ``.bin`` where the repository is known to have one, a second Hub port of the same weights
-(timm's), then the original ``.npz`` URL. A source that fails falls through to the next (``vitzoo.weights.sources``).
+This is the only module that calls ``Registry.register``. To add a variant or a checkpoint, add a row (how a row
+becomes a checkpoint with its sources, preprocessing and accuracies is ``vitzoo.zoo.checkpoints``). Hub repositories
+and files are those of the ``google/*`` transformers ports and of timm's ``default_cfgs``
+(``timm/models/vision_transformer.py``, ``vision_transformer_hybrid.py``, ``resnetv2.py``); the original files live
+in Google's public buckets (``gs://vit_models``, ``gs://bit_models``).
 """
 
 from __future__ import annotations
 
-from vitzoo.models import BiTConfig, HybridConfig, ViTConfig
-from vitzoo.zoo.registry import (
-    Accuracy,
-    HubFile,
-    ModelSpec,
-    Preprocess,
-    Registry,
-    Source,
-    UrlFile,
-    Weights,
-    family_of,
+from vitzoo.zoo.checkpoints import (
+    AUGREG,
+    AUGREG_README,
+    BIN,
+    GCS_VIT,
+    PAPER_T5,
+    SAFETENSORS,
+    VIT_PAPER,
+    VIT_README_2020,
+    augreg2_weights,
+    augreg_ft_weights,
+    augreg_in1k_weights,
+    augreg_in21k_weights,
+    authors,
+    bit_weights,
+    hub_files,
+    orig_weights,
+    sam_weights,
+    timm,
+    timm_pp,
 )
-
-# Citations, short enough for a table column. "vit_jax README" = google-research/vision_transformer README;
-# "timm eval" = timm's results-imagenet.csv, a re-evaluation of this very file with its timm preprocessing.
-# The rows added with the extended catalogue (augreg2, AugReg ImageNet-1k, SAM, the second accuracies of the
-# 2020 fine-tunes, the distilled BiT) quote results-imagenet.csv at commit 0173a139; the older rows quote another
-# revision of the same file (the revisions differ by at most 0.03 points on these models).
-PAPER_T5 = "ViT paper Table 5"
-VIT_README_2020 = "vit_jax README (2020)"
-AUGREG_README = "vit_jax README (AugReg)"
-BIT_DISTILL_README = "big_transfer README (distillation)"
-TIMM_EVAL = "timm eval"
-GCS_VIT = "https://storage.googleapis.com/vit_models"
-GCS_BIT = "https://storage.googleapis.com/bit_models"
-AUGREG = "AugReg (arXiv 2106.10270); vit_jax configs/models.py"
-VIT_PAPER = "ViT paper (arXiv 2010.11929)"
-SAFETENSORS, BIN = "model.safetensors", "pytorch_model.bin"
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ViTConfig, family_of
+from vitzoo.zoo.preprocess import Preprocess
+from vitzoo.zoo.registry import HubFile, ModelSpec, Registry, UrlFile, Weights
 
 # Model sizes: (width D, depth L, heads H, MLP size M). Ti and S: vit_jax configs/models.py (AugReg paper).
 SIZES = {
@@ -47,16 +42,6 @@ SIZES = {
     "L": (1024, 24, 16, 4096),  # ViT paper Table 1
     "H": (1280, 32, 16, 5120),  # ViT paper Table 1
 }
-
-
-def authors(top1: float, source: str) -> Accuracy:
-    """An accuracy from the checkpoint's authors (paper table or README)."""
-    return Accuracy(top1, source, "authors")
-
-
-def timm(top1: float) -> Accuracy:
-    """timm's evaluation of the very file (results-imagenet.csv)."""
-    return Accuracy(top1, TIMM_EVAL, "timm")
 
 
 # fmt: off
@@ -188,124 +173,17 @@ BIT_ARCHS = [
     dict(name="bit-r152x4", layers=(3, 8, 36, 3), width_factor=4, eval_size=480, top1=84.936, bits=True),
 ]
 # fmt: on
-BIT_FT_RES = 480  # BiT-HyperRule: ImageNet-sized images are fine-tuned at 480 (big_transfer bit_hyperrule.py)
-
-# Preprocessing: the one the tag's reported accuracy was measured with. vit_jax (the paper, its README) resizes
-# straight to the square with tf.image.resize, bilinear without antialiasing ("tf"; HF's ViTImageProcessor
-# squashes with Pillow, which antialiases); timm's numbers were measured with its cfg: short side to
-# size/crop_pct, centre crop, bicubic (ViT) or bilinear (BiT).
-VIT_JAX_SOURCES = (PAPER_T5, VIT_README_2020, AUGREG_README)
-
-
-def _timm_pp(size: int, crop_pct: float, interpolation: str = "bicubic") -> Preprocess:
-    return Preprocess(size, resize="shorter", crop_pct=crop_pct, interpolation=interpolation)  # type: ignore[arg-type]
-
-
-def _timm_vit_pp(size: int) -> Preprocess:
-    return _timm_pp(size, 0.9 if size == 224 else 1.0)
-
-
-def _hub(repo: str, files: tuple[str, ...], fmt: str) -> list[Source]:
-    return [HubFile(repo, f, fmt) for f in files]  # type: ignore[arg-type]
-
-
-def _orig(*, tag, repo, files, size, gcs, classes, width, timm_port=None, accuracies=()) -> Weights:
-    in21k = classes == 0
-    sources = _hub(repo, files, "transformers")
-    if timm_port:
-        sources.append(HubFile(f"timm/{timm_port}", SAFETENSORS, "timm"))
-    sources.append(UrlFile(f"{GCS_VIT}/{gcs}", "vit_jax"))
-    return Weights(
-        tag=tag,
-        sources=tuple(sources),
-        pretrain="ImageNet-21k (paper)" + ("" if in21k else f", fine-tuned on ImageNet-1k at {size}"),
-        preprocess=Preprocess(size, resize="tf"),
-        num_classes=classes,
-        representation_size=width if in21k else None,
-        accuracies=accuracies,
-        zero_head=in21k,
-        notes="the authors zeroed the 21k head; the Hub copy keeps only the pre_logits 'pooler'" if in21k else "",
-    )
-
-
-def _augreg_ft(*, timm_name, size, model, run, lr, accuracies) -> Weights:
-    upstream = f"{model}-i21k-300ep-lr_0.001-{run}"
-    vit_jax = bool(accuracies) and accuracies[0].source in VIT_JAX_SOURCES  # the README's number: vit_jax's eval
-    return Weights(
-        tag="augreg-in21k-ft-in1k" + ("" if size == 224 else f"-{size}"),
-        sources=(
-            HubFile(f"timm/{timm_name}_{size}.augreg_in21k_ft_in1k", SAFETENSORS, "timm"),
-            UrlFile(f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_{lr}-res_{size}.npz", "vit_jax"),
-        ),
-        pretrain=f"ImageNet-21k (AugReg, 300 ep), fine-tuned on ImageNet-1k at {size}",
-        preprocess=Preprocess(size, resize="tf") if vit_jax else _timm_vit_pp(size),
-        num_classes=1000,
-        accuracies=accuracies,
-    )
-
-
-def _augreg_in21k(*, timm_name, model, run) -> Weights:
-    return Weights(
-        tag="augreg-in21k",
-        sources=(
-            HubFile(f"timm/{timm_name}.augreg_in21k", SAFETENSORS, "timm"),
-            UrlFile(f"{GCS_VIT}/augreg/{model}-i21k-300ep-lr_0.001-{run}.npz", "vit_jax"),
-        ),
-        pretrain="ImageNet-21k (AugReg, 300 ep)",
-        preprocess=_timm_vit_pp(224),
-        num_classes=21843,
-        notes="a valid 21,843-class ImageNet-21k classifier (unlike the 2020 upstreams)",
-    )
-
-
-def _augreg_in1k(*, timm_name, size, model, run, accuracies) -> Weights:
-    upstream = f"{model}-i1k-300ep-lr_0.001-{run}"
-    return Weights(
-        tag="augreg-in1k" + ("" if size == 224 else f"-{size}"),
-        sources=(
-            HubFile(f"timm/{timm_name}_{size}.augreg_in1k", SAFETENSORS, "timm"),
-            UrlFile(f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_0.01-res_{size}.npz", "vit_jax"),
-        ),
-        pretrain=f"ImageNet-1k only (AugReg, 300 ep), fine-tuned on ImageNet-1k at {size}",
-        preprocess=_timm_vit_pp(size),
-        num_classes=1000,
-        accuracies=accuracies,
-    )
-
-
-def _augreg2(*, timm_name, files, accuracies) -> Weights:
-    return Weights(
-        tag="augreg2-in21k-ft-in1k",
-        sources=tuple(_hub(f"timm/{timm_name}.augreg2_in21k_ft_in1k", files, "timm")),
-        pretrain="ImageNet-21k (AugReg, 300 ep), re-fine-tuned on ImageNet-1k at 224 by timm",
-        preprocess=_timm_vit_pp(224),
-        num_classes=1000,
-        accuracies=accuracies,
-        notes="timm's own fine-tune of the AugReg upstream (no Google original); what timm's plain model name loads",
-    )
-
-
-def _sam(*, timm_name, gcs, accuracies) -> Weights:
-    return Weights(
-        tag="sam-in1k",
-        sources=(HubFile(f"timm/{timm_name}.sam_in1k", SAFETENSORS, "timm"), UrlFile(f"{GCS_VIT}/{gcs}", "vit_jax")),
-        pretrain="ImageNet-1k only, trained with SAM (arXiv 2106.01548)",
-        preprocess=_timm_vit_pp(224),
-        num_classes=1000,
-        accuracies=accuracies,
-    )
-
 
 # The hybrid of the paper is on the Hub in timm format only (timm/vit_base_r50_s16_*.orig_*).
 R50_B16 = [
     Weights(
         tag="orig-in21k-ft-in1k-384",
         sources=(
-            *_hub("timm/vit_base_r50_s16_384.orig_in21k_ft_in1k", (SAFETENSORS, BIN), "timm"),
+            *hub_files("timm/vit_base_r50_s16_384.orig_in21k_ft_in1k", (SAFETENSORS, BIN), "timm"),
             UrlFile(f"{GCS_VIT}/imagenet21k+imagenet2012/R50+ViT-B_16.npz", "vit_jax"),
         ),
         pretrain="ImageNet-21k (paper), fine-tuned on ImageNet-1k at 384",
-        preprocess=_timm_pp(384, 1.0),
+        preprocess=timm_pp(384, 1.0),
         num_classes=1000,
         accuracies=(timm(84.988),),
     ),
@@ -316,7 +194,7 @@ R50_B16 = [
             UrlFile(f"{GCS_VIT}/imagenet21k/R50+ViT-B_16.npz", "vit_jax"),
         ),
         pretrain="ImageNet-21k (paper)",
-        preprocess=_timm_pp(224, 0.9),
+        preprocess=timm_pp(224, 0.9),
         num_classes=0,
         zero_head=True,
         notes="timm removed the zeroed 21k head and the pre_logits layer (loading the original drops them too)",
@@ -329,83 +207,13 @@ def _rows(table: list[dict], name: str) -> list[dict]:
 
 
 def _vit_weights(name: str, width: int) -> list[Weights]:
-    weights = [_orig(**row, width=width) for row in _rows(ORIG, name)]
-    weights += [_augreg_ft(**row) for row in _rows(AUGREG_FT, name)]
-    weights += [_augreg2(**row) for row in _rows(AUGREG2, name)]
-    weights += [_augreg_in21k(**row) for row in _rows(AUGREG_IN21K, name)]
-    weights += [_augreg_in1k(**row) for row in _rows(AUGREG_IN1K, name)]
-    weights += [_sam(**row) for row in _rows(SAM, name)]
+    weights = [orig_weights(**row, width=width) for row in _rows(ORIG, name)]
+    weights += [augreg_ft_weights(**row) for row in _rows(AUGREG_FT, name)]
+    weights += [augreg2_weights(**row) for row in _rows(AUGREG2, name)]
+    weights += [augreg_in21k_weights(**row) for row in _rows(AUGREG_IN21K, name)]
+    weights += [augreg_in1k_weights(**row) for row in _rows(AUGREG_IN1K, name)]
+    weights += [sam_weights(**row) for row in _rows(SAM, name)]
     return weights + (R50_B16 if name == "vit-r50-b16" else [])
-
-
-def _bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[Weights]:
-    timm_name = "resnetv2_" + name.removeprefix("bit-r") + "_bit"
-    arch = "R" + name.removeprefix("bit-r")
-    ft = f"fine-tuned on ImageNet-1k at {BIT_FT_RES} (BiT-HyperRule)"
-    eval_note = f"{eval_size} is timm's evaluation size for this file, not its fine-tuning resolution ({BIT_FT_RES})"
-    ft_files = (SAFETENSORS, BIN) if arch == "R50x1" else (SAFETENSORS,)  # .bin confirmed for R50x1 only
-    weights = [
-        Weights(
-            tag="bitm-in21k-ft-in1k",
-            sources=(
-                *_hub(f"timm/{timm_name}.goog_in21k_ft_in1k", ft_files, "timm"),
-                UrlFile(f"{GCS_BIT}/BiT-M-{arch}-ILSVRC2012.npz", "bit_jax"),
-            ),
-            pretrain=f"ImageNet-21k (BiT-M), {ft}",
-            preprocess=_timm_pp(eval_size, 1.0, "bilinear"),
-            num_classes=1000,
-            accuracies=(timm(top1),),
-            notes=eval_note,
-        ),
-        Weights(
-            tag="bitm-in21k",
-            sources=(
-                HubFile(f"timm/{timm_name}.goog_in21k", SAFETENSORS, "timm"),
-                UrlFile(f"{GCS_BIT}/BiT-M-{arch}.npz", "bit_jax"),
-            ),
-            pretrain="ImageNet-21k (BiT-M)",
-            preprocess=_timm_pp(224, 0.875, "bilinear"),
-            num_classes=21843,
-        ),
-    ]
-    if bits:
-        weights.append(
-            Weights(
-                tag="bits-in1k",
-                sources=(UrlFile(f"{GCS_BIT}/BiT-S-{arch}.npz", "bit_jax"),),
-                pretrain="ImageNet-1k (BiT-S upstream)",
-                preprocess=_timm_pp(224, 0.875, "bilinear"),
-                num_classes=1000,
-                notes="original bucket only (no Hub port); no published top-1 or evaluation preprocessing for the "
-                "upstream file: the preprocessing shown is timm's default for BiT",
-            )
-        )
-    if name == "bit-r50x1":
-        weights.append(  # the transformers port of the same BiT-M R50x1 fine-tune
-            Weights(
-                tag="bitm-in21k-ft-in1k-hf",
-                sources=(HubFile("google/bit-50", BIN, "transformers"), UrlFile(f"{GCS_BIT}/BiT-M-R50x1-ILSVRC2012.npz", "bit_jax")),
-                pretrain=f"ImageNet-21k (BiT-M), {ft}",
-                preprocess=Preprocess(448, resize="shorter", crop_pct=1.0),
-                num_classes=1000,
-                accuracies=(timm(top1),),
-                notes=eval_note,
-            )
-        )  # fmt: skip
-        weights.append(
-            Weights(
-                tag="distilled-in1k",
-                sources=(
-                    HubFile(f"timm/{timm_name}.goog_distilled_in1k", SAFETENSORS, "timm"),
-                    UrlFile(f"{GCS_BIT}/distill/R50x1_224.npz", "bit_jax"),
-                ),
-                pretrain="ImageNet-1k, distilled from BiT-M-R152x2 at 224 (arXiv 2106.05237)",
-                preprocess=_timm_pp(224, 0.875, "bicubic"),
-                num_classes=1000,
-                accuracies=(authors(82.8, BIT_DISTILL_README), timm(82.820)),
-            )
-        )
-    return weights
 
 
 # The vit_jax `testing` config (21,390 params at 224 with 1000 classes). Its checkpoint does not exist on
@@ -444,7 +252,7 @@ def build_registry() -> Registry:
         layers, wf = row["layers"], row["width_factor"]
         source = "BiT paper (arXiv 1912.11370); big_transfer bit_pytorch/models.py"
         title = f"BiT ResNet-v2 {sum(layers) * 3 + 2}x{wf}"
-        weights = tuple(_bit_weights(name=row["name"], eval_size=row["eval_size"], top1=row["top1"], bits=row["bits"]))
+        weights = tuple(bit_weights(name=row["name"], eval_size=row["eval_size"], top1=row["top1"], bits=row["bits"]))
         spec = ModelSpec(row["name"], "bit", BiTConfig(layers, wf), source, weights, "bitm-in21k-ft-in1k", title)
         registry.register(spec)
     registry.register(TESTING)

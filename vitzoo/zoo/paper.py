@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vitzoo.zoo.registry import Family
+from vitzoo.zoo.configs import Family
 
 CITATION = (
     "Dosovitskiy et al., An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale, "

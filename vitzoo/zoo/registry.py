@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import math
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 from vitzoo.errors import VitzooError
-from vitzoo.models import BiTConfig, ModelConfig, ViTConfig
-
-Family = Literal["vit", "hybrid", "bit"]
-CheckpointFormat = Literal["vitzoo", "vit_jax", "bit_jax", "transformers", "timm"]
+from vitzoo.zoo.configs import Family, ModelConfig, ViTConfig
+from vitzoo.zoo.formats import CheckpointFormat
+from vitzoo.zoo.preprocess import Preprocess
 
 
 class UnknownModelError(VitzooError, KeyError):
@@ -27,31 +25,6 @@ class UnknownModelError(VitzooError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How a checkpoint's inputs were prepared for evaluation."""
-
-    img_size: int  # side of the square network input
-    # tf: straight to img_size^2 as vit_jax (no antialiasing); squash: the same with Pillow; shorter: short side + crop
-    resize: Literal["tf", "squash", "shorter"] = "squash"
-    crop_pct: float = 1.0  # with "shorter": resize the short side to img_size / crop_pct, centre-crop img_size
-    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # the originals all map [0, 1] to [-1, 1]
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-
-
-def describe_preprocess(pp: Preprocess) -> str:
-    """One line: how images are prepared, e.g. 'shorter side 426, centre crop 384, bicubic, mean 0.5 std 0.5'."""
-    if pp.resize == "tf":
-        geometry = f"resize to {pp.img_size}x{pp.img_size} as vit_jax (no antialiasing)"
-    elif pp.resize == "squash":
-        geometry = f"resize to {pp.img_size}x{pp.img_size}"
-    else:
-        geometry = f"shorter side {math.floor(pp.img_size / pp.crop_pct)}, centre crop {pp.img_size}"
-    nums = lambda v: ",".join(f"{x:g}" for x in v) if len(set(v)) > 1 else f"{v[0]:g}"  # noqa: E731
-    return f"{geometry}, {pp.interpolation}, mean {nums(pp.mean)} std {nums(pp.std)}"
 
 
 @dataclass(frozen=True)
@@ -259,10 +232,3 @@ class Registry:
         if dot and not tag:
             raise UnknownModelError(_unknown_tag(spec, tag))
         return spec, spec.get_weights(tag or None)
-
-
-def family_of(config: ModelConfig) -> Family:
-    """vit, hybrid or bit, from a config."""
-    if isinstance(config, BiTConfig):
-        return "bit"
-    return "vit" if config.backbone is None else "hybrid"

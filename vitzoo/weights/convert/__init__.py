@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from vitzoo.models import BiTConfig, HybridConfig, ModelConfig, ViTConfig, build_model
+from vitzoo.models import build_model
 from vitzoo.weights.checkpoint import CheckpointError, check_finite, config_from_json, read_tensors
 from vitzoo.weights.convert import jax, torch_formats
-
-FORMATS = ("vitzoo", "vit_jax", "bit_jax", "transformers", "timm")
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig
 
 # Heads are not visible in fused or per-projection Linear shapes: the released widths use these (with H = 3 for
 # Ti, whose head dim is 64 like all but H/14). vit_jax files carry the heads in their kernel shapes.
@@ -35,7 +34,7 @@ class Converted:
 
 
 def detect_format(keys: set[str], metadata: dict[str, str] | None = None) -> str:
-    """One of FORMATS, from the key names (and vitzoo's own metadata)."""
+    """One of ``READ_FORMATS``, from the key names (and vitzoo's own metadata)."""
     if metadata and metadata.get("format") == "vitzoo":
         return "vitzoo"
     plain = {k.removeprefix("opt/target/") for k in keys}

@@ -1,8 +1,9 @@
 """Original Google JAX checkpoints (vit_jax ViT / hybrid ``.npz``, big_transfer BiT ``.npz``) -> canonical keys.
 
-Layout rules (``shared/spec/formats.md`` §1, §3): conv kernels HWIO -> OIHW; dense kernels (in, out) -> (out, in);
-attention q/k/v kernels (D, H, hd) are flattened head-major and fused into one (3D, D) qkv weight; the out kernel
-(H, hd, D) contracts over (H, hd); GroupNorm params stored (1, 1, 1, C) are squeezed.
+Layout rules (as vit_jax's ``models_vit.py`` and big_transfer's ``bit_jax/models.py`` store parameters): conv
+kernels HWIO -> OIHW; dense kernels (in, out) -> (out, in); attention q/k/v kernels (D, H, hd) are flattened
+head-major and fused into one (3D, D) qkv weight; the out kernel (H, hd, D) contracts over (H, hd); GroupNorm params
+stored (1, 1, 1, C) are squeezed.
 """
 
 from __future__ import annotations

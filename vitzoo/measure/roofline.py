@@ -1,0 +1,104 @@
+"""The GEMM roofline: the matmul throughput this machine reaches for a dtype, the "peak" results are compared with.
+
+It is measured on the GEMMs of a ViT-B/16 forward pass (batch 16 x 197 tokens: qkv, attention output, MLP in and
+out), through both the aten ``nn.Linear`` path and, on CPU, oneDNN's linear; the best of them is the peak.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from vitzoo import dtypes
+from vitzoo.errors import ConfigError
+from vitzoo.measure.timing import make_timer
+
+
+@dataclass(frozen=True)
+class GemmPeak:
+    """Best matmul throughput measured for a device and dtype, and what each shape and kernel reached."""
+
+    device: str
+    dtype: str
+    threads: int
+    tflops: float  # the peak: best over shapes and kernels
+    results: tuple[tuple[str, int, int, int, float], ...]  # (kernel, M, K, N, TFLOP/s)
+
+    def as_dict(self) -> dict:
+        """Plain data; one row per (kernel, shape) plus the peak."""
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "peak_tflops": self.tflops,
+            "results": [dict(zip(("kernel", "M", "K", "N", "tflops"), r, strict=True)) for r in self.results],
+        }
+
+def vit_gemm_shapes(tokens: int = 16 * 197, width: int = 768, mlp_dim: int = 3072) -> list[tuple[int, int, int]]:
+    """(M, K, N) of the dense layers of one ViT block: qkv, attention output, MLP in, MLP out."""
+    return [(tokens, width, 3 * width), (tokens, width, width), (tokens, width, mlp_dim), (tokens, mlp_dim, width)]
+
+def _kernels(device: torch.device) -> dict[str, Callable]:
+    """name -> prepare(x, W, b) -> call(): aten's nn.Linear path and, on CPU, oneDNN's linear (the weight plain,
+    and pre-packed in its blocked layout as vitzoo's fused kernels keep it)."""
+    kernels: dict[str, Callable] = {"aten": lambda x, w, b: functools.partial(F.linear, x, w, b)}
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available() or not hasattr(mkldnn, "_linear_pointwise"):
+        return kernels
+    linear = torch.ops.mkldnn._linear_pointwise
+    kernels["onednn"] = lambda x, w, b: functools.partial(linear, x, w, b, "none", [], "")
+    if hasattr(mkldnn, "_reorder_linear_weight"):
+        kernels["onednn_packed"] = lambda x, w, b: functools.partial(
+            linear, x, torch.ops.mkldnn._reorder_linear_weight(w, x.shape[0]), b, "none", [], ""
+        )
+    return kernels
+
+def measure_gemm_peak(
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    *,
+    shapes: list[tuple[int, int, int]] | None = None,
+    seconds: float = 0.3,
+) -> GemmPeak:
+    """Time ``y = x W^T + b`` on each (M, K, N) for about ``seconds`` per shape and kernel; median per run."""
+    device = torch.device(device)
+    timer = make_timer(device)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    rows, errors = [], []
+    with torch.inference_mode():
+        for M, K, N in shapes or vit_gemm_shapes():
+            x = torch.randn(M, K, generator=gen).to(device, dtype)
+            w = (torch.randn(N, K, generator=gen) * K**-0.5).to(device, dtype)
+            b = torch.randn(N, generator=gen).to(device, dtype)
+            for name, prepare in _kernels(device).items():
+                try:
+                    call = prepare(x, w, b)
+                    call()  # warm-up (and the check that the kernel takes this dtype)
+                except RuntimeError as e:  # e.g. oneDNN bf16 on a CPU without AVX-512: the other kernels count
+                    errors.append(f"{name}: {(str(e).strip() or type(e).__name__).splitlines()[0][:120]}")
+                    continue
+                once, _ = timer.time(call, 1)
+                iters = max(1, min(200, round(seconds / max(once[0], 1e-6))))  # a slow (emulated) GEMM: once more
+                per, _ = timer.time(call, iters)
+                per = per + once if iters < 3 else per
+                rows.append((name, M, K, N, 2 * M * K * N / statistics.median(per) / 1e12))
+    dtype_name = dtypes.name_of(dtype)
+    if not rows:
+        raise ConfigError(
+            f"no matmul kernel runs in {dtype_name} on {device} ({', '.join(_kernels(device))} all failed: "
+            f"{errors[-1] if errors else 'no shapes'})"
+        )
+    return GemmPeak(str(device), dtype_name, torch.get_num_threads(), max(r[-1] for r in rows), tuple(rows))
+
+@functools.lru_cache(maxsize=16)
+def _cached_peak(device: str, dtype: torch.dtype, threads: int) -> GemmPeak:
+    return measure_gemm_peak(device, dtype)
+
+def gemm_peak(device: str | torch.device, dtype: torch.dtype) -> GemmPeak:
+    """The GEMM peak for (device, dtype, current threads), measured once per process."""
+    return _cached_peak(str(torch.device(device)), dtype, torch.get_num_threads())

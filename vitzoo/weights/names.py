@@ -1,0 +1,72 @@
+"""A model named on a command line: a registry name (``arch``, ``arch.tag``), a shell pattern of names, or a file.
+
+Every command that takes ``NAME|FILE`` arguments (bench, flops, eval, fewshot, inspect, export, tradeoff, download)
+tells files from names, expands patterns and checks them here, before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from vitzoo.errors import ConfigError, VitzooError
+from vitzoo.weights.loading import is_path, load_converted
+from vitzoo.zoo.configs import ModelConfig
+from vitzoo.zoo.lookup import check_overrides, expand_names, resolve_config
+
+
+def expand_sources(names: Iterable[str]) -> list[str]:
+    """``vitzoo.zoo.lookup.expand_names`` for command-line models: weight files are kept as they are."""
+    return [n for name in names for n in ([name] if is_file_source(name) else expand_names([name]))]
+
+
+def weight_file(name: str) -> Path:
+    """The path of a weight file named on the command line; ConfigError if it is missing or a directory."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{name} is a directory, not a weight file")
+    if not path.exists():
+        raise ConfigError(f"no such weight file: {name} (a model is named arch or arch.tag; see `vitzoo list`)")
+    return path
+
+
+def is_file_source(name: str) -> bool:
+    """Whether a command-line model is a weight file: a name with a path separator or a .npz/.safetensors/.bin/.pth
+    suffix, or an existing path that is not also a registry name (the registry wins a tie)."""
+    if is_path(name):
+        return True
+    if not os.path.lexists(name):
+        return False
+    try:
+        resolve_config(name)
+    except VitzooError:
+        return True
+    return False
+
+
+def check_source(name: str, *, img_size: int | None = None) -> None:
+    """Raise ConfigError for an unknown model name, an impossible size, or a weight file that is missing or a
+    directory (``is_file_source`` tells files from names)."""
+    if is_file_source(name):
+        check_overrides(None, img_size)
+        weight_file(name)
+    else:
+        resolve_config(name, img_size=img_size)
+
+
+def source_config(name: str, *, img_size: int | None = None) -> tuple[str, ModelConfig]:
+    """(display name, architecture) of a registry name (``arch``, ``arch.tag``) or of a weight file (read and
+    converted in memory, as ``vitzoo.load`` does; nothing is built)."""
+    if not is_file_source(name):
+        spec, weights, config = resolve_config(name, img_size=img_size)
+        return (spec.name if weights is None else f"{spec.name}.{weights.tag}"), config
+    check_overrides(None, img_size)
+    converted, display, _ = load_converted(weight_file(name))
+    config = converted.config
+    if img_size is not None and img_size != config.img_size:
+        try:
+            config = config.replace(img_size=img_size)
+        except ValueError as e:
+            raise ConfigError(f"{display}: {e}") from None
+    return display, config
