@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -558,6 +559,9 @@ def test_weight_files_are_benchmarked_and_checked(tmp_path):
     path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)
     (r,) = bench_models([str(path)], BenchOptions(batch_sizes=(1,), img_size=32, **TINY))
     assert r.status == "ok" and r.model == str(path) and r.img_size == 32 and r.params > 0
+    assert r.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # the file's, as eval records it
+    (random,) = bench_models(["testing"], BenchOptions(batch_sizes=(1,), img_size=32, **TINY))
+    assert random.weights_sha256 is None  # random weights come from no file
     (tmp_path / "dir.safetensors").mkdir()
     with pytest.raises(ConfigError, match="is a directory"):
         bench_models([str(tmp_path / "dir.safetensors")], BenchOptions(**TINY))

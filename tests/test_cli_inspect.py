@@ -86,7 +86,7 @@ def test_names_resolve_through_vitzoo_load_with_the_checkpoint_preprocessing(tmp
     monkeypatch.setattr(vitzoo, "load", fake_load, raising=False)
     result = run("inspect", "testing", "--img-size", "32", "-i", photos[0], "-a", "rollout", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert calls == [("testing", {"img_size": 32})]
+    assert calls == [("testing", {"img_size": 32, "num_classes": None, "device": "cpu", "dtype": None})]
     assert np.load(tmp_path / "rollout.npy").shape == (1, 2, 2)
 
 

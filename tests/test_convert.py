@@ -144,6 +144,32 @@ def test_transformers_vit_agrees_with_ours(tmp_path):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_transformers_in_memory_names_of_either_version_convert_both_ways(tmp_path):
+    """transformers >= 5 renames the ViT layers in memory (``layers.i.attention.q_proj``; its files keep the old
+    names): a ``torch.save(model.state_dict())`` of either version loads, and vitzoo's weights go back into it."""
+    transformers = pytest.importorskip("transformers")
+    from vitzoo.weights.convert.torch_formats import canonical_to_transformers, hf_layout
+
+    hf_config = transformers.ViTConfig(
+        hidden_size=192, num_hidden_layers=2, num_attention_heads=3, intermediate_size=256, image_size=32,
+        patch_size=16, num_labels=5, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    hf = transformers.ViTForImageClassification(hf_config).eval()
+    torch.save(hf.state_dict(), tmp_path / "pytorch_model.bin")
+    ours = vitzoo.load(tmp_path / "pytorch_model.bin")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(x), hf(pixel_values=x).logits, rtol=1e-5, atol=1e-5)
+    layout = hf_layout(hf.state_dict())
+    back = canonical_to_transformers(ours.state_dict(), bit=False, layout=layout)
+    assert set(back) == set(hf.state_dict())
+    fresh = transformers.ViTForImageClassification(hf_config).eval()
+    fresh.load_state_dict(back, strict=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(fresh(pixel_values=x).logits, hf(pixel_values=x).logits, rtol=0, atol=0)
+
+
 def test_transformers_bit_agrees_with_ours(tmp_path):
     transformers = pytest.importorskip("transformers")
     hf_config = transformers.BitConfig(depths=[1, 1], hidden_sizes=[256, 512], num_labels=4, layer_type="preactivation")

@@ -107,3 +107,24 @@ def test_registry_entries_are_frozen():
     w = Weights("t", (HubFile("a/b", "f", "timm"),), "x", Preprocess(224), 10)
     with pytest.raises(AttributeError):
         w.tag = "u"
+
+
+def test_patterns_expand_in_registry_order_and_keep_their_tag():
+    from vitzoo.zoo.lookup import expand_names
+
+    assert expand_names(["vit-b*", "testing"]) == ["vit-b8", "vit-b16", "vit-b32", "testing"]
+    assert expand_names(["vit-?32.augreg-in21k"]) == [f"vit-{s}32.augreg-in21k" for s in "sbl"]
+    assert expand_names(["vit-b16.orig-in21k"]) == ["vit-b16.orig-in21k"]  # a name: as it is (checked later)
+    with pytest.raises(vitzoo.errors.ConfigError, match="no model matches 'zzz\\*'"):
+        expand_names(["zzz*"])
+
+
+def test_create_carries_the_tag_name_and_preprocessing_as_load_does():
+    from vitzoo.zoo.preprocess import resolve_preprocess
+
+    model = vitzoo.create("vit-s16.augreg-in21k-ft-in1k", img_size=64)
+    assert model.name == "vit-s16.augreg-in21k-ft-in1k"
+    assert model.preprocess == Preprocess(64, resize="shorter", crop_pct=0.9, interpolation="bicubic")
+    assert model.preprocess_source == "registry tag vit-s16.augreg-in21k-ft-in1k"
+    assert resolve_preprocess(model, crop_pct=1.0) == Preprocess(64, "shorter", 1.0, "bicubic")
+    assert resolve_preprocess(model, img_size=32).img_size == 32

@@ -7,3 +7,9 @@ class VitzooError(Exception):
 
 class ConfigError(VitzooError, ValueError):
     """An invalid option or argument (bad size, class count, ...)."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message (at most 300 characters)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

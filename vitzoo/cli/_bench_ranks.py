@@ -28,40 +28,29 @@ def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, swe
     from vitzoo.parallel.sharded import bench_data_parallel, bench_sweep
 
     launch = current()
-    if sweep:
-        rows = bench_sweep(names, options)
-        if not launch.is_main:
-            return
+    rows = bench_sweep(names, options) if sweep else bench_data_parallel(names, options)
+    if not launch.is_main:
+        return
+    for row in rows:
+        if row["status"] != "ok":
+            where = f" (rank {row['rank']})" if sweep else ""
+            warn(f"{row['model']} batch {row['batch_size']}{where}: {row['status']}: {row['error']}")
+    if store is not None:
+        env = None if sweep else bench_environment(options)  # a sweep row carries its own rank's environment
         for row in rows:
-            if row["status"] != "ok":
-                warn(f"{row['model']} batch {row['batch_size']} (rank {row['rank']}): {row['status']}: {row['error']}")
-        if store is not None:
-            for row in rows:
-                metrics = {k: v for k, v in row.items() if k not in ("model", "env")}
-                store.add("bench", row["model"], metrics | {"mode": "sweep"}, row["env"])
-            info(f"{len(rows)} result(s) appended to {store.path}")
+            metrics = {k: v for k, v in row.items() if k not in ("model", "env")} | ({"mode": "sweep"} if sweep else {})
+            store.add("bench", row["model"], metrics, row["env"] if sweep else env)
+        info(f"{len(rows)} {'sweep' if sweep else 'data-parallel'} result(s) appended to {store.path}")
+    if sweep:
         shown = rows if fmt != "table" else [{k: v for k, v in r.items() if k != "env"} for r in rows]
         title = f"sweep over {launch.world_size} ranks · {options.dtype}"
         emit(shown, fmt, [*columns, ("rank", "rank", None), ("device", "device", None)], title)
-        _fail_if_any_failed(rows)
-        return
-    aggregated = bench_data_parallel(names, options)
-    if not launch.is_main:
-        return
-    for row in aggregated:
-        if row["status"] != "ok":
-            warn(f"{row['model']} batch {row['batch_size']}: {row['status']}: {row['error']}")
-    if store is not None:
-        env = bench_environment(options)
-        for row in aggregated:
-            store.add("bench", row["model"], {k: v for k, v in row.items() if k != "model"}, env)
-        info(f"{len(aggregated)} data-parallel result(s) appended to {store.path}")
-    if fmt != "table":
-        emit(aggregated, fmt, [])
+    elif fmt != "table":
+        emit(rows, fmt, [])
     else:
         title = f"data-parallel inference on {launch.world_size} ranks · {options.dtype} · the same batch on each"
-        render_table(aggregated, PARALLEL_COLUMNS, title=title)
-    _fail_if_any_failed(aggregated)
+        render_table(rows, PARALLEL_COLUMNS, title=title)
+    _fail_if_any_failed(rows)
 
 
 def _fail_if_any_failed(rows: list[dict[str, Any]]) -> None:

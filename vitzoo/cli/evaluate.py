@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 
 from vitzoo import dtypes
 from vitzoo.cli._dist import is_main, scale_out
+from vitzoo.cli._models import load_model
 from vitzoo.cli._output import (
     db_option,
     emit,
@@ -89,25 +89,6 @@ def _progress(description: str):
     task = bar.add_task(description, total=None)
     with bar:
         yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def _load(name: str, *, img_size, crop_pct, device, dtype, num_classes=None):
-    """Model (eval mode) and the preprocessing it was evaluated with (``model.preprocess``), overrides applied."""
-    import vitzoo
-    from vitzoo.measure.device import resolve_device
-    from vitzoo.weights.loading import ZeroHeadWarning
-    from vitzoo.weights.sources import SourceFallbackWarning
-    from vitzoo.zoo.preprocess import resolve_preprocess
-
-    resolve_device(device)  # also checked by --device; library callers of _load get the same one-line error
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ZeroHeadWarning)
-        model = vitzoo.load(name, img_size=img_size, num_classes=num_classes, device=device, dtype=dtype)
-    zeroed = any(issubclass(w.category, ZeroHeadWarning) for w in caught)
-    for w in caught:  # which source was used when the first failed: one line, not a Python warning
-        if issubclass(w.category, SourceFallbackWarning):
-            warn(str(w.message))
-    return model, resolve_preprocess(model, img_size=img_size, crop_pct=crop_pct), zeroed
 
 
 def _describe_run(model, data, pp) -> str:
@@ -200,7 +181,7 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     data = _dataset(data_path, labels_file, hf, split, limit)
     real = load_real_labels(real_labels) if real_labels else None
     _precheck(name, data, img_size)
-    model, pp, zeroed = _load(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype)
+    model, pp, zeroed = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype)
     if zeroed:
         raise VitzooError(f"{model.name}: the classification head is all zeros (as in the ImageNet-21k files whose "
                           "authors zeroed it), so accuracy would be meaningless; evaluate a fine-tuned checkpoint, "
@@ -302,7 +283,9 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
     _outputs(db, no_store)
     data = _dataset(data_path, labels_file, hf, split, limit)
     check_shots(data.labels, shot_list)  # before the features: the labels alone say whether the shots fit
-    model, pp, _ = _load(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
+    model, pp, _ = load_model(
+        name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0
+    )
     info(_describe_run(model, data, pp))
     with _progress("extracting features") as progress:
         feats = extract_features_sharded(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)

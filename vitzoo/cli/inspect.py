@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from vitzoo.cli._dist import is_main, scale_out
+from vitzoo.cli._models import load_model
 from vitzoo.cli._output import emit_csv, emit_json, format_options, info, render_table, warn
 from vitzoo.cli._preflight import at_least, check_output_dir
 from vitzoo.errors import VitzooError
@@ -36,9 +37,7 @@ def _parse_analyses(values: tuple[str, ...]) -> tuple[str, ...]:
 
 def _load(name: str, img_size: int | None, random_init: bool):
     """The model (eval mode) and the preprocessing of its checkpoint (``model.preprocess``), at its resolution."""
-    import vitzoo
     from vitzoo.zoo.lookup import resolve_config
-    from vitzoo.zoo.preprocess import resolve_preprocess
 
     try:
         spec, _, _ = resolve_config(name)
@@ -48,12 +47,8 @@ def _load(name: str, img_size: int | None, random_init: bool):
         spec = None  # a local checkpoint: vitzoo.load says whether it can read it
     if spec is not None and spec.family == "bit":
         raise VitzooError(f"{name} is a BiT ResNet: inspect needs a Vision Transformer (vit-* or a hybrid)")
-    if random_init:
-        import torch
-
-        torch.manual_seed(0)  # the same "random" weights on every run, and on every rank of a launch
-    model = vitzoo.create(name, img_size=img_size).eval() if random_init else vitzoo.load(name, img_size=img_size)
-    return model, resolve_preprocess(model)
+    model, preprocess, _ = load_model(name, img_size=img_size, random_init=random_init)
+    return model, preprocess
 
 
 def _save(fig, path: Path) -> None:

@@ -211,6 +211,13 @@ def result_from_counts(
     )
 
 
+def check_inputs(model: nn.Module, data: ImageDataset, real_labels: RealLabels | None) -> None:
+    """Refuse, before any image is read, a head that cannot score ``data`` or ReaL labels that match no image."""
+    check_head(model, data)
+    if real_labels is not None and not any(k in real_labels for k in data.keys):
+        raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
+
+
 def evaluate(
     model: nn.Module,
     preprocess: Preprocess,
@@ -225,9 +232,7 @@ def evaluate(
     With ``real_labels``, also ReaL top-1: the top prediction counts as correct when it is in the image's
     set of ReaL labels; images with an empty set (or no entry) are left out of that score, as its authors do.
     """
-    check_head(model, data)
-    if real_labels is not None and not any(k in real_labels for k in data.keys):
-        raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
+    check_inputs(model, data, real_labels)
     start = time.perf_counter()
     counts = count_hits(model, preprocess, data, options=options, real_labels=real_labels, progress=progress)
     return result_from_counts(counts, data, preprocess, time.perf_counter() - start)

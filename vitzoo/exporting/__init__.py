@@ -22,16 +22,36 @@ import os
 import warnings
 from pathlib import Path
 
-from vitzoo.exporting._common import Exported, ExportError, _check_destination, _require, standardized_state_dict
+from vitzoo.exporting._common import (
+    Exported,
+    ExportError,
+    check_destination,
+    relative_difference,
+    require,
+    standardized_state_dict,
+)
 from vitzoo.exporting.to_onnx import _export_onnx, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
 from vitzoo.zoo.formats import EXPORT_FORMATS, ExportFormat
 from vitzoo.zoo.preprocess import resolve_preprocess
 
-__all__ = ["TOLERANCE", "ExportError", "Exported", "deployable", "export", "onnx_program", "ort_session",
-           "preprocessor_config", "standardized_state_dict", "timm_model", "timm_overlay", "timm_pretrained_cfg",
-           "transformers_config"]  # fmt: skip
+__all__ = [
+    "TOLERANCE",
+    "ExportError",
+    "Exported",
+    "deployable",
+    "export",
+    "onnx_program",
+    "ort_session",
+    "preprocessor_config",
+    "relative_difference",
+    "standardized_state_dict",
+    "timm_model",
+    "timm_overlay",
+    "timm_pretrained_cfg",
+    "transformers_config",
+]
 
 TOLERANCE = 1e-4  # max |exported - vitzoo| / max |vitzoo| over the logits, fp32
 
@@ -64,8 +84,8 @@ def export(
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out).expanduser()
-    _check_destination(out, format, force)
-    _require(format)
+    check_destination(out, format, force)
+    require(format)
     from vitzoo.weights.loading import load
 
     with warnings.catch_warnings():

@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,14 +57,14 @@ _EXTRAS = {
 }
 
 
-def _require(format: str) -> None:
+def require(format: str) -> None:
     modules, how = _EXTRAS[format]
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise ExportError(f"exporting to {format} needs {', '.join(missing)}: {how}")
 
 
-def _check_destination(out: Path, format: str, force: bool) -> None:
+def check_destination(out: Path, format: str, force: bool) -> None:
     """Refuse an existing OUT (without force), a wrong kind of path, or a parent that cannot be written."""
     if format == "onnx" and out.suffix != ".onnx":
         raise ExportError(f"{out}: an ONNX export must be a .onnx file")
@@ -86,7 +86,7 @@ def _check_destination(out: Path, format: str, force: bool) -> None:
 
 
 @contextmanager
-def _staging(out: Path) -> Iterator[Path]:
+def staging(out: Path) -> Iterator[Path]:
     """A temporary directory beside ``out`` (same file system, so the final moves are renames); always removed."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def _staging(out: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace(src: Path, dst: Path) -> None:
+def move_into_place(src: Path, dst: Path) -> None:
     """Move a checked file or directory into place; an existing directory is swapped out, then removed."""
     for f in [src, *src.iterdir()] if src.is_dir() else [src]:
         f.chmod(0o755 if f.is_dir() else 0o644)  # staged under mkdtemp (0700); a shipped model is world-readable
@@ -112,7 +112,7 @@ def _replace(src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
 
-def _rel_diff(got: torch.Tensor, ref: torch.Tensor) -> float:
+def relative_difference(got: torch.Tensor, ref: torch.Tensor) -> float:
     """max |got - ref| / max |ref| (0 when both are exactly equal, e.g. a zero head)."""
     if got.numel() != ref.numel():
         raise ExportError(f"the export gives shape {tuple(got.shape)}, vitzoo {tuple(ref.shape)}")
@@ -122,17 +122,17 @@ def _rel_diff(got: torch.Tensor, ref: torch.Tensor) -> float:
     return 0.0 if diff == 0 else diff / max(scale, 1e-30)
 
 
-def _verify(rel: float, tolerance: float, what: str) -> None:
+def check_logits(model: nn.Module, run: Callable[[torch.Tensor], torch.Tensor], tolerance: float, what: str) -> float:
+    """Run the export (``run``) and vitzoo on one fixed random batch of ``CHECK_BATCH`` images; the relative
+    logit difference, or an ExportError when it exceeds ``tolerance`` (or is NaN)."""
+    size = model.config.img_size
+    x = torch.randn(CHECK_BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ref = model(x)
+    rel = relative_difference(run(x), ref)
     if not rel <= tolerance:  # also catches NaN
         raise ExportError(f"{what} disagrees with vitzoo: max relative logit difference {rel:.2e} > {tolerance:.0e}")
-
-
-def _reference(model: nn.Module, batch: int = CHECK_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed random batch and vitzoo's logits for it (fp32, plain aten kernels)."""
-    size = model.config.img_size
-    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        return x, model(x)
+    return rel
 
 
 def standardized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -145,17 +145,12 @@ def standardized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _display(model: nn.Module) -> str:
+def display_name(model: nn.Module) -> str:
     return getattr(model, "name", None) or type(model).__name__
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
-
-
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Silence the exporter's progress lines and warnings (library code never prints)."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]

@@ -10,18 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitzoo.exporting._common import (
-    Exported,
-    ExportError,
-    _display,
-    _first_line,
-    _quiet,
-    _reference,
-    _rel_diff,
-    _replace,
-    _staging,
-    _verify,
-)
+from vitzoo.errors import first_line
+from vitzoo.exporting._common import Exported, ExportError, check_logits, display_name, move_into_place, quiet, staging
 from vitzoo.models.layers import StdConv2d, pad_same
 
 ONNX_FILE_LIMIT = 1_800_000_000  # bytes of weights above which they go to an external file (protobuf's 2 GiB cap)
@@ -61,13 +51,13 @@ def onnx_program(model: nn.Module, opset: int | None = None):
     x = torch.randn(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1)
     try:
-        with _quiet(), torch.no_grad():
+        with quiet(), torch.no_grad():
             return torch.onnx.export(
                 net, (x,), None, dynamo=True, input_names=["pixel_values"], output_names=["logits"],
                 dynamic_shapes={"x": {0: batch}}, opset_version=opset, verbose=False, external_data=False,
             )  # fmt: skip
     except Exception as e:
-        raise ExportError(f"{_display(model)}: torch.onnx.export failed: {_first_line(e)}") from None
+        raise ExportError(f"{display_name(model)}: torch.onnx.export failed: {first_line(e)}") from None
 
 
 def ort_session(path: str | os.PathLike, threads: int | None = None):
@@ -89,27 +79,29 @@ def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: floa
 
     program = onnx_program(model, opset)
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > ONNX_FILE_LIMIT
-    with _staging(out) as tmp:
+    with staging(out) as tmp:
         staged = tmp / out.name
         try:
-            with _quiet():
+            with quiet():
                 program.save(str(staged), external_data=external)
             onnx.checker.check_model(str(staged), full_check=True)
         except Exception as e:
-            raise ExportError(f"{out}: the exported graph is not valid ONNX: {_first_line(e)}") from None
-        x, ref = _reference(model)
-        try:
-            got = ort_session(staged).run(None, {"pixel_values": x.numpy()})[0]
-        except Exception as e:
-            raise ExportError(f"{out}: ONNX Runtime cannot run the exported graph: {_first_line(e)}") from None
-        rel = _rel_diff(torch.from_numpy(got), ref)
-        _verify(rel, tolerance, "ONNX Runtime")
+            raise ExportError(f"{out}: the exported graph is not valid ONNX: {first_line(e)}") from None
+        session = ort_session(staged)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            try:
+                return torch.from_numpy(session.run(None, {"pixel_values": x.numpy()})[0])
+            except Exception as e:
+                raise ExportError(f"{out}: ONNX Runtime cannot run the exported graph: {first_line(e)}") from None
+
+        rel = check_logits(model, run, tolerance, "ONNX Runtime")
         opset_used = next((o.version for o in onnx.load(str(staged), load_external_data=False).opset_import
                            if o.domain in ("", "ai.onnx")), None)  # fmt: skip
         files = sorted(p.name for p in tmp.iterdir())
         for name in sorted(files, key=lambda n: n == out.name):  # external data first, the graph last
-            _replace(tmp / name, out.parent / name)
-    return Exported(out, "onnx", _display(model), model.config.img_size, model.config.num_classes,
+            move_into_place(tmp / name, out.parent / name)
+    return Exported(out, "onnx", display_name(model), model.config.img_size, model.config.num_classes,
                     f"ONNX opset {opset_used}, dynamic batch", f"onnxruntime {ort.__version__}", rel, tuple(files),
                     {"opset": opset_used, "input": "pixel_values", "output": "logits",
                      "external_data": external})  # fmt: skip

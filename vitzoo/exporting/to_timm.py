@@ -11,17 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitzoo.errors import first_line
 from vitzoo.exporting._common import (
     Exported,
     ExportError,
-    _display,
-    _first_line,
-    _quiet,
-    _reference,
-    _rel_diff,
-    _replace,
-    _staging,
-    _verify,
+    check_logits,
+    display_name,
+    move_into_place,
+    quiet,
+    staging,
     standardized_state_dict,
 )
 from vitzoo.zoo.configs import BiTConfig, ModelConfig
@@ -102,12 +100,11 @@ def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) 
     bit = isinstance(config, BiTConfig)
     tensors = {k: v.contiguous() for k, v in canonical_to_timm(standardized_state_dict(model), bit).items()}
     info = {"model_name": name, "kwargs": kwargs, "pretrained_cfg": cfg}
-    with _staging(out) as tmp:
+    with staging(out) as tmp:
         staged = tmp / out.name
         save_file(tensors, str(staged), metadata={"format": "pt", "timm_info": json.dumps(info)})
-        x, ref = _reference(model)
         if importlib.util.find_spec("timm") is not None:
-            got, checked = _run_timm(staged, name, kwargs, cfg, x), "timm"
+            run, checked = (lambda x: _run_timm(staged, name, kwargs, cfg, x)), "timm"
         else:  # read back through vitzoo's timm reader (key names and shapes), then run what it rebuilt
             back = convert_tensors(read_tensors(staged)[0], expected=config)
             if back.source_format != "timm":
@@ -115,13 +112,11 @@ def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) 
             with torch.device("meta"):
                 rebuilt = build_model(config)
             rebuilt.load_state_dict(back.state_dict, strict=True, assign=True)
-            with torch.inference_mode():
-                got = rebuilt.eval()(x)
-            checked = "vitzoo's timm reader (timm is not installed)"
-        rel = _rel_diff(got, ref)
-        _verify(rel, tolerance, "the timm file")
-        _replace(staged, out)
-    return Exported(out, "timm", _display(model), config.img_size, config.num_classes, f"timm {name}", checked,
+            run, checked = rebuilt.eval(), "vitzoo's timm reader (timm is not installed)"
+        with torch.inference_mode():
+            rel = check_logits(model, run, tolerance, "the timm file")
+        move_into_place(staged, out)
+    return Exported(out, "timm", display_name(model), config.img_size, config.num_classes, f"timm {name}", checked,
                     rel, (out.name,), info)  # fmt: skip
 
 
@@ -137,9 +132,9 @@ def _run_timm(path: Path, name: str, kwargs: dict[str, Any], cfg: dict[str, Any]
     import timm
 
     try:
-        with _quiet():
+        with quiet():
             net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=timm_overlay(path, cfg), **kwargs)
     except Exception as e:
-        raise ExportError(f"timm cannot load the export as {name}: {_first_line(e)}") from None
+        raise ExportError(f"timm cannot load the export as {name}: {first_line(e)}") from None
     with torch.inference_mode():
         return net.eval()(x)

@@ -10,17 +10,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitzoo.errors import first_line
 from vitzoo.exporting._common import (
     Exported,
     ExportError,
-    _display,
-    _first_line,
-    _quiet,
-    _reference,
-    _rel_diff,
-    _replace,
-    _staging,
-    _verify,
+    check_logits,
+    display_name,
+    move_into_place,
+    quiet,
+    staging,
     standardized_state_dict,
 )
 from vitzoo.zoo.configs import BiTConfig, ModelConfig
@@ -88,7 +86,7 @@ def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance:
     hf_config.architectures = [cls_name]
     bit = isinstance(config, BiTConfig)
     tensors = canonical_to_transformers(standardized_state_dict(model), bit)
-    with _staging(out) as tmp:
+    with staging(out) as tmp:
         staged = tmp / out.name
         staged.mkdir()
         hf_config.save_pretrained(staged)
@@ -98,23 +96,24 @@ def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance:
         cls = getattr(transformers, cls_name)
         kwargs = {"add_pooling_layer": False} if cls_name == "ViTModel" and not config.representation_size else {}
         try:
-            with _quiet():
+            with quiet():
                 hf, info = cls.from_pretrained(staged, output_loading_info=True, **kwargs)
         except Exception as e:
-            raise ExportError(f"{out}: transformers cannot load the export: {_first_line(e)}") from None
+            raise ExportError(f"{out}: transformers cannot load the export: {first_line(e)}") from None
         bad = [k for key in ("missing_keys", "unexpected_keys", "mismatched_keys") for k in info.get(key) or ()]
         if bad:
             raise ExportError(f"{out}: transformers did not take every weight ({len(bad)} keys, e.g. {bad[0]})")
-        x, ref = _reference(model)
-        with torch.inference_mode():
-            output = hf.eval()(pixel_values=x)
-        got = output.logits if config.num_classes else _features(output, config)
-        rel = _rel_diff(got, ref)
-        _verify(rel, tolerance, f"transformers {cls_name}")
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                output = hf.eval()(pixel_values=x)
+            return output.logits if config.num_classes else _features(output, config)
+
+        rel = check_logits(model, run, tolerance, f"transformers {cls_name}")
         files = tuple(sorted(p.name for p in staged.iterdir()))
-        _replace(staged, out)
+        move_into_place(staged, out)
     processor = preprocessor_config(pp)["image_processor_type"]
-    return Exported(out, "transformers", _display(model), config.img_size, config.num_classes,
+    return Exported(out, "transformers", display_name(model), config.img_size, config.num_classes,
                     f"transformers {cls_name}", f"transformers {transformers.__version__}", rel, files,
                     {"class": cls_name, "image_processor": processor})  # fmt: skip
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from vitzoo import dtypes
-from vitzoo.errors import ConfigError
+from vitzoo.errors import ConfigError, first_line
 from vitzoo.machine import current_rss, trim_memory
 from vitzoo.measure.cpu import fused_kernels
 from vitzoo.measure.device import num_threads, resolve_device
@@ -234,7 +234,7 @@ def _measure(
             model = stack.enter_context(_borrowed(model, options, device, fused, owned))
             runner = _make_runner(model, options, img_size, device, threads)
         except Exception as e:
-            status, error = ("oom" if is_oom(e) else "error"), _short(e)
+            status, error = ("oom" if is_oom(e) else "error"), first_line(e)
         else:
             status = error = None
         if status is not None:
@@ -248,7 +248,7 @@ def _measure(
             try:
                 found, note = auto_batch(runner, options, lambda b: report(Progress(name, b, "probe")))
             except Exception as e:  # not an OOM: the model itself fails
-                yield BenchResult(batch_size=0, status="error", error=_short(e), **common)
+                yield BenchResult(batch_size=0, status="error", error=first_line(e), **common)
                 return
             if found is None:
                 yield BenchResult(batch_size=1, status="oom", note=note, error="batch 1 does not fit", **common)
@@ -261,7 +261,7 @@ def _measure(
             try:
                 fields = runner.measure(batch, lambda phase, i, n, b=batch: report(Progress(name, b, phase, i, n)))
             except Exception as e:
-                status, error = ("oom" if is_oom(e) else "error"), _short(e)
+                status, error = ("oom" if is_oom(e) else "error"), first_line(e)
             else:
                 status = error = None
             if status is not None:
@@ -355,11 +355,6 @@ def _macs_of(model: nn.Module, img_size: int) -> int:
     return counted_macs(model, x)[0]
 
 
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
-
-
 def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
     """(model, img_size, closed-form MACs per image) for a registry name or a weight file, on the CPU in fp32."""
     from vitzoo.models.factory import create
@@ -436,5 +431,5 @@ def _setting(name: str, options: BenchOptions, img_size: int, threads: int) -> d
 def _failed(name: str, options: BenchOptions, error: BaseException) -> BenchResult:
     threads = options.threads or torch.get_num_threads()
     status: Status = "oom" if is_oom(error) else "error"
-    return BenchResult(batch_size=0, status=status, error=_short(error),
+    return BenchResult(batch_size=0, status=status, error=first_line(error),
                        **_setting(name, options, options.img_size or 0, threads))  # fmt: skip

@@ -35,7 +35,7 @@ from vitzoo.evaluate.accuracy import (
     Progress,
     RealLabels,
     RunOptions,
-    check_head,
+    check_inputs,
     count_hits,
     evaluate,
     result_from_counts,
@@ -73,12 +73,7 @@ def evaluate_sharded(
     if not launch.is_distributed:
         return evaluate(model, preprocess, data, options=options, real_labels=real_labels, progress=progress)
 
-    def check() -> None:
-        check_head(model, data)
-        if real_labels is not None and not any(k in real_labels for k in data.keys):
-            raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
-
-    agree(check, "checking the data")  # also starts every rank's clock together
+    agree(lambda: check_inputs(model, data, real_labels), "checking the data")  # also starts the clocks together
     shard = shard_dataset(data, launch, options.batch_size)
     report = _shard_progress(progress, launch, len(shard), len(data))
 
