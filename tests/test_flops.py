@@ -73,7 +73,7 @@ def test_counted_at_another_resolution_and_units():
     """The golden 17.56 GMACs and the quadratic growth are closed-form facts (test_analytic.py); here: the counter
     agrees at a size other than the checkpoint's, and FlopCount's units."""
     at224 = count_flops("vit-b16", img_size=224)
-    assert f"{at224.gmacs:.2f}" == "17.56" and f"{at224.gflops:.2f}" == "35.13"
+    assert at224.agree and f"{at224.gmacs:.2f}" == "17.56" and f"{at224.gflops:.2f}" == "35.13"
     at384 = count_flops("vit-b16", img_size=384)
     assert at384.img_size == 384 and at384.macs == at384.macs_closed_form > at224.macs
 
