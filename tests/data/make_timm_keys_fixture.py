@@ -1,13 +1,12 @@
 """Make tests/data/timm_keys.json: the state-dict keys and shapes of timm's own models, for small configurations.
 
-timm cannot be installed on the machines that run the tests, and vitzoo's timm key map is close to the identity,
-so a round trip through it proves little. This script writes down what timm's modules are called, read from
-timm's source (``huggingface/pytorch-image-models``, the files and commits in ``SOURCES``), as plain Python that
-does not import vitzoo or timm: each function below mirrors the ``__init__`` it names, one registered submodule
-or parameter at a time, in ``state_dict()`` order (a module's own parameters first, then its submodules in
-registration order). Modules that hold no
-parameters (dropout, activations, pooling, ``nn.Identity`` placeholders) are omitted, as they are from a state
-dict. Run it from the repository root to regenerate the fixture (it is deterministic):
+timm is not a test dependency (nor installable where this was written), and vitzoo's timm key map is close to the
+identity, so a round trip through it proves little. This script writes down what timm's modules are called, read
+from timm's source (``huggingface/pytorch-image-models``, the files and commits in ``SOURCES``), as plain Python
+that imports neither vitzoo nor timm: each function below mirrors the ``__init__`` it names, one submodule or
+parameter at a time, in ``state_dict()`` order (a module's own parameters first, then its submodules in
+registration order). Modules without parameters (dropout, activations, pooling, ``nn.Identity`` placeholders) are
+omitted, as they are from a state dict. Run it from the repository root to regenerate the fixture (deterministic):
 
     python tests/data/make_timm_keys_fixture.py
 
