@@ -1,10 +1,12 @@
-"""Parameter and MAC counts: golden values, closed forms, and the counts of the built models."""
+"""Parameter and MAC counts: golden values, closed forms, and the parameters of the built models.
+
+Counted MACs (FlopCounterMode) against the closed form live in test_flops.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import vitzoo
 from vitzoo.models import build_model
@@ -84,19 +86,12 @@ def test_closed_form_params_of_every_tag(name):
         assert count_params(config) == _built_params(config), weights.tag
 
 
-@pytest.mark.parametrize("name", vitzoo.list_models())
-def test_closed_form_macs_equal_counted_macs(name):
-    """FlopCounterMode on the meta device (SDPA decomposes there, so attention matmuls are counted)."""
-    config = vitzoo.get_spec(name).default_config
-    with torch.device("meta"):
-        model = build_model(config)
-        with FlopCounterMode(display=False) as counter:
-            model(torch.empty(1, 3, config.img_size, config.img_size))
-    assert counter.get_total_flops() == 2 * count_macs(config)
+# Closed form vs FlopCounterMode (the counted MACs of every model) is tested in test_flops.py, not here.
 
 
 def test_vit_b16_gmacs():
     config = vitzoo.get_spec("vit-b16").config
+    assert count_macs(config) == 17_563_828_224  # every matmul, attention included
     assert round(count_macs(config) / 1e9, 2) == 17.56
     tokens_224, tokens_384 = 197, 577
     ratio = count_macs(config.replace(img_size=384)) / count_macs(config)

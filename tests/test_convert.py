@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from vitzoo.cli import main
 from vitzoo.models import build_model
 from vitzoo.weights.checkpoint import save_vitzoo
 from vitzoo.weights.convert import convert_file
-from vitzoo.weights.convert.torch_formats import canonical_to_timm, canonical_to_transformers
+from vitzoo.weights.convert.torch_formats import canonical_to_timm, canonical_to_transformers, timm_to_canonical
 from vitzoo.zoo.configs import BiTConfig, HybridConfig, ViTConfig
 
 # Max relative error (max |diff| / max |ref|) against the original flax code. The two plain ViTs reproduce to
@@ -101,12 +103,11 @@ TORCH_CASES = {
 }
 
 
-# The registry's hybrids are on the Hub in timm format only.
-ROUND_TRIPS = [
-    (case, fmt)
-    for case in TORCH_CASES
-    for fmt in ("timm", "transformers")
-    if (case, fmt) != ("hybrid-root-only", "transformers")
+# vitzoo's own maps, both ways. timm's real names are checked against timm's source below (TIMM_FIXTURE); the
+# one timm case kept here is the representation layer (``pre_logits.fc``) of older timm in21k ViTs, which the
+# fixture's timm version no longer has. The registry's hybrids are on the Hub in timm format only.
+ROUND_TRIPS = [(case, "transformers") for case in TORCH_CASES if case != "hybrid-root-only"] + [
+    ("vit-in21k-pooler", "timm")
 ]
 
 
@@ -125,6 +126,65 @@ def test_torch_format_round_trip(case, fmt, tmp_path):
     bin_path = tmp_path / "pytorch_model.bin"  # the same weights as a PyTorch .bin, read with weights_only=True
     torch.save(foreign, bin_path)
     _assert_same(convert_file(bin_path), config, sd)
+
+
+# --- timm: the names timm's own modules have -------------------------------------------------------------------
+
+# Written down from timm's source by tests/data/make_timm_keys_fixture.py (files and commits in its "source" header;
+# timm itself cannot be installed here): key -> shape of timm's state dict, per configuration, and the vitzoo
+# config of the same network.
+TIMM_FIXTURE = json.loads((Path(__file__).parent / "data" / "timm_keys.json").read_text())
+TIMM_CASES = sorted(TIMM_FIXTURE["configs"])
+
+
+def _fixture_config(spec: dict):
+    """The vitzoo config a fixture entry names."""
+    if spec["family"] == "bit":
+        return BiTConfig(tuple(spec["layers"]), spec["width_factor"], num_classes=spec["num_classes"])
+    layers = spec.get("backbone_layers")
+    return ViTConfig(spec["patch_size"], spec["width"], spec["depth"], spec["num_heads"], spec["mlp_dim"],
+                     img_size=spec["img_size"], num_classes=spec["num_classes"],
+                     classifier=spec.get("classifier", "token"),
+                     backbone=None if layers is None else HybridConfig(tuple(layers)))  # fmt: skip
+
+
+def _shapes(sd) -> dict[str, list[int]]:
+    return {k: list(v.shape) for k, v in sd.items()}
+
+
+@pytest.mark.parametrize("case", TIMM_CASES)
+def test_timm_key_map_gives_timms_own_names_and_shapes(case):
+    entry = TIMM_FIXTURE["configs"][case]
+    config = _fixture_config(entry["vitzoo"])
+    with torch.device("meta"):
+        sd = build_model(config).state_dict()
+    timm_sd = canonical_to_timm(sd, isinstance(config, BiTConfig))
+    assert _shapes(timm_sd) == entry["keys"]  # exactly timm's keys, each with timm's shape
+    assert _shapes(timm_to_canonical(timm_sd)) == _shapes(sd)  # and the reverse map gives vitzoo's back
+
+
+@pytest.mark.parametrize("case", TIMM_CASES)
+def test_a_file_with_timms_names_loads_as_its_vitzoo_model(case, tmp_path):
+    """Random tensors under timm's names and shapes (not written by vitzoo): read, placed, and mapped back exactly."""
+    entry = TIMM_FIXTURE["configs"][case]
+    config = _fixture_config(entry["vitzoo"])
+    bit = isinstance(config, BiTConfig)
+    g = torch.Generator().manual_seed(0)
+    tensors = {k: torch.randn(shape, generator=g) for k, shape in entry["keys"].items()}
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    torch.save(tensors, tmp_path / "pytorch_model.bin")  # read back with weights_only=True
+    for path in (tmp_path / "model.safetensors", tmp_path / "pytorch_model.bin"):
+        converted = convert_file(path, expected=config)  # a timm file cannot tell the number of heads
+        assert converted.source_format == "timm" and converted.config == config
+        back = canonical_to_timm(converted.state_dict, bit)
+        assert back.keys() == tensors.keys()
+        for k in tensors:
+            torch.testing.assert_close(back[k], tensors[k], rtol=0, atol=0, msg=k)
+    with torch.device("meta"):
+        model = build_model(config)
+    model.load_state_dict(converted.state_dict, strict=True, assign=True)
+    if bit:  # timm's head is a 1x1 conv; vitzoo's a Linear holding the same numbers
+        torch.testing.assert_close(model.head.weight, tensors["head.fc.weight"][:, :, 0, 0], rtol=0, atol=0)
 
 
 def test_transformers_vit_agrees_with_ours(tmp_path):

@@ -1,8 +1,7 @@
-"""vitzoo.evaluate.data: preprocessing against Pillow by hand, image folders, flat folders, HF datasets, bad files."""
+"""vitzoo.evaluate.data: preprocessing against transformers, TensorFlow and by hand; folders, HF datasets, bad files."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -54,37 +53,80 @@ def test_resize_shape_follows_timm(size, pp, expected):
     assert resize_shape(*size, pp) == expected
 
 
-def _manual(image: Image.Image, pp: Preprocess) -> np.ndarray:
-    """The same preprocessing written out with Pillow and numpy only."""
-    image = image.convert("RGB")
-    resample = Image.Resampling.BICUBIC if pp.interpolation == "bicubic" else Image.Resampling.BILINEAR
-    if pp.resize == "squash":
-        image = image.resize((pp.img_size, pp.img_size), resample)
-    else:
-        short = math.floor(pp.img_size / pp.crop_pct)
-        w, h = image.size
-        new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-        image = image.resize(new, resample)
-        left, top = round((new[0] - pp.img_size) / 2), round((new[1] - pp.img_size) / 2)
-        image = image.crop((left, top, left + pp.img_size, top + pp.img_size))
-    x = np.asarray(image, dtype=np.float32) / 255.0
-    return ((x - np.array(pp.mean, np.float32)) / np.array(pp.std, np.float32)).transpose(2, 0, 1)
+def _hf_processor(name: str, **kwargs):
+    """A transformers image processor, its Pillow backend (transformers >= 5 names it ``...Pil``; before, the
+    plain class was the Pillow one)."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.image_utils import PILImageResampling
+
+    cls = getattr(transformers, f"{name}Pil", None) or getattr(transformers, name)
+    resample = {"bilinear": PILImageResampling.BILINEAR, "bicubic": PILImageResampling.BICUBIC}
+    return cls(resample=resample[kwargs.pop("interpolation")], **kwargs)
 
 
-@pytest.mark.parametrize(
-    "pp",
-    [
-        Preprocess(64),
-        Preprocess(64, "shorter", 0.875, "bicubic"),
-        Preprocess(48, "shorter", 1.0, "bilinear", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    ],
-)
-@pytest.mark.parametrize("photo", ["chelsea", "camera", "logo"])  # RGB, greyscale, RGBA
-def test_preprocess_matches_manual_pillow(photo, pp):
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+# Each vitzoo preprocessing next to the transformers processor that implements the same recipe, its sizes written
+# out by hand: "squash" is ViTImageProcessor (resize to the square with Pillow, rescale, normalise); "shorter" is
+# BitImageProcessor (short side to floor(img_size / crop_pct), long side int(short * long / short), centre crop).
+HF_REFERENCES = [
+    (Preprocess(64), "ViTImageProcessor", {"size": {"height": 64, "width": 64}, "interpolation": "bilinear"}),
+    (Preprocess(64, "squash", 1.0, "bicubic"), "ViTImageProcessor",
+     {"size": {"height": 64, "width": 64}, "interpolation": "bicubic"}),
+    (Preprocess(64, "shorter", 0.875, "bicubic"), "BitImageProcessor",  # floor(64 / 0.875) = 73
+     {"size": {"shortest_edge": 73}, "crop_size": {"height": 64, "width": 64}, "interpolation": "bicubic"}),
+    (Preprocess(48, "shorter", 1.0, "bilinear", *IMAGENET_MEAN_STD), "BitImageProcessor",
+     {"size": {"shortest_edge": 48}, "crop_size": {"height": 48, "width": 48}, "interpolation": "bilinear"}),
+]  # fmt: skip
+
+# Both sides take the same uint8 pixels from Pillow's resize; what is left is the float32 rounding of
+# (x / 255 - mean) / std, under 3e-7 for these values (measured: 0.0 with transformers 5.24, Pillow 13).
+HF_TOLERANCE = 1e-6
+
+
+@pytest.mark.parametrize(("pp", "processor", "kwargs"), HF_REFERENCES)
+@pytest.mark.parametrize("photo", ["chelsea", "camera", "logo", "coffee"])  # RGB 451x300, grey, RGBA, RGB 600x400
+def test_preprocess_equals_transformers_image_processors(photo, pp, processor, kwargs):
+    """The centre-crop offsets of these sizes are the same under both rounding rules (see the next test)."""
     image = Image.fromarray(getattr(skdata, photo)())
     x = preprocess_image(image, pp)
     assert x.shape == (3, pp.img_size, pp.img_size) and x.dtype == torch.float32
-    np.testing.assert_allclose(x.numpy(), _manual(image, pp), rtol=0, atol=1e-6)
+    ref = _hf_processor(processor, image_mean=list(pp.mean), image_std=list(pp.std), **kwargs)
+    if processor == "BitImageProcessor":
+        expected = ref(images=image, do_convert_rgb=True, return_tensors="np")["pixel_values"][0]
+    else:  # ViTImageProcessor has no RGB conversion in every supported version: Pillow's, as transformers' own
+        expected = ref(images=image.convert("RGB"), return_tensors="np")["pixel_values"][0]
+    np.testing.assert_allclose(x.numpy(), expected, rtol=0, atol=HF_TOLERANCE)
+
+
+def test_centre_crop_rounds_as_timm_not_as_transformers():
+    """An odd margin: timm/torchvision take round((size - crop) / 2) (half to even), transformers floors it.
+
+    coffee (600x400) at img_size 54, crop_pct 1: 81x54 after the resize, a margin of 27: timm's left offset is
+    round(13.5) = 14, transformers' 27 // 2 = 13.
+    """
+    image = Image.fromarray(skdata.coffee())
+    pp = Preprocess(54, "shorter", 1.0, "bicubic")
+    x = preprocess_image(image, pp).numpy()
+    kwargs = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "interpolation": "bicubic"}
+    resized = _hf_processor("BitImageProcessor", size={"shortest_edge": 54}, do_center_crop=False, **kwargs)(
+        images=image, return_tensors="np"
+    )["pixel_values"][0]
+    assert resized.shape == (3, 54, 81)
+    np.testing.assert_allclose(x, resized[:, :, 14 : 14 + 54], rtol=0, atol=HF_TOLERANCE)
+    hf = _hf_processor("BitImageProcessor", size={"shortest_edge": 54}, crop_size={"height": 54, "width": 54},
+                       **kwargs)(images=image, return_tensors="np")["pixel_values"][0]  # fmt: skip
+    np.testing.assert_allclose(hf, resized[:, :, 13 : 13 + 54], rtol=0, atol=HF_TOLERANCE)
+    assert np.abs(x - hf).max() > 0.1
+
+
+@pytest.mark.parametrize(("width", "left"), [(50, 0), (51, 0), (52, 1), (53, 2), (54, 2), (55, 2), (57, 4)])
+def test_centre_crop_offsets_by_hand(width, left):
+    """No resampling (the short side is already img_size, crop_pct 1), column j of the image holds the value 4 j: the
+    first column of the crop tells the offset. round((width - 50) / 2), halves to even (torchvision's rule)."""
+    a = np.broadcast_to((4 * np.arange(width, dtype=np.uint8))[None, :, None], (50, width, 3)).copy()
+    x = preprocess_image(Image.fromarray(a), Preprocess(50, "shorter", 1.0, mean=(0.0,) * 3, std=(1.0,) * 3))
+    assert torch.equal(x[0, 0], torch.arange(4 * left, 4 * (left + 50), 4, dtype=torch.float32) / 255)
 
 
 def test_preprocess_values_of_a_solid_image():
@@ -265,7 +307,8 @@ def test_hf_dataset_from_disk(tmp_path):
     data = hf_dataset(str(tmp_path / "hf"), "validation").with_preprocess(Preprocess(24))
     assert data.labels == [1, 0, 1] and data.classes.names == ("a", "b") and len(data) == 3
     item = data[2]
-    np.testing.assert_allclose(item.image.numpy(), _manual(Image.fromarray(photos[2]), Preprocess(24)), atol=1e-6)
+    expected = preprocess_image(Image.fromarray(photos[2]), Preprocess(24))  # checked against transformers above
+    torch.testing.assert_close(item.image, expected, rtol=0, atol=0)  # stored losslessly: the same pixels
     with pytest.raises(VitzooError, match="no split 'train'"):
         hf_dataset(str(tmp_path / "hf"), "train")
 
