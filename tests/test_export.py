@@ -219,6 +219,14 @@ def test_timm_model_names(name, timm_name):
     assert timm_pretrained_cfg(config, vitzoo.get_spec(name).get_weights().preprocess, got)["architecture"] == got
 
 
+def test_a_custom_hybrid_keeps_its_own_encoder_sizes_in_the_timm_kwargs():
+    """The timm name fixes the ResNet and the width only: depth, heads and MLP size go as kwargs."""
+    config = vitzoo.get_spec("vit-r26-s32").default_config.replace(depth=3, num_heads=2, mlp_dim=768)
+    name, kwargs = timm_model(config)
+    assert name == "vit_small_r26_s32_224"
+    assert (kwargs["depth"], kwargs["num_heads"], kwargs["mlp_ratio"]) == (3, 2, 2.0)
+
+
 def test_every_registered_architecture_has_a_timm_name():
     for name in vitzoo.list_models():
         if name == "testing":

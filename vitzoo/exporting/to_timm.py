@@ -60,6 +60,8 @@ def timm_model(config: ModelConfig) -> tuple[str, dict[str, Any]]:
         if name is None or config.backbone.width != 64:
             raise ExportError(f"timm has no hybrid with ResNet stages {config.backbone.layers} and width "
                               f"{config.width}; export to onnx")  # fmt: skip
+        # the name fixes the ResNet and the width; the encoder's own sizes are passed, so a custom depth is kept
+        kwargs.update(depth=config.depth, num_heads=config.num_heads, mlp_ratio=config.mlp_dim / config.width)
         return name, kwargs
     size = TIMM_VIT_SIZES.get((config.width, config.num_heads))
     name = f"vit_{size or 'base'}_patch{config.patch_size}_224"

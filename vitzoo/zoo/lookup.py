@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from vitzoo import machine
 from vitzoo.errors import ConfigError
-from vitzoo.machine import available_ram
 from vitzoo.zoo.analytic import count_params
 from vitzoo.zoo.catalog import REGISTRY
 from vitzoo.zoo.configs import ModelConfig
@@ -57,7 +57,7 @@ def check_memory(config: ModelConfig, label: str, copies: int = 1) -> None:
     out; ``copies`` is how many float32 copies of the weights the operation holds at once (converting and
     saving: 2). Where the available memory is unknown, nothing is checked.
     """
-    free = available_ram()
+    free = machine.available_ram()
     params = count_params(config)
     need = params * 4 * copies
     if free is not None and need > free:
