@@ -27,8 +27,6 @@ from vitzoo.measure.store import ResultStore
 from vitzoo.parallel.distributed import (
     Launch,
     agree,
-    decode,
-    encode,
     gather,
     launch_info,
     rank_device,
@@ -37,6 +35,7 @@ from vitzoo.parallel.distributed import (
     shard_range,
 )
 from vitzoo.parallel.sharded import _shard_progress
+from vitzoo.parallel.wire import decode, encode
 from vitzoo.weights.checkpoint import save_vitzoo
 
 ROOT = Path(__file__).resolve().parents[1]

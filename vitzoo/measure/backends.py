@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from vitzoo.errors import ConfigError
-from vitzoo.measure.bench import BenchOptions
+from vitzoo.measure.options import BenchOptions
 from vitzoo.measure.runner import Runner
 
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")

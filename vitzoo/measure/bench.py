@@ -21,159 +21,26 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
-import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from vitzoo import dtypes
-from vitzoo.errors import ConfigError, first_line
+from vitzoo.errors import first_line
 from vitzoo.machine import current_rss, trim_memory
 from vitzoo.measure.cpu import fused_kernels
 from vitzoo.measure.device import num_threads, resolve_device
 from vitzoo.measure.memory import CpuMemoryMeter, free_memory, is_oom
+from vitzoo.measure.options import BenchOptions, BenchResult, Progress, ProgressFn, Status, parse_batch_sizes
 from vitzoo.measure.roofline import gemm_peak
 from vitzoo.measure.runner import Runner, auto_batch
 from vitzoo.models.layers import set_fused_kernels
 
-__all__ = ["BenchOptions", "BenchResult", "Progress", "bench_models", "benchmark_model", "is_oom",
-           "iter_bench", "parse_batch_sizes", "resolve_device"]  # fmt: skip
-
-Status = Literal["ok", "oom", "error"]
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    """What to measure and how. ``batch_sizes`` is a tuple of sizes or ``"auto"`` (largest that fits)."""
-
-    device: str = "cpu"  # cpu | cuda | cuda:N | mps
-    dtype: str = "fp32"  # fp32 | bf16 | fp16
-    precision: Literal["cast", "autocast"] = "cast"  # cast weights+inputs to dtype, or fp32 weights + autocast
-    batch_sizes: tuple[int, ...] | Literal["auto"] = (16,)
-    img_size: int | None = None  # None: the resolution of the model's default checkpoint
-    compile: bool = False  # torch.compile (inductor); its compile time is reported apart
-    channels_last: bool = False  # NHWC memory format (helps the ResNets)
-    fused: bool = True  # vitzoo's fused CPU kernels (oneDNN linear + bias/GELU/residual); False: plain aten
-    threads: int | None = None  # CPU intra-op threads during the run; None: torch's current setting
-    warmup: int = 3  # untimed passes per batch size (the first one compiles)
-    iters: int = 10  # timed passes per round; ignored when ``seconds`` is set
-    seconds: float | None = None  # timed seconds per batch size, split over the rounds
-    rounds: int = 3  # timed rounds; throughput is their median
-    max_batch: int = 1024  # upper bound of the "auto" search
-    pretrained: bool = False  # load the checkpoint (speed does not depend on it; random weights work offline)
-    gemm_peak: bool = True  # measure the GEMM roofline once per (device, dtype) for the % of peak column
-    auto_max_pass_s: float = 10.0  # "auto" does not grow the batch past one pass of this many seconds
-    backend: str = "torch"  # torch | onnxruntime | openvino (vitzoo.measure.backends: the exported ONNX graph)
-
-    def __post_init__(self) -> None:
-        if self.dtype not in dtypes.NAMES:
-            raise ConfigError(f"dtype must be one of {', '.join(dtypes.NAMES)}, not {self.dtype!r}")
-        if self.precision not in ("cast", "autocast"):
-            raise ConfigError(f"precision must be 'cast' or 'autocast', not {self.precision!r}")
-        if self.batch_sizes != "auto" and (
-            not self.batch_sizes or not all(isinstance(b, int) and b > 0 for b in self.batch_sizes)
-        ):
-            raise ConfigError(f"batch sizes must be positive integers or 'auto', not {self.batch_sizes!r}")
-        for name in ("warmup", "iters", "rounds", "max_batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "warmup" else 1):
-                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
-        if not self.auto_max_pass_s > 0:
-            raise ConfigError(f"auto_max_pass_s must be > 0, not {self.auto_max_pass_s!r}")
-        if self.seconds is not None and not self.seconds > 0:
-            raise ConfigError(f"seconds must be > 0, not {self.seconds!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ConfigError(f"threads must be a positive integer, not {self.threads!r}")
-        if self.backend != "torch":  # backend hook: vitzoo.measure.backends checks the others
-            from vitzoo.measure.backends import check_backend
-
-            check_backend(self)
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return dtypes.to_torch(self.dtype)
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """One (model, batch size) measurement. Throughput in images/s, latency in ms per batch, memory in MiB."""
-
-    model: str
-    batch_size: int
-    img_size: int
-    status: Status
-    device: str
-    dtype: str
-    precision: str
-    compile: bool
-    channels_last: bool
-    threads: int
-    fused: bool = False  # vitzoo's fused CPU inference kernels ran (requested and supported)
-    kernels: str = "aten"  # "fused" | "aten": the path that ran
-    kernels_note: str | None = None  # why aten ran (--aten, autocast, no bf16 oneDNN on this CPU, ...)
-    backend: str = "torch"  # what ran the model: torch, onnxruntime, openvino
-    params: int | None = None
-    gflops: float | None = None  # per image (2 x GMACs)
-    img_per_s: float | None = None  # median over rounds
-    latency_ms: float | None = None  # median per batch
-    latency_p90_ms: float | None = None
-    latency_p99_ms: float | None = None
-    tflops: float | None = None  # achieved: gflops x img_per_s / 1000
-    peak_tflops: float | None = None  # measured GEMM peak for this device and dtype
-    pct_peak: float | None = None  # 100 x tflops / peak_tflops
-    memory_mib: float | None = None  # CUDA: max allocated; CPU: peak RSS minus RSS before the model was built
-    memory_kind: str | None = None  # "cuda_max_allocated" | "cpu_rss_delta"
-    compile_s: float | None = None  # first call with torch.compile
-    iters: int = 0  # timed passes per round
-    rounds: int = 0
-    round_img_per_s: tuple[float, ...] = ()
-    error: str | None = None
-    note: str | None = None  # e.g. how "auto" found the batch size
-    load_start: float | None = None  # 1-minute load average before the timed rounds
-    load_end: float | None = None  # and after them
-    other_cpu: float | None = None  # cores other processes used during the timed rounds (/proc/stat)
-    contended: bool | None = None  # other work probably slowed this measurement down
-    weights_sha256: str | None = None  # the file the weights came from (``model.weights_sha256``); None: random
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-able) for tables, export and the results store."""
-        d = dataclasses.asdict(self)
-        d["round_img_per_s"] = list(self.round_img_per_s)
-        return d
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the harness is doing, for a progress bar: ``step`` of ``total`` in ``phase``."""
-
-    model: str
-    batch_size: int | None
-    phase: Literal["peak", "build", "warmup", "probe", "timing", "done"]  # peak: measuring the GEMM roofline
-    step: int = 0
-    total: int = 0
-
-
-ProgressFn = Callable[[Progress], None]
-
-
-def parse_batch_sizes(text: str) -> tuple[int, ...] | Literal["auto"]:
-    """``"16"``, ``"1,8,64"`` or ``"auto"``; anything else raises ConfigError."""
-    text = text.strip().lower()
-    if text == "auto":
-        return "auto"
-    if not re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
-        raise ConfigError(f"batch size must be an integer, a comma-separated list (1,8,64) or 'auto', not {text!r}")
-    sizes = tuple(int(t) for t in text.split(","))
-    if 0 in sizes:
-        raise ConfigError("batch sizes must be >= 1")
-    return tuple(dict.fromkeys(sizes))
-
+__all__ = ["BenchOptions", "BenchResult", "Progress", "bench_environment", "bench_models", "benchmark_model",
+           "check_names", "iter_bench", "kernels_for", "parse_batch_sizes"]  # fmt: skip
 
 def _make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device, threads: int) -> Runner:
     """Backend hook: vitzoo's torch runner, or one of vitzoo.measure.backends (ONNX Runtime, OpenVINO)."""

@@ -23,7 +23,7 @@ from vitzoo.measure.memory import CpuMemoryMeter, CudaMemoryMeter, free_memory, 
 from vitzoo.measure.timing import make_timer, percentile
 
 if TYPE_CHECKING:
-    from vitzoo.measure.bench import BenchOptions
+    from vitzoo.measure.options import BenchOptions
 
 Report = Callable[[str, int, int], None]  # (phase, step, total)
 

@@ -14,14 +14,14 @@
   the exchange (each rank marks its arrival in the rendezvous store).
 * ``vitzoo.parallel.spawn`` starts ``nproc`` copies of a command on this machine (``--nproc``).
 
-Results travel as JSON plus raw numpy buffers, never as pickles. Library code: nothing is printed.
+Results travel as JSON plus raw numpy buffers, never as pickles (``vitzoo.parallel.wire``). Library code: nothing
+is printed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import re
 import time
@@ -31,9 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
-
 from vitzoo.errors import VitzooError
+from vitzoo.parallel.wire import decode, encode
 
 T = TypeVar("T")
 
@@ -201,53 +200,6 @@ def shard_dataset(data: Any, launch: Launch, align: int = 1) -> Any:
 
 
 # -- exchanging results -------------------------------------------------------------------------------------
-
-
-def encode(obj: Any) -> bytes:
-    """JSON data (dicts, lists, str, numbers, None) with numpy arrays inside, as bytes (no pickle)."""
-    arrays: list[np.ndarray] = []
-
-    def strip(x: Any) -> Any:
-        if isinstance(x, np.ndarray):
-            if x.dtype.kind not in "biuf":
-                raise TypeError(f"cannot exchange an array of dtype {x.dtype}")
-            arrays.append(np.ascontiguousarray(x))
-            return {"__array__": len(arrays) - 1}
-        if isinstance(x, dict):
-            if "__array__" in x:
-                raise TypeError("'__array__' is reserved")
-            return {str(k): strip(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [strip(v) for v in x]
-        if isinstance(x, np.generic):
-            return x.item()
-        return x
-
-    body = strip(obj)
-    meta = [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in arrays]
-    head = json.dumps({"obj": body, "arrays": meta}).encode()
-    return len(head).to_bytes(8, "little") + head + b"".join(a.tobytes() for a in arrays)
-
-
-def decode(blob: bytes) -> Any:
-    """The inverse of ``encode`` (tuples come back as lists)."""
-    n = int.from_bytes(blob[:8], "little")
-    head = json.loads(blob[8 : 8 + n])
-    offset, arrays = 8 + n, []
-    for meta in head["arrays"]:
-        dtype, shape = np.dtype(meta["dtype"]), tuple(meta["shape"])
-        size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
-        arrays.append(np.frombuffer(blob, dtype, count=size // dtype.itemsize, offset=offset).reshape(shape).copy())
-        offset += size
-
-    def fill(x: Any) -> Any:
-        if isinstance(x, dict):
-            return arrays[x["__array__"]] if set(x) == {"__array__"} else {k: fill(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [fill(v) for v in x]
-        return x
-
-    return fill(head["obj"])
 
 
 def _one_line(e: BaseException) -> str:
