@@ -1,0 +1,74 @@
+"""The package's shape: imports point one way through the layers the README's layout table lists."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import vitzoo
+
+# The README's layout table, top to bottom: a module may import from its own layer and the ones above it.
+LAYERS = ["base", "zoo", "models", "weights", "exporting", "measure", "evaluate", "inspection", "parallel", "cli"]
+ROOT = Path(vitzoo.__file__).parent
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "base"
+
+
+def _imports(path: Path) -> list[str]:
+    """Every vitzoo module ``path`` imports, at the top or inside a function."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vitzoo") and not node.level:
+            subs = [f"{node.module}.{a.name}" for a in node.names] if node.module == "vitzoo" else [node.module]
+            out += subs
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.startswith("vitzoo")]
+    return out
+
+
+def test_imports_point_one_way():
+    wrong = []
+    for path in sorted(ROOT.rglob("*.py")):
+        module = ".".join(("vitzoo", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__")
+        if module in ("vitzoo", "vitzoo.__main__"):  # the public face: lazy names from every layer
+            continue
+        for target in _imports(path):
+            if LAYERS.index(_layer(target)) > LAYERS.index(_layer(module)):
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, wrong
+
+
+def test_every_layer_is_a_folder_or_a_base_module():
+    assert {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(LAYERS) - {"base"}
+    assert sorted(p.name for p in ROOT.glob("*.py")) == [
+        "__init__.py", "__main__.py", "dtypes.py", "errors.py", "files.py", "machine.py",
+    ]  # fmt: skip
+
+
+def test_no_module_is_longer_than_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
+
+
+def test_list_info_and_the_zoo_import_no_torch():
+    """`vitzoo list` / `info` and the zoo (registry, catalogue, closed-form counts) work without importing torch."""
+    code = (
+        "import sys\n"
+        "from vitzoo.cli import main\n"
+        "import vitzoo.zoo.analytic, vitzoo.zoo.describe, vitzoo.zoo.lookup, vitzoo.zoo.paper, vitzoo.zoo.preprocess\n"
+        "for args in (['list', '--json'], ['info', 'vit-b16', '--json'], ['list', '--all', '--csv']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, e.code\n"
+        "assert vitzoo.list_models('vit-b*') == ['vit-b8', 'vit-b16', 'vit-b32']\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", "import vitzoo\n" + code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().splitlines()[-1] == "False", out.stderr
+    assert '"name": "vit-b16"' in out.stdout
