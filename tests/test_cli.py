@@ -71,4 +71,3 @@ def test_no_match_fails():
 def test_python_dash_m_and_version():
     out = subprocess.run([sys.executable, "-m", "vitzoo", "--version"], capture_output=True, text=True, check=True)
     assert vitzoo.__version__ in out.stdout
-

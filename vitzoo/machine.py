@@ -19,6 +19,7 @@ def available_ram() -> int | None:
         pass
     return None
 
+
 def current_rss() -> int | None:
     """Resident set size of this process in bytes (Linux ``/proc/self/statm``), or None where unknown."""
     try:
@@ -26,6 +27,7 @@ def current_rss() -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
         return None
+
 
 def trim_memory() -> None:
     """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so that RSS deltas mean something."""

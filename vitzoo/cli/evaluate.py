@@ -283,9 +283,7 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
     _outputs(db, no_store)
     data = _dataset(data_path, labels_file, hf, split, limit)
     check_shots(data.labels, shot_list)  # before the features: the labels alone say whether the shots fit
-    model, pp, _ = load_model(
-        name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0
-    )
+    model, pp, _ = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
     info(_describe_run(model, data, pp))
     with _progress("extracting features") as progress:
         feats = extract_features_sharded(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)

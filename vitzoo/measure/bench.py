@@ -42,6 +42,7 @@ from vitzoo.models.layers import set_fused_kernels
 __all__ = ["BenchOptions", "BenchResult", "Progress", "bench_environment", "bench_models", "benchmark_model",
            "check_names", "iter_bench", "kernels_for", "parse_batch_sizes"]  # fmt: skip
 
+
 def _make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device, threads: int) -> Runner:
     """Backend hook: vitzoo's torch runner, or one of vitzoo.measure.backends (ONNX Runtime, OpenVINO)."""
     if options.backend == "torch":

@@ -26,6 +26,7 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError("device 'mps' is not available on this machine")
     return torch.device(device)
 
+
 @contextlib.contextmanager
 def num_threads(n: int | None) -> Iterator[int]:
     """Run the block with ``n`` CPU intra-op threads (None: unchanged); yields the count in effect."""

@@ -44,6 +44,7 @@ class CpuMemoryMeter:
         if self.baseline is not None and self._max:
             self.peak_bytes = max(self._max - self.baseline, 0)
 
+
 class CudaMemoryMeter:
     """``torch.cuda.max_memory_allocated`` over the block (weights + activations + workspace)."""
 
@@ -61,6 +62,7 @@ class CudaMemoryMeter:
     def __exit__(self, *exc: object) -> None:
         self.peak_bytes = float(torch.cuda.max_memory_allocated(self.device))
 
+
 def is_oom(error: BaseException) -> bool:
     """True for an out-of-memory error of any device (CUDA, MPS, or a failed CPU allocation)."""
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
@@ -68,6 +70,7 @@ def is_oom(error: BaseException) -> bool:
         return True
     text = str(error)
     return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
 
 def free_memory(device: torch.device) -> None:
     """Return cached memory after a failure: collect garbage and empty the device allocator's cache."""

@@ -39,9 +39,11 @@ class GemmPeak:
             "results": [dict(zip(("kernel", "M", "K", "N", "tflops"), r, strict=True)) for r in self.results],
         }
 
+
 def vit_gemm_shapes(tokens: int = 16 * 197, width: int = 768, mlp_dim: int = 3072) -> list[tuple[int, int, int]]:
     """(M, K, N) of the dense layers of one ViT block: qkv, attention output, MLP in, MLP out."""
     return [(tokens, width, 3 * width), (tokens, width, width), (tokens, width, mlp_dim), (tokens, mlp_dim, width)]
+
 
 def _kernels(device: torch.device) -> dict[str, Callable]:
     """name -> prepare(x, W, b) -> call(): aten's nn.Linear path and, on CPU, oneDNN's linear (the weight plain,
@@ -57,6 +59,7 @@ def _kernels(device: torch.device) -> dict[str, Callable]:
             linear, x, torch.ops.mkldnn._reorder_linear_weight(w, x.shape[0]), b, "none", [], ""
         )
     return kernels
+
 
 def measure_gemm_peak(
     device: str | torch.device = "cpu",
@@ -95,9 +98,11 @@ def measure_gemm_peak(
         )
     return GemmPeak(str(device), dtype_name, torch.get_num_threads(), max(r[-1] for r in rows), tuple(rows))
 
+
 @functools.lru_cache(maxsize=16)
 def _cached_peak(device: str, dtype: torch.dtype, threads: int) -> GemmPeak:
     return measure_gemm_peak(device, dtype)
+
 
 def gemm_peak(device: str | torch.device, dtype: torch.dtype) -> GemmPeak:
     """The GEMM peak for (device, dtype, current threads), measured once per process."""

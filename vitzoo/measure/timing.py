@@ -25,6 +25,7 @@ class CpuTimer:
             per.append(time.perf_counter() - t0)
         return per, time.perf_counter() - start
 
+
 class CudaTimer:
     """CUDA events around each call, one synchronisation at the end: no host stall between passes."""
 
@@ -44,11 +45,13 @@ class CudaTimer:
         per = [s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends, strict=True)]  # elapsed_time is in ms
         return per, starts[0].elapsed_time(ends[-1]) / 1e3
 
+
 def make_timer(device: torch.device) -> CpuTimer | CudaTimer:
     """The right timer for a device: CUDA events, host clock with a device sync per call (MPS), host clock."""
     if device.type == "cuda":
         return CudaTimer(device)
     return CpuTimer(torch.mps.synchronize if device.type == "mps" else None)
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default method), q in [0, 100]."""

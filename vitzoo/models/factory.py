@@ -25,5 +25,3 @@ def create(name: str, *, num_classes: int | None = None, img_size: int | None = 
     model.name = spec.name if weights is None else f"{spec.name}.{weights.tag}"
     model.preprocess, model.preprocess_source = tag_preprocess(config, weights, model.name)
     return model
-
-

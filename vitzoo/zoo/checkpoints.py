@@ -145,7 +145,6 @@ def sam_weights(*, timm_name, gcs, accuracies) -> Weights:
     )
 
 
-
 def bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[Weights]:
     timm_name = "resnetv2_" + name.removeprefix("bit-r") + "_bit"
     arch = "R" + name.removeprefix("bit-r")

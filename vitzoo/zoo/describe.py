@@ -26,12 +26,14 @@ def _arch_fields(config: ModelConfig) -> dict[str, Any]:
         "hybrid_layers": None if config.backbone is None else list(config.backbone.layers),
     }
 
+
 def source_info(source: Source) -> dict[str, Any]:
     """One source of a checkpoint as plain data: kind, where, format."""
     if isinstance(source, HubFile):
         return {"kind": "hub", "repo": source.repo_id, "file": source.filename, "revision": source.revision,
                 "format": source.format, "label": source.label}  # fmt: skip
     return {"kind": "url", "url": source.url, "format": source.format, "label": source.label}
+
 
 def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
     """One checkpoint as plain data (JSON-serialisable)."""
@@ -70,6 +72,7 @@ def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
         "zero_head": weights.zero_head,
         "notes": weights.notes,
     }
+
 
 def describe(name: str) -> dict[str, Any]:
     """An architecture as plain data: its default model (params, GMACs, accuracy) and all its tags."""

@@ -20,6 +20,7 @@ def list_models(pattern: str | None = None) -> list[str]:
     """Registered architecture names, optionally filtered by a shell pattern such as ``"vit-*"``."""
     return REGISTRY.names(pattern)
 
+
 def get_spec(name: str) -> ModelSpec:
     """The registry entry of ``arch`` or ``arch.tag``; unknown names raise ``UnknownModelError`` with hints."""
     return REGISTRY.get(name)
@@ -50,6 +51,7 @@ def check_overrides(num_classes: int | None, img_size: int | None) -> None:
     if img_size is not None and (not isinstance(img_size, int) or img_size <= 0):
         raise ConfigError(f"img_size must be a positive integer, not {img_size!r}")
 
+
 def check_memory(config: ModelConfig, label: str, copies: int = 1) -> None:
     """Refuse, with one line, a model whose float32 weights would not fit in the RAM available now.
 
@@ -66,9 +68,11 @@ def check_memory(config: ModelConfig, label: str, copies: int = 1) -> None:
             f"needed, {_size(free)} available; choose a smaller img_size"
         )
 
+
 def _size(n: int) -> str:
     """Bytes as MiB or GiB."""
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
 
 def resolve_config(
     name: str, *, num_classes: int | None = None, img_size: int | None = None
