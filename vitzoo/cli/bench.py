@@ -68,7 +68,7 @@ def _line(r: Any) -> str:
 
 
 @click.command("bench", cls=Command)
-@click.argument("names", nargs=-1, metavar="[NAME|FILE]...")
+@click.argument("names", nargs=-1, metavar="[NAME|PATTERN|FILE]...")
 @click.option(
     "--device", default="cpu", show_default=True, metavar="DEVICE", help="Where to run: cpu, cuda, cuda:N or mps."
 )
@@ -137,7 +137,8 @@ def _line(r: Any) -> str:
 def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool, fmt: str, **kw: Any) -> None:
     """Measure inference speed: img/s, latency per batch (p50/p90/p99), peak memory, TFLOP/s, % of GEMM peak.
 
-    NAME is a model (arch or arch.tag, see `vitzoo list`) or a weight file (.safetensors, .npz, .bin, .pth).
+    NAME is a model (arch or arch.tag, see `vitzoo list`), a shell PATTERN of them ('vit-s*', quoted), or a
+    weight file (.safetensors, .npz, .bin, .pth).
     Each model is warmed up, then timed for --rounds rounds of --iters passes under torch.inference_mode
     (CUDA events and synchronisation on GPUs). Out-of-memory at a batch size is recorded and the run goes on;
     with `-b auto` the largest batch that fits is found. Each result is printed and appended to the results

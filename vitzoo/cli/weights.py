@@ -144,15 +144,16 @@ def _push(path: Path, repo: str) -> None:
 
 
 @click.command("download")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, metavar="NAME|PATTERN...")
 @click.option("--lock", "lock", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Record each file fetched (Hub commit or URL, size, sha256) in this lock file.")  # fmt: skip
 def download_cmd(names, lock):
     """Pre-fetch checkpoints and convert them into vitzoo's cache.
 
-    NAMES are `arch` (its default checkpoint) or `arch.tag`. Each tag's sources (`vitzoo info`) are tried in
-    order; when one fails (not found, refused, offline, checksum mismatch) the next is used and a line says
-    which. Later `vitzoo.load(NAME)` and `vitzoo bench --pretrained` then work offline (HF_HUB_OFFLINE=1).
+    NAMES are `arch` (its default checkpoint), `arch.tag`, or a quoted shell pattern ('vit-s*'). Each tag's
+    sources (`vitzoo info`) are tried in order; when one fails (not found, refused, offline, checksum mismatch)
+    the next is used and a line says which. Later `vitzoo.load(NAME)` and `vitzoo bench --pretrained` then work
+    offline (HF_HUB_OFFLINE=1).
 
     With --lock FILE, the exact file used for each name is recorded in FILE (created or updated);
     `vitzoo.load(NAME, lock=FILE)` or VITZOO_LOCK=FILE then refuse any file that differs from it. Without

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from vitzoo.errors import VitzooError
 from vitzoo.zoo.configs import ModelConfig, family_of
@@ -17,8 +17,10 @@ from vitzoo.zoo.configs import ModelConfig, family_of
 if TYPE_CHECKING:
     from vitzoo.zoo.registry import Weights
 
-RESIZE_MODES = ("tf", "squash", "shorter")
-INTERPOLATIONS = ("bilinear", "bicubic")
+Resize = Literal["tf", "squash", "shorter"]
+Interpolation = Literal["bilinear", "bicubic"]
+RESIZE_MODES: tuple[Resize, ...] = get_args(Resize)
+INTERPOLATIONS: tuple[Interpolation, ...] = get_args(Interpolation)
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,9 @@ class Preprocess:
 
     img_size: int  # side of the square network input
     # tf: straight to img_size^2 as vit_jax (no antialiasing); squash: the same with Pillow; shorter: short side + crop
-    resize: Literal["tf", "squash", "shorter"] = "squash"
+    resize: Resize = "squash"
     crop_pct: float = 1.0  # with "shorter": resize the short side to img_size / crop_pct, centre-crop img_size
-    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    interpolation: Interpolation = "bilinear"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # the originals all map [0, 1] to [-1, 1]
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
