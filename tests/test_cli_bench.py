@@ -79,6 +79,7 @@ BAD_INPUT = [  # (arguments with {d} for the folder, what the one error line say
     ("bench {d}/dir.safetensors", "is a directory, not a weight file"),
     ("bench ti16.safetensors", "no such weight file"),
     ("bench vit-b17", "unknown model"),
+    ("bench 'zzz*'", "no model matches"),
     ("bench testing --device cuda:7", "not available"),
     ("bench testing --device gpu", "cpu, cuda, cuda:N or mps"),
     ("bench testing -b 1,x", "batch size must be"),

@@ -112,8 +112,10 @@ def test_failed_conversion_leaves_nothing_in_the_cache(offline_hub, monkeypatch)
 def test_download_and_cache_commands(offline_hub):
     _, vz_cache, _ = offline_hub
     runner = CliRunner()
-    result = runner.invoke(main, ["download", "testing"])
+    result = runner.invoke(main, ["download", "test*"])  # a pattern: the names it matches
     assert result.exit_code == 0 and "testing.random-10cls" in result.stderr
+    nothing = runner.invoke(main, ["download", "zzz*"])
+    assert nothing.exit_code == 1 and nothing.stderr.strip() == "error: no model matches 'zzz*'; see `vitzoo list`"
     listing = runner.invoke(main, ["cache", "list", "--json"])
     assert '"name": "testing.random-10cls"' in listing.stdout
     assert runner.invoke(main, ["cache", "clean"]).exit_code == 1  # needs names or --all
