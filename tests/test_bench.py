@@ -337,6 +337,38 @@ def test_fused_kernels_are_off_by_default_and_close_when_on():
     torch.testing.assert_close(bf16, reference, rtol=0.1, atol=0.1)
 
 
+@pytest.mark.parametrize("epilogue", ["separate", "postop"])
+def test_both_gelu_epilogues_compute_the_mlp_of_the_aten_path(epilogue, monkeypatch):
+    """The fused fp32 MLP with the GELU as oneDNN's post-op or as its own in-place pass: the same numbers."""
+    from vitzoo.models import layers
+
+    if not onednn_linear_supports(torch.float32):
+        pytest.skip("no oneDNN fp32 linear in this torch build (mkldnn unavailable)")
+    monkeypatch.setenv("VITZOO_GELU_EPILOGUE", epilogue)
+    layers.separate_gelu.cache_clear()
+    try:
+        assert layers.separate_gelu() == (epilogue == "separate")
+        model = vitzoo.create("vit-ti16", img_size=32, num_classes=10).eval()
+        x = torch.randn(3, 3, 32, 32)
+        with torch.inference_mode():
+            reference = model(x)
+            fused = set_fused_kernels(model, True)(x)
+        torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
+    finally:
+        layers.separate_gelu.cache_clear()
+
+
+def test_the_gelu_epilogue_follows_the_cpu(monkeypatch):
+    from vitzoo.models import layers
+
+    monkeypatch.delenv("VITZOO_GELU_EPILOGUE", raising=False)
+    for flags, separate in [({"avx2", "fma"}, True), ({"avx2", "avx512f", "avx512bw"}, False), (None, False)]:
+        monkeypatch.setattr(layers, "cpu_flags", lambda flags=flags: None if flags is None else frozenset(flags))
+        layers.separate_gelu.cache_clear()
+        assert layers.separate_gelu() is separate, flags
+    layers.separate_gelu.cache_clear()
+
+
 def test_stdconv_kernel_cache_is_exact_and_invalidated():
     model = vitzoo.create("bit-r50x1", img_size=32, num_classes=0).eval()
     x = torch.randn(1, 3, 32, 32)

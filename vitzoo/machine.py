@@ -1,11 +1,26 @@
-"""What this machine has, read from the OS without torch: RAM available, this process's resident memory."""
+"""What this machine has, read from the OS without torch: its CPU's ISA flags, RAM available, this process's memory."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import os
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's ISA flags (lower case) from ``/proc/cpuinfo``, or None where that file does not exist."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.lower().split())
+    except OSError:
+        pass
+    return None
 
 
 def available_ram() -> int | None:

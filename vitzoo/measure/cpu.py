@@ -9,7 +9,6 @@ while it was being timed (``/proc/stat`` minus this process's own CPU time), plu
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from vitzoo.dtypes import to_torch
+from vitzoo.machine import cpu_flags
 from vitzoo.models.layers import onednn_linear_supports
 
 __all__ = ["Contention", "ContentionMeter", "cpu_flags", "fused_kernels", "low_precision_warning", "native_dtype"]
@@ -27,20 +27,6 @@ NATIVE_FLAGS = {
     "fp16": ("avx512_fp16", "amx_fp16", "asimdhp"),
 }
 _SHOWN = {"bf16": "AVX512_BF16/AMX", "fp16": "AVX512_FP16/AMX-FP16"}
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str] | None:
-    """The CPU's ISA flags (lower case) from ``/proc/cpuinfo``, or None where that file does not exist."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return frozenset(value.lower().split())
-    except OSError:
-        pass
-    return None
 
 
 def native_dtype(dtype: str, flags: frozenset[str] | None = None) -> bool | None:

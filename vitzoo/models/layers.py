@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 import torch.utils._python_dispatch
 from torch import nn
+
+from vitzoo.machine import cpu_flags
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -166,6 +169,23 @@ def onednn_linear_supports(dtype: torch.dtype) -> bool:
     return True
 
 
+@functools.cache
+def separate_gelu() -> bool:
+    """Whether the fused fp32 path runs the MLP's tanh-GELU as its own in-place pass after oneDNN's linear, instead
+    of as oneDNN's GELU post-op (``VITZOO_GELU_EPILOGUE=separate|postop`` forces either).
+
+    Without AVX-512 (16 vector registers), oneDNN's fp32 brgemm with the GELU post-op ran the ViT-B/16 fc1 GEMM
+    (3152x768x3072, 2 threads) ~28% slower than without it, and a separate in-place ``gelu_`` costs about half of
+    that: the MLP block took 1.15x less time (benchmarks/results/gelu-epilogue-avx2-2core-pt2.13.md). With AVX-512
+    (32 registers) the post-op is kept: it is expected to be cheap there (not measured).
+    """
+    forced = os.environ.get("VITZOO_GELU_EPILOGUE", "").strip().lower()
+    if forced in ("separate", "postop"):
+        return forced == "separate"
+    flags = cpu_flags()
+    return flags is not None and "avx2" in flags and "avx512f" not in flags
+
+
 def fusable(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> bool:
     """Whether oneDNN's fused linear may replace aten here: CPU fp32/bf16 inference, eager, no autocast, and a CPU
     whose oneDNN runs this dtype (``onednn_linear_supports``)."""
@@ -188,8 +208,9 @@ class Linear(nn.Linear):
     ``fused`` is off by default, so the model computes exactly what aten's ``F.linear`` (+ ``F.gelu``)
     computes. Switched on (``set_fused_kernels``), inference on CPU in fp32/bf16 uses oneDNN's linear with
     the bias, the tanh-GELU or a residual addition fused into the GEMM: the same math, rounded differently
-    (about 1e-6 relative in fp32), and no bias broadcast copy or extra pass over the activations. The weight is
-    then kept a second time in oneDNN's blocked layout (built on first use, rebuilt when the weight changes).
+    (about 1e-6 relative in fp32), and no bias broadcast copy or extra pass over the activations. On CPUs without
+    AVX-512 the fp32 GELU is one in-place pass after the GEMM instead, which is faster there (``separate_gelu``).
+    The weight is then kept a second time in oneDNN's blocked layout (built on first use, rebuilt when it changes).
     Training, autocast, ``torch.compile`` (inductor fuses by itself), meta and CUDA tensors take the aten path.
     """
 
@@ -202,7 +223,11 @@ class Linear(nn.Linear):
         if self.fused and fusable(x, self.weight, residual):
             w = self._packed_weight(x.numel() // x.shape[-1])
             if activation is not None:
-                y = torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "gelu", [], "tanh")
+                if x.dtype == torch.float32 and separate_gelu():
+                    y = torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "none", [], "")
+                    y = torch.ops.aten.gelu_(y, approximate="tanh")  # a fresh output and no autograd: in place is safe
+                else:
+                    y = torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "gelu", [], "tanh")
                 return y if residual is None else y + residual
             if residual is not None:
                 return torch.ops.mkldnn._linear_pointwise.binary(x, residual, w, self.bias, "add")
