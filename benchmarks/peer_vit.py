@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 import vitzoo
+from vitzoo.dtypes import to_torch
 from vitzoo.measure.env import environment
 from vitzoo.measure.roofline import measure_gemm_peak
 from vitzoo.models.layers import set_fused_kernels
@@ -107,7 +108,7 @@ def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, com
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_bf16(),
                     "threads": torch.get_num_threads(), "compile_s": {}}  # fmt: skip
     for name in dtypes:
-        dtype = dtypes.to_torch(name)
+        dtype = to_torch(name)
         ours.to(dtype), peer.to(dtype)
         fused = set_fused_kernels(copy.deepcopy(ours), True)  # a second copy: each keeps its own weight cache
         x = x32.to(dtype)
