@@ -87,11 +87,11 @@ def onnx_engines(model: torch.nn.Module, threads: int) -> dict:
     engines = {}
     options = BenchOptions(backend="onnxruntime", threads=threads, gemm_peak=False)
     if all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime")):
-        runner = OrtRunner(model, options, model.config.img_size, torch.device("cpu"))
+        runner = OrtRunner(model, options, model.config.img_size, torch.device("cpu"), threads)
         engines[ORT] = runner.forward
     if importlib.util.find_spec("openvino") and ORT in engines:
         runner = OpenVinoRunner(model, BenchOptions(backend="openvino", threads=threads, gemm_peak=False),
-                                model.config.img_size, torch.device("cpu"))  # fmt: skip
+                                model.config.img_size, torch.device("cpu"), threads)  # fmt: skip
         engines[OPENVINO] = runner.forward
     return engines
 
