@@ -459,7 +459,8 @@ def test_low_precision_warning_follows_the_isa(monkeypatch, flags, onednn, expec
 
 
 def test_this_cpus_flags_are_read():
-    from vitzoo.measure.cpu import cpu_flags, native_dtype
+    from vitzoo.machine import cpu_flags
+    from vitzoo.measure.cpu import native_dtype
 
     flags = cpu_flags()
     if flags is None:

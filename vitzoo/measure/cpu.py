@@ -19,7 +19,7 @@ from vitzoo.dtypes import to_torch
 from vitzoo.machine import cpu_flags
 from vitzoo.models.layers import onednn_linear_supports
 
-__all__ = ["Contention", "ContentionMeter", "cpu_flags", "fused_kernels", "low_precision_warning", "native_dtype"]
+__all__ = ["Contention", "ContentionMeter", "fused_kernels", "low_precision_warning", "native_dtype"]
 
 # ISA flags (x86 /proc/cpuinfo "flags", Arm "Features") that mean hardware arithmetic in the dtype.
 NATIVE_FLAGS = {
