@@ -60,14 +60,13 @@ def timm_model(config: ModelConfig) -> tuple[str, dict[str, Any]]:
         if name is None or config.backbone.width != 64:
             raise ExportError(f"timm has no hybrid with ResNet stages {config.backbone.layers} and width "
                               f"{config.width}; export to onnx")  # fmt: skip
-        # the name fixes the ResNet and the width; the encoder's own sizes are passed, so a custom depth is kept
-        kwargs.update(depth=config.depth, num_heads=config.num_heads, mlp_ratio=config.mlp_dim / config.width)
-        return name, kwargs
-    size = TIMM_VIT_SIZES.get((config.width, config.num_heads))
-    name = f"vit_{size or 'base'}_patch{config.patch_size}_224"
-    if size is None or config.patch_size not in (8, 14, 16, 32):
-        name = "vit_base_patch16_224"
-        kwargs.update(patch_size=config.patch_size, embed_dim=config.width, num_heads=config.num_heads)
+        kwargs["num_heads"] = config.num_heads  # the name fixes only the ResNet and the width
+    else:
+        size = TIMM_VIT_SIZES.get((config.width, config.num_heads))
+        name = f"vit_{size or 'base'}_patch{config.patch_size}_224"
+        if size is None or config.patch_size not in (8, 14, 16, 32):
+            name = "vit_base_patch16_224"
+            kwargs.update(patch_size=config.patch_size, embed_dim=config.width, num_heads=config.num_heads)
     kwargs.update(depth=config.depth, mlp_ratio=config.mlp_dim / config.width)
     return name, kwargs
 
@@ -115,8 +114,7 @@ def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) 
                 rebuilt = build_model(config)
             rebuilt.load_state_dict(back.state_dict, strict=True, assign=True)
             run, checked = rebuilt.eval(), "vitzoo's timm reader (timm is not installed)"
-        with torch.inference_mode():
-            rel = check_logits(model, run, tolerance, "the timm file")
+        rel = check_logits(model, run, tolerance, "the timm file")
         move_into_place(staged, out)
     return Exported(out, "timm", display_name(model), config.img_size, config.num_classes, f"timm {name}", checked,
                     rel, (out.name,), info)  # fmt: skip

@@ -105,8 +105,7 @@ def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance:
             raise ExportError(f"{out}: transformers did not take every weight ({len(bad)} keys, e.g. {bad[0]})")
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
-                output = hf.eval()(pixel_values=x)
+            output = hf.eval()(pixel_values=x)
             return output.logits if config.num_classes else _features(output, config)
 
         rel = check_logits(model, run, tolerance, f"transformers {cls_name}")
