@@ -8,7 +8,9 @@ give the same logits before anything is timed. Runs are interleaved: each round 
 order alternates between rounds), so load changes on the machine hit all of them alike; the table reports the
 median over rounds. The GEMM roofline (vitzoo.measure.roofline) is measured before and after, and the load average and
 the CPU's instruction set are recorded with the result. bf16 runs only where the CPU has native bf16 (AVX512-BF16 or
-AMX); ONNX Runtime and OpenVINO are timed in fp32 only.
+AMX); ONNX Runtime and OpenVINO are timed in fp32 only. The process keeps the memory it frees, as `vitzoo bench`
+does on CPU (`vitzoo.machine.reuse_freed_memory`; `VITZOO_HEAP=system` keeps glibc's defaults): every PyTorch
+engine, transformers too, runs under the same heap.
 
     python benchmarks/peer_vit.py                      # fp32 (+ bf16 if native), batch 16: writes results/
     python benchmarks/peer_vit.py --dtypes bf16 --rounds 3 --batch-size 8 --no-compile
@@ -31,6 +33,7 @@ import torch
 
 import vitzoo
 from vitzoo.dtypes import to_torch
+from vitzoo.machine import reuse_freed_memory
 from vitzoo.measure.env import environment
 from vitzoo.measure.roofline import measure_gemm_peak
 from vitzoo.models.layers import set_fused_kernels
@@ -104,9 +107,10 @@ def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, com
     gflops = 2 * count_macs(ours.config) / 1e9
     x32 = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     load_start = os.getloadavg()
+    heap = "freed memory reused" if reuse_freed_memory() else "glibc defaults"
     report: dict = {"batch_size": batch, "gflops_per_img": gflops, "rounds": rounds, "iters": iters, "dtypes": {},
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_bf16(),
-                    "threads": torch.get_num_threads(), "compile_s": {}}  # fmt: skip
+                    "threads": torch.get_num_threads(), "compile_s": {}, "heap": heap}  # fmt: skip
     for name in dtypes:
         dtype = to_torch(name)
         ours.to(dtype), peer.to(dtype)
@@ -173,7 +177,8 @@ def markdown(report: dict, env: dict) -> str:
         f"interleaved rounds of {report['iters']} passes; random weights (speed does not depend on them), "
         f"{report['gflops_per_img']:.2f} GFLOPs per image. CPU instruction set (torch's dispatch level): "
         f"{report['cpu_capability']}, native bf16: {'yes' if report['native_bf16'] else 'no'}. Load average "
-        f"(1, 5, 15 min) at start {_load(report['load_average_start'])}, at end {_load(report['load_average_end'])}.",
+        f"(1, 5, 15 min) at start {_load(report['load_average_start'])}, at end {_load(report['load_average_end'])}. "
+        f"Heap: {report['heap']} (the same for every engine).",
         "",
         "| dtype | engine | img/s (median) | vs transformers | vs vitzoo bench default | TFLOP/s | % GEMM peak "
         "| best round img/s | best vs transformers | best vs vitzoo bench default | best % GEMM peak "

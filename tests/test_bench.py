@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
@@ -358,6 +363,17 @@ def test_both_gelu_epilogues_compute_the_mlp_of_the_aten_path(epilogue, monkeypa
         layers.separate_gelu.cache_clear()
 
 
+
+def test_the_sigmoid_form_of_the_tanh_gelu_is_the_tanh_gelu():
+    from vitzoo.models.layers import gelu_tanh_
+
+    x = torch.cat([torch.linspace(-30, 30, 200_001), torch.randn(10_000, generator=torch.Generator().manual_seed(0))])
+    exact = F.gelu(x.double(), approximate="tanh")
+    out = x.clone()
+    assert gelu_tanh_(out) is out  # in place
+    torch.testing.assert_close(out.double(), exact, rtol=2e-7, atol=1e-6)
+    assert (out.double() - exact).abs().max() <= 2 * (F.gelu(x, approximate="tanh").double() - exact).abs().max()
+
 def test_the_gelu_epilogue_follows_the_cpu(monkeypatch):
     from vitzoo.models import layers
 
@@ -468,6 +484,35 @@ def test_this_cpus_flags_are_read():
     assert flags and native_dtype("fp32") is True
     assert native_dtype("bf16") == any(f in flags for f in ("avx512_bf16", "amx_bf16", "bf16"))
 
+
+
+HEAP_CHILD = """
+import resource
+import torch
+from vitzoo.machine import current_rss, reuse_freed_memory
+print(reuse_freed_memory())
+base = current_rss()
+for _ in range(12):  # warm passes: 64 MiB written and freed, as a forward pass's activations are
+    torch.empty(2**24).fill_(1.0)
+print((current_rss() - base) // 2**20)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    torch.empty(2**24).fill_(1.0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="reuse_freed_memory sets glibc's malloc: no glibc here")
+@pytest.mark.parametrize("heap", ["reuse", "system"])
+def test_freed_memory_is_kept_and_reused_unless_told_not_to(heap):
+    env = {**os.environ, "VITZOO_HEAP": heap}
+    done = subprocess.run([sys.executable, "-c", HEAP_CHILD], env=env, capture_output=True, text=True, check=True)
+    applied, kept_mib, faults = done.stdout.split()
+    if heap == "reuse":  # freed blocks stay mapped, and warm passes land on them: no page faults
+        assert (applied, 60 <= int(kept_mib) <= 64 * 12, int(faults) < 500) == ("True", True, True)
+    else:  # glibc unmaps a block that big when it is freed
+        assert (applied, int(kept_mib) < 8) == ("False", True)
+    assert bench.bench_environment(BenchOptions())["heap"] in ("reuse", "system")
 
 class FakeClocks:
     """Stands in for ``time`` in vitzoo.measure.cpu: wall and own-CPU clocks the test moves."""

@@ -1,4 +1,5 @@
-"""What this machine has, read from the OS without torch: its CPU's ISA flags, RAM available, this process's memory."""
+"""What this machine has, read from the OS without torch: its CPU's ISA flags, RAM available, this process's memory,
+and how its allocator hands memory back."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ctypes
 import functools
 import gc
 import os
+import platform
 
 
 @functools.cache
@@ -49,3 +51,31 @@ def trim_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+@functools.cache
+def reuse_freed_memory() -> bool:
+    """Make this process keep the memory it frees for its next allocations (glibc only); True where set.
+
+    By default glibc maps every block over its mmap threshold (at most 32 MiB) afresh and unmaps it when freed, and
+    trims the heap, so each CPU forward pass page-faults its big activations in again and the kernel zeroes them:
+    for ViT-B/16 at batch 16 on 2 cores, 2k-90k faults per warm pass (of about 4 s). With mmap off and no trimming,
+    freed blocks are reused and warm passes fault none; ONNX Runtime's arena does the same. Over 25 passes its RSS
+    stayed at 1042 MiB (glibc's defaults peaked at 1079). A block allocated again and again between small
+    allocations may be kept up to about eight times over before its copies are reused.
+
+    The setting is for the whole process and stays; ``trim_memory`` still hands free pages back. Without glibc
+    (musl, macOS) this does nothing and returns False; under a preloaded jemalloc or tcmalloc, which keep freed
+    memory anyway, it is harmless. ``VITZOO_HEAP=system`` leaves glibc's defaults (False). The same from outside
+    Python: ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647``.
+    """
+    if os.environ.get("VITZOO_HEAP", "reuse") == "system" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False

@@ -274,6 +274,7 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
         f" · compile {'on' if options.compile else 'off'}"
         f" · {'fused kernels' if fused else f'aten kernels ({why})'}"
         + (f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else "")
+        + (" · glibc heap (freed memory not reused)" if env.get("heap") == "system" else "")
     )
     if options.backend != "torch":  # name the runtime and its version first
         title = f"{env['backend']} (ONNX graph, fp32) · {env['device_name']} · {env['threads']} threads" + (

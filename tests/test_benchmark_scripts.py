@@ -1,5 +1,6 @@
-"""benchmarks/peer_vit.py's engines, on the tiny `testing` model: each gives vitzoo's logits (the script itself
-times ViT-B/16 for minutes, so only its parts run here; they break when the APIs they use change)."""
+"""The scripts under benchmarks/, in parts, on the tiny `testing` model: peer_vit.py's engines each give vitzoo's
+logits, heap_reuse.py's per-pass probe runs (the scripts themselves time ViT-B/16 for minutes, so only their parts run
+here; they break when the APIs they use change)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ import torch
 
 import vitzoo
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "peer_vit.py"
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def peer():
-    spec = importlib.util.spec_from_file_location("peer_vit", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["peer_vit"] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["peer_vit"]
+    return _script("peer_vit")
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +54,8 @@ def test_the_onnx_engines_run_the_exported_graph(peer, model_and_batch):
         expected = model(x)
     for name, forward in engines.items():
         torch.testing.assert_close(torch.from_numpy(forward(x.numpy())), expected, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_the_heap_probe_counts_faults_and_rss_per_pass():
+    rows = _script("heap_reuse").passes("testing", 2, "reuse", 3)
+    assert len(rows) == 3 and all(faults >= 0 and rss > 0 for faults, rss in rows)
