@@ -62,10 +62,11 @@ def reuse_freed_memory() -> bool:
 
     By default glibc maps every block over its mmap threshold (at most 32 MiB) afresh and unmaps it when freed, and
     trims the heap, so each CPU forward pass page-faults its big activations in again and the kernel zeroes them:
-    for ViT-B/16 at batch 16 on 2 cores, 2k-90k faults per warm pass (of about 4 s). With mmap off and no trimming,
-    freed blocks are reused and warm passes fault none; ONNX Runtime's arena does the same. Over 25 passes its RSS
-    stayed at 1042 MiB (glibc's defaults peaked at 1079). A block allocated again and again between small
-    allocations may be kept up to about eight times over before its copies are reused.
+    for ViT-B/16 at batch 16 on 2 cores, 113k-144k faults per warm pass of about 4 s. With mmap off and no
+    trimming, freed blocks are reused: none from the third pass on, for an RSS of 1106 MiB instead of 1024-1033
+    (benchmarks/results/heap-reuse-vit-b16-cpu-avx2-2core-pt2.13.md). ONNX Runtime's arena does the same. A block
+    allocated again and again between small allocations may be kept up to about eight times over before its
+    copies are reused.
 
     The setting is for the whole process and stays; ``trim_memory`` still hands free pages back. Without glibc
     (musl, macOS) this does nothing and returns False; under a preloaded jemalloc or tcmalloc, which keep freed

@@ -9,7 +9,7 @@ largest batch that fits (and whose pass takes at most ``auto_max_pass_s``). A mo
 gives an ``error`` result; the others still run. ``iter_bench`` yields each result as soon as it is measured, so a
 caller can store it before the next model starts. On CPU the process keeps the memory it frees for reuse
 (``vitzoo.machine.reuse_freed_memory``), as ONNX Runtime's arena does: otherwise glibc page-faults a pass's big
-activations in afresh each time, which cost ViT-B/16 up to 15% of its speed here.
+activations in afresh each time (ViT-B/16 ran 1.03x faster without that on 2 AVX2 cores).
 
 Which kernels ran is part of every result: vitzoo's fused oneDNN kernels where this CPU supports the dtype
 (``vitzoo.measure.cpu.fused_kernels``), else aten, with the reason in ``kernels_note``. So is contention: the load
