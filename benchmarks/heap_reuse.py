@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+WARMUP, ROUNDS, ITERS = 2, 5, 3  # of each `vitzoo bench` process
 VARIANTS = {"system": "glibc defaults (`VITZOO_HEAP=system`)", "reuse": "freed memory reused (default)"}
 
 
@@ -32,14 +33,14 @@ def bench_once(model: str, batch: int, heap: str) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [sys.executable, "-m", "vitzoo", "bench", model, "-b", str(batch), "--no-store", "--json",
-         "--rounds", "5", "--iters", "3", "--warmup", "2"],
+         "--rounds", str(ROUNDS), "--iters", str(ITERS), "--warmup", str(WARMUP)],
         env={**os.environ, "VITZOO_HEAP": heap}, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     row = json.loads(out)[0]
     assert row["env_heap"] == heap, (row["env_heap"], heap)
     return {"img_per_s": row["img_per_s"], "minor_faults": after.ru_minflt - before.ru_minflt,
-            "sys_s": after.ru_stime - before.ru_stime, "passes": 1 + 2 + 5 * 3, "env": row}  # fmt: skip
+            "sys_s": after.ru_stime - before.ru_stime, "passes": 1 + WARMUP + ROUNDS * ITERS, "env": row}  # fmt: skip
 
 
 PASSES_CHILD = """
@@ -87,7 +88,7 @@ def main() -> None:
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/heap_reuse.py` on "
         f"{env['env_cpu']} ({env['env_cpu_capability']}, {env['env_cpu_count']} cores), {env['env_threads']} "
         f"threads, torch {env['env_torch']}, {env['kernels']} kernels; {args.rounds} rounds, each one fresh "
-        f"process per variant (order alternating), each process 5 timed rounds of 3 passes. Load average "
+        f"process per variant (order alternating), each process {ROUNDS} timed rounds of {ITERS} passes. Load average "
         f"{load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end. Faults and system time are the "
         f"whole process's (import, build and {runs['reuse'][0]['passes']} passes).",
         "",

@@ -363,7 +363,6 @@ def test_both_gelu_epilogues_compute_the_mlp_of_the_aten_path(epilogue, monkeypa
         layers.separate_gelu.cache_clear()
 
 
-
 def test_the_sigmoid_form_of_the_tanh_gelu_is_the_tanh_gelu():
     from vitzoo.models.layers import gelu_tanh_
 
@@ -373,6 +372,7 @@ def test_the_sigmoid_form_of_the_tanh_gelu_is_the_tanh_gelu():
     assert gelu_tanh_(out) is out  # in place
     torch.testing.assert_close(out.double(), exact, rtol=2e-7, atol=1e-6)
     assert (out.double() - exact).abs().max() <= 2 * (F.gelu(x, approximate="tanh").double() - exact).abs().max()
+
 
 def test_the_gelu_epilogue_follows_the_cpu(monkeypatch):
     from vitzoo.models import layers
@@ -485,7 +485,6 @@ def test_this_cpus_flags_are_read():
     assert native_dtype("bf16") == any(f in flags for f in ("avx512_bf16", "amx_bf16", "bf16"))
 
 
-
 HEAP_CHILD = """
 import resource
 import torch
@@ -513,6 +512,7 @@ def test_freed_memory_is_kept_and_reused_unless_told_not_to(heap):
     else:  # glibc unmaps a block that big when it is freed
         assert (applied, int(kept_mib) < 8) == ("False", True)
     assert bench.bench_environment(BenchOptions())["heap"] in ("reuse", "system")
+
 
 class FakeClocks:
     """Stands in for ``time`` in vitzoo.measure.cpu: wall and own-CPU clocks the test moves."""
