@@ -66,12 +66,13 @@ def passes(model: str, batch: int, heap: str, n: int) -> list[tuple[int, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="vit-b16")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser.add_argument("--model", default="vit-b16", help="registry name, as for `vitzoo bench`")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved pairs of `vitzoo bench` processes")
     parser.add_argument("--passes", type=int, default=12, help="passes of the per-pass fault count")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the .md and .json results")
     args = parser.parse_args()
     load_start = os.getloadavg()
     runs: dict[str, list[dict]] = {k: [] for k in VARIANTS}

@@ -202,8 +202,11 @@ def markdown(report: dict, env: dict) -> str:
                 f"{m['best_speedup_vs_fused']:.2f}x | {best_pct:.0f}% | "
                 f"{d['gemm_peak_tflops']:.3f} | {m['max_abs_logit_diff_vs_transformers']:.1e} |"
             )
-    lines += ["", "% GEMM peak divides by the larger roofline measured before and after the run; the next column "
-              "divides each round's throughput by the roofline measured in that round and takes the median."]
+    lines += [
+        "",
+        "% GEMM peak divides by the larger roofline measured before and after the run; the next column "
+        "divides each round's throughput by the roofline measured in that round and takes the median.",
+    ]
     if report["compile_s"]:
         compiled = ", ".join(f"{k} {v:.0f} s" for k, v in report["compile_s"].items())
         lines += ["", f"First call (compilation) of the compiled engines: {compiled}."]
@@ -217,43 +220,79 @@ def _load(avg: list[float] | tuple[float, ...]) -> str:
     return ", ".join(f"{a:.2f}" for a in avg)
 
 
+def result_stem() -> str:
+    """File name of this machine's results: the CPU's ISA (torch's dispatch level), its cores and torch's version."""
+    isa = torch.backends.cpu.get_cpu_capability().lower()
+    return f"peer-vit-b16-cpu-{isa}-{os.cpu_count()}core-pt{'.'.join(torch.__version__.split('.')[:2])}"
+
+
+HISTORY_FORMATS = {"img_per_s": ".3f", "best_round_img_per_s": ".3f", "speedup_vs_transformers": ".3f",
+                   "speedup_vs_fused": ".3f", "tflops": ".4f", "pct_gemm_peak": ".1f", "pct_gemm_peak_per_round": ".1f",
+                   "max_abs_logit_diff_vs_transformers": ".2e"}  # fmt: skip
+HISTORY_COLUMNS = ("date", "dtype", "model", "batch_size", "rounds", *HISTORY_FORMATS, "gemm_peak_tflops",
+                   "load_average_start")  # fmt: skip
+
+
+def history_rows(report: dict) -> list[dict]:
+    """One row per dtype and engine of a run, keyed by HISTORY_COLUMNS."""
+    return [
+        {"date": report["date"], "dtype": name, "model": model, "batch_size": report["batch_size"],
+         "rounds": report["rounds"], **{k: format(m[k], f) for k, f in HISTORY_FORMATS.items()},
+         "gemm_peak_tflops": f"{d['gemm_peak_tflops']:.4f}",
+         "load_average_start": f"{report['load_average_start'][0]:.2f}"}
+        for name, d in report["dtypes"].items()
+        for model, m in d["models"].items()
+    ]  # fmt: skip
+
+
+def check_history(path: Path) -> None:
+    """Refuse (one line) a history file this script cannot append to: written by another version of it."""
+    if path.exists() and path.stat().st_size and path.read_text().split("\n", 1)[0] != ",".join(HISTORY_COLUMNS):
+        raise SystemExit(f"error: {path} has other columns than this script writes; move it aside or pick --out")
+
+
+def append_history(path: Path, rows: list[dict]) -> None:
+    """Append a run's rows to the history (the header first if the file is new): earlier runs are never lost."""
+    new = not path.exists() or not path.stat().st_size
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, HISTORY_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: %(default)s)")
     parser.add_argument("--dtypes", default=None, help="comma-separated, of fp32, bf16, fp16 (default: fp32, and "
                         "bf16 where the CPU has it natively)")  # fmt: skip
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile engines")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=3, help="timed passes per model per round")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds, the table gives their "
+                        "median (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--iters", type=int, default=3, help="timed passes per model per round (default: "
+                        "%(default)s)")  # fmt: skip
+    parser.add_argument("--warmup", type=int, default=2, help="untimed passes per model before the "
+                        "first round (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, one per "
+                        "core)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results: the run's .md and "
+                        ".json, and the .csv history that every run appends to (default: %(default)s)")  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dtypes = [d.strip() for d in (args.dtypes or ("fp32,bf16" if native_bf16() else "fp32")).split(",")]
+    stem = result_stem()
+    history = args.out / f"{stem}.csv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    check_history(history)  # before the long run, not after it
     report = run(args.batch_size, dtypes, args.rounds, args.iters, args.warmup, not args.no_compile)
     report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     env = environment("cpu")
-    isa = report["cpu_capability"].lower()
-    stem = f"peer-vit-b16-cpu-{isa}-{os.cpu_count()}core-pt{'.'.join(torch.__version__.split('.')[:2])}"
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps({**report, "env": env}, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(report, env))
-    with open(args.out / f"{stem}.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["dtype", "model", "batch_size", "img_per_s", "speedup_vs_transformers", "speedup_vs_fused",
-                         "tflops", "pct_gemm_peak", "gemm_peak_tflops",
-                         "max_abs_logit_diff_vs_transformers"])  # fmt: skip
-        for name, d in report["dtypes"].items():
-            for model, m in d["models"].items():
-                writer.writerow([name, model, report["batch_size"], f"{m['img_per_s']:.3f}",
-                                 f"{m['speedup_vs_transformers']:.3f}", f"{m['speedup_vs_fused']:.3f}",
-                                 f"{m['tflops']:.4f}",
-                                 f"{m['pct_gemm_peak']:.1f}", f"{d['gemm_peak_tflops']:.4f}",
-                                 f"{m['max_abs_logit_diff_vs_transformers']:.2e}"])  # fmt: skip
+    append_history(history, history_rows(report))
     print(markdown(report, env))
-    print(f"written: {args.out / stem}.md, .json and .csv")
+    print(f"written: {args.out / stem}.md and .json; run appended to {history}")
 
 
 if __name__ == "__main__":

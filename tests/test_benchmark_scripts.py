@@ -1,9 +1,10 @@
 """The scripts under benchmarks/, in parts, on the tiny `testing` model: peer_vit.py's engines each give vitzoo's
-logits, heap_reuse.py's per-pass probe runs (the scripts themselves time ViT-B/16 for minutes, so only their parts run
-here; they break when the APIs they use change)."""
+logits and its run history keeps every run, heap_reuse.py's per-pass probe runs (the scripts themselves time
+ViT-B/16 for minutes, so only their parts run here; they break when the APIs they use change)."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import sys
 from pathlib import Path
@@ -59,3 +60,30 @@ def test_the_onnx_engines_run_the_exported_graph(peer, model_and_batch):
 def test_the_heap_probe_counts_faults_and_rss_per_pass():
     rows = _script("heap_reuse").passes("testing", 2, "reuse", 3)
     assert len(rows) == 3 and all(faults >= 0 and rss > 0 for faults, rss in rows)
+
+
+def _report(date: str, rate: float) -> dict:
+    metrics = {"img_per_s": rate, "best_round_img_per_s": rate + 0.5, "speedup_vs_transformers": 1.0,
+               "speedup_vs_fused": 1.0, "tflops": 0.1, "pct_gemm_peak": 80.0, "pct_gemm_peak_per_round": 81.0,
+               "max_abs_logit_diff_vs_transformers": 0.0}  # fmt: skip
+    return {"date": date, "batch_size": 16, "rounds": 3, "load_average_start": [0.5, 0.5, 0.5],
+            "dtypes": {"fp32": {"gemm_peak_tflops": 0.15, "models": {"a": metrics, "b": metrics}}}}  # fmt: skip
+
+
+def test_the_peer_history_keeps_every_run_and_refuses_a_foreign_file(peer, tmp_path):
+    history = tmp_path / "peer.csv"
+    peer.check_history(history)  # a new file is fine
+    peer.append_history(history, peer.history_rows(_report("2026-12-01 10:00 UTC", 3.0)))
+    peer.check_history(history)
+    peer.append_history(history, peer.history_rows(_report("2026-12-01 11:00 UTC", 4.0)))
+    with open(history, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["date"][11:16], r["model"], r["img_per_s"]) for r in rows] == [
+        ("10:00", "a", "3.000"), ("10:00", "b", "3.000"), ("11:00", "a", "4.000"), ("11:00", "b", "4.000")
+    ]  # fmt: skip
+    assert rows[0]["pct_gemm_peak_per_round"] == "81.0" and rows[0]["load_average_start"] == "0.50"
+    foreign = tmp_path / "old.csv"
+    foreign.write_text("dtype,model,img_per_s\nfp32,a,3.0\n")
+    with pytest.raises(SystemExit, match="other columns"):
+        peer.check_history(foreign)
+    assert foreign.read_text() == "dtype,model,img_per_s\nfp32,a,3.0\n"  # untouched
