@@ -247,7 +247,11 @@ def history_rows(report: dict) -> list[dict]:
 
 def check_history(path: Path) -> None:
     """Refuse (one line) a history file this script cannot append to: written by another version of it."""
-    if path.exists() and path.stat().st_size and path.read_text().split("\n", 1)[0] != ",".join(HISTORY_COLUMNS):
+    if not path.exists() or not path.stat().st_size:
+        return
+    with open(path) as f:
+        header = f.readline().rstrip("\n")
+    if header != ",".join(HISTORY_COLUMNS):
         raise SystemExit(f"error: {path} has other columns than this script writes; move it aside or pick --out")
 
 
