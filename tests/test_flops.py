@@ -98,7 +98,8 @@ def test_fused_cpu_kernels_are_counted():
 def test_weight_files_are_counted_from_their_own_architecture(tmp_path, monkeypatch):
     from vitzoo.errors import ConfigError
     from vitzoo.weights.checkpoint import save_vitzoo
-    from vitzoo.weights.names import check_source, is_file_source
+    from vitzoo.weights.loading import is_path
+    from vitzoo.weights.names import check_source
 
     model = vitzoo.create("testing")
     path = save_vitzoo(tmp_path / "ti.safetensors", model.state_dict(), model.config)
@@ -108,7 +109,7 @@ def test_weight_files_are_counted_from_their_own_architecture(tmp_path, monkeypa
     (tmp_path / "mymodel").write_bytes(path.read_bytes())  # an existing file without suffix or separator
     (tmp_path / "testing").mkdir()  # a folder that is also a registry name: the registry wins
     monkeypatch.chdir(tmp_path)
-    assert is_file_source("mymodel") and not is_file_source("testing") and not is_file_source("vit-b16")
+    assert is_path("mymodel") and not is_path("testing") and not is_path("vit-b16")
     assert count_flops("mymodel").macs == count_flops("testing").macs
     with pytest.raises(ConfigError, match="is a directory"):
         check_source(str(tmp_path))

@@ -231,3 +231,31 @@ def test_absurd_sizes_are_refused_before_allocating(npz, monkeypatch):
         vitzoo.create("testing")
     monkeypatch.setattr(vitzoo.machine, "available_ram", lambda: None)  # unknown: not checked
     assert vitzoo.create("testing").config.img_size == 224
+
+
+def test_a_weight_file_is_a_file_by_one_rule_everywhere(tmp_path, monkeypatch):
+    """An extensionless weight file (`tiny`) is a file for load, export and every command, not an unknown model;
+    a folder that is also a registry name does not hide the model (issue 20)."""
+    from click.testing import CliRunner
+
+    from vitzoo.cli import main
+    from vitzoo.weights.checkpoint import save_vitzoo
+
+    model = vitzoo.create("testing", img_size=32)
+    torch.nn.init.normal_(model.head.weight)  # a head whose logits vary: no zero-head warning
+    save_vitzoo(tmp_path / "tiny", model.state_dict(), model.config)
+    (tmp_path / "testing").mkdir()
+    monkeypatch.chdir(tmp_path)
+    loaded = vitzoo.load("tiny")
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    commands = (
+        ["flops", "tiny"],
+        ["inspect", "tiny", "--out", str(tmp_path / "inspect")],
+        ["export", "tiny", str(tmp_path / "tiny-timm.safetensors"), "--format", "timm"],
+    )
+    for args in commands:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "unknown model" not in result.output
+    assert vitzoo.create("testing").config.img_size == 224  # the registry name still wins over the folder

@@ -233,13 +233,12 @@ def _macs_of(model: nn.Module, img_size: int) -> int:
 def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
     """(model, img_size, closed-form MACs per image) for a registry name or a weight file, on the CPU in fp32."""
     from vitzoo.models.factory import create
-    from vitzoo.weights.loading import ZeroHeadWarning, load
-    from vitzoo.weights.names import is_file_source
+    from vitzoo.weights.loading import ZeroHeadWarning, is_path, load
     from vitzoo.zoo.analytic import count_macs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroHeadWarning)  # a zeroed head runs as fast as any other
-        if is_file_source(name):  # a file: its own weights and architecture
+        if is_path(name):  # a file: its own weights and architecture
             model = load(Path(name), img_size=options.img_size)
         elif options.pretrained:
             model = load(name, img_size=options.img_size)

@@ -41,9 +41,24 @@ class Adaptation:
 
 
 def is_path(name_or_path: str | os.PathLike) -> bool:
-    """A file system path (as opposed to a registry name)."""
-    s = os.fspath(name_or_path)
-    return isinstance(name_or_path, os.PathLike) or os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth"))
+    """Whether a model argument names a weight file rather than a registry entry: the one rule every entry point
+    uses (``load``, ``create``, ``export`` and every command).
+
+    A ``PathLike``, a name with a path separator or a .npz/.safetensors/.bin/.pth suffix, or an existing path that is
+    not also a registry name (the registry wins a tie: a folder called ``testing`` does not hide the model).
+    """
+    if isinstance(name_or_path, os.PathLike):
+        return True
+    s = str(name_or_path)
+    if os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth")):
+        return True
+    if not os.path.lexists(s):
+        return False
+    try:
+        REGISTRY.resolve(s)
+    except VitzooError:
+        return True
+    return False
 
 
 def converted_checkpoint(name: str, lock: str | os.PathLike | None = None) -> tuple[Path, ModelSpec, Weights]:

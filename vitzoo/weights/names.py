@@ -6,11 +6,10 @@ tells files from names, expands patterns and checks them here, before any work s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from vitzoo.errors import ConfigError, VitzooError
+from vitzoo.errors import ConfigError
 from vitzoo.weights.loading import is_path, load_converted
 from vitzoo.zoo.configs import ModelConfig
 from vitzoo.zoo.lookup import check_overrides, expand_names, resolve_config
@@ -18,7 +17,7 @@ from vitzoo.zoo.lookup import check_overrides, expand_names, resolve_config
 
 def expand_sources(names: Iterable[str]) -> list[str]:
     """``vitzoo.zoo.lookup.expand_names`` for command-line models: weight files are kept as they are."""
-    return [n for name in names for n in ([name] if is_file_source(name) else expand_names([name]))]
+    return [n for name in names for n in ([name] if is_path(name) else expand_names([name]))]
 
 
 def weight_file(name: str) -> Path:
@@ -31,24 +30,10 @@ def weight_file(name: str) -> Path:
     return path
 
 
-def is_file_source(name: str) -> bool:
-    """Whether a command-line model is a weight file: a name with a path separator or a .npz/.safetensors/.bin/.pth
-    suffix, or an existing path that is not also a registry name (the registry wins a tie)."""
-    if is_path(name):
-        return True
-    if not os.path.lexists(name):
-        return False
-    try:
-        resolve_config(name)
-    except VitzooError:
-        return True
-    return False
-
-
 def check_source(name: str, *, img_size: int | None = None) -> None:
     """Raise ConfigError for an unknown model name, an impossible size, or a weight file that is missing or a
-    directory (``is_file_source`` tells files from names)."""
-    if is_file_source(name):
+    directory (``vitzoo.weights.loading.is_path`` tells files from names)."""
+    if is_path(name):
         check_overrides(None, img_size)
         weight_file(name)
     else:
@@ -58,7 +43,7 @@ def check_source(name: str, *, img_size: int | None = None) -> None:
 def source_config(name: str, *, img_size: int | None = None) -> tuple[str, ModelConfig]:
     """(display name, architecture) of a registry name (``arch``, ``arch.tag``) or of a weight file (read and
     converted in memory, as ``vitzoo.load`` does; nothing is built)."""
-    if not is_file_source(name):
+    if not is_path(name):
         spec, weights, config = resolve_config(name, img_size=img_size)
         return (spec.name if weights is None else f"{spec.name}.{weights.tag}"), config
     check_overrides(None, img_size)
