@@ -45,7 +45,7 @@ class EvalResult:
     """Accuracy of a classifier on a dataset (percentages), with what was measured and how."""
 
     top1: float
-    top5: float  # top-k with k = min(5, classes)
+    top5: float  # top-k with k = min(5, the head's classes)
     num_images: int  # images scored
     skipped: int  # files that could not be read
     seconds: float  # wall time, data loading included
@@ -88,6 +88,10 @@ def check_head(model: nn.Module | int, data: ImageDataset) -> None:
     n, m = model if isinstance(model, int) else model_num_classes(model), data.num_classes
     if n == 0:
         raise VitzooError("the model has no classification head (num_classes=0); use `vitzoo fewshot` for features")
+    if data.classes.by_index:  # folders named by class index: the head must have the largest one
+        if n < m:
+            raise VitzooError(f"the model's head has {n} classes but {data.description} has class index {m - 1}")
+        return
     if n != m:
         hint = ""
         if m == NUM_IMAGENET_CLASSES and n > m:
@@ -176,7 +180,7 @@ def score_batch(
     failures = tuple((keys[i], reason) for i, reason in batch.failures)
     if not len(batch.labels):
         return Counts(failures=failures)
-    pred = logits.topk(k, dim=1).indices
+    pred = logits.topk(min(k, logits.shape[1]), dim=1).indices
     top1 = int((pred[:, 0] == batch.labels).sum())
     top5 = int((pred == batch.labels[:, None]).any(dim=1).sum())
     real_hits = real_images = 0
@@ -248,7 +252,7 @@ def count_hits(
     progress: Progress | None = None,
 ) -> Counts:
     """Top-1 / top-5 / ReaL hits of ``model`` over ``data`` (no checks: an empty or unreadable shard counts 0)."""
-    k = min(5, data.num_classes)
+    k = 5  # top-5, or top-k with k = the head's classes when it has fewer
     counts = Counts()
     for logits, batch in run_batches(model, preprocess, data, model, options, progress):
         counts += score_batch(logits, batch, data.keys, k, real_labels)

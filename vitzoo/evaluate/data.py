@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,7 @@ class Classes:
 
     names: tuple[str, ...]
     imagenet: bool = False
+    by_index: bool = False  # folders named by class index (0, 1, ...): any head with more classes can score them
 
     @property
     def num_classes(self) -> int:
@@ -239,29 +241,58 @@ def _directory(path: str | os.PathLike) -> Path:
     return root
 
 
+def class_folders(root: Path) -> list[str]:
+    """The class folder names of an ImageFolder tree (non-hidden sub-directories), sorted."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _folder_labels(root: Path, folders: list[str]) -> tuple[Classes, dict[str, int], str]:
+    """The label space of a tree's class folders, each folder's label, and how the folders were read.
+
+    WordNet ids of ImageNet-1k keep their standard index; folders all named by integers (ImageNet-V2's ``0`` ...
+    ``999``) are labelled by their integer, never by their string order; other names are numbered in sorted order.
+    A tree mixing integer names with other names is refused: no labelling of it is right.
+    """
+    index = synset_to_index()
+    if all(f in index for f in folders):
+        return IMAGENET_CLASSES, index, "ImageNet-1k synset folders"
+    numbers = [f for f in folders if re.fullmatch(r"[0-9]+", f)]
+    if numbers and len(numbers) < len(folders):
+        other = next(f for f in folders if f not in numbers)
+        raise VitzooError(
+            f"{root}: class folders mix integer names ({numbers[0]!r}) and other names ({other!r}); "
+            "name every class folder by its class index, or none"
+        )
+    if numbers:
+        labels = {f: int(f) for f in folders}
+        if len(set(labels.values())) < len(labels):
+            same = sorted(f for f in folders if [int(g) for g in folders].count(int(f)) > 1)
+            raise VitzooError(f"{root}: class folders {', '.join(same)} name the same class index")
+        names = tuple(str(i) for i in range(max(labels.values()) + 1))
+        return Classes(names, by_index=True), labels, f"{len(folders)} class folders named by class index"
+    return Classes(tuple(folders)), {f: i for i, f in enumerate(folders)}, f"{len(folders)} class folders"
+
+
 def image_folder(path: str | os.PathLike) -> ImageDataset:
-    """An ImageFolder tree: ``root/CLASS/**/file``, classes sorted by name.
+    """An ImageFolder tree: ``root/CLASS/**/file``.
 
     When every class folder is an ImageNet-1k WordNet id (``n01440764`` ...), labels are the standard
-    ImageNet-1k indices (1000 classes, even if only some folders are present).
+    ImageNet-1k indices (1000 classes, even if only some folders are present). When every folder is an integer
+    (``0`` ... ``999``, as ImageNet-V2 ships), that integer is the label. Otherwise classes are sorted by name.
     """
     root = _directory(path)
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = class_folders(root)
     if not folders:
         raise VitzooError(f"{root}: no class folders (expected ROOT/CLASS/image files)")
-    index = synset_to_index()
-    imagenet = all(f in index for f in folders)
-    classes = IMAGENET_CLASSES if imagenet else Classes(tuple(folders))
-    label_of = index if imagenet else {f: i for i, f in enumerate(folders)}
+    classes, label_of, kind = _folder_labels(root, folders)
     sources, labels = [], []
-    for folder in folders:
+    for folder in sorted(folders, key=lambda f: label_of[f]):
         files = _files(root / folder)
         sources += [str(f) for f in files]
         labels += [label_of[folder]] * len(files)
     if not sources:
         raise VitzooError(f"{root}: the class folders hold no files")
     keys = [Path(s).stem for s in sources]
-    kind = "ImageNet-1k synset folders" if imagenet else f"{len(folders)} class folders"
     return ImageDataset(sources, keys, labels, classes, f"{root} ({kind})")
 
 
