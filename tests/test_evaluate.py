@@ -20,6 +20,7 @@ from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import (
     Counts,
     RunOptions,
+    Scoring,
     evaluate,
     load_real_labels,
     model_num_classes,
@@ -203,12 +204,12 @@ def test_real_labels_scoring(tmp_path):
     data = _imagenet_val(tmp_path / "val", [0, 1, 2, 9, 4, 5])  # predictions are 0..5: 5 of 6 right
     real = tmp_path / "real.json"
     real.write_text(json.dumps([[0], [1, 5], [4], [], [7, 4], [6]]))  # right, right, wrong, none, right, wrong
-    result = evaluate(colour_model(1000), PP, data, real_labels=load_real_labels(real))
+    result = evaluate(colour_model(1000), PP, data, scoring=Scoring(real_labels=load_real_labels(real)))
     assert result.top1 == pytest.approx(100 * 5 / 6, abs=1e-12) and result.num_images == 6
     assert result.real_top1 == pytest.approx(60.0, abs=1e-12) and result.real_images == 5
     # a JSON object keyed by file name scores the same way; images without an entry are left out
     real.write_text(json.dumps({"ILSVRC2012_val_00000002.JPEG": [3], "ILSVRC2012_val_00000005": [4]}))
-    result = evaluate(colour_model(1000), PP, data, real_labels=load_real_labels(real))
+    result = evaluate(colour_model(1000), PP, data, scoring=Scoring(real_labels=load_real_labels(real)))
     assert result.real_top1 == pytest.approx(50.0, abs=1e-12) and result.real_images == 2
 
 
@@ -223,7 +224,7 @@ def test_real_labels_errors(tmp_path):
         load_real_labels(bad)
     bad.write_text(json.dumps({"other.jpg": [1]}))
     with pytest.raises(VitzooError, match="none of the 2 images has a ReaL label"):
-        evaluate(colour_model(1000), PP, data, real_labels=load_real_labels(bad))
+        evaluate(colour_model(1000), PP, data, scoring=Scoring(real_labels=load_real_labels(bad)))
 
 
 def test_head_mismatch_is_a_clear_error(tmp_path):

@@ -143,8 +143,8 @@ def open_image_file(path: str) -> Image.Image:
 class ImageDataset(Dataset):
     """Labelled images: ``sources[i]`` is read by ``reader`` and preprocessed; ``keys[i]`` names the image.
 
-    Build one with ``image_folder``, ``flat_folder`` or ``hf_dataset``; attach preprocessing with
-    ``with_preprocess`` (items of a dataset without it are PIL images, for inspection).
+    Build one with ``image_folder``, ``flat_folder`` or ``vitzoo.evaluate.hf_datasets.hf_dataset``; attach
+    preprocessing with ``with_preprocess`` (items of a dataset without it are PIL images, for inspection).
     """
 
     def __init__(
@@ -180,6 +180,14 @@ class ImageDataset(Dataset):
     def with_preprocess(self, pp: Preprocess) -> ImageDataset:
         """The same images, preprocessed by ``pp``."""
         return self._copy(range(len(self)), validate_preprocess(pp))
+
+    def with_classes(self, classes: Classes) -> ImageDataset:
+        """The same images and labels in a label space they fit (ImageNet-V2's folders 0..999 as ImageNet-1k's)."""
+        if any(not 0 <= y < classes.num_classes for y in self.labels):
+            raise VitzooError(f"{self.description}: labels outside 0..{classes.num_classes - 1}")
+        copy = self._copy(range(len(self)), self.preprocess)
+        copy.classes = classes
+        return copy
 
     def subset(self, limit: int) -> ImageDataset:
         """At most ``limit`` images, evenly spaced over the dataset (so every part of it is represented)."""
@@ -359,55 +367,6 @@ def _is_label(token: str) -> bool:
     return token in synset_to_index() or token.isdigit()
 
 
-@dataclass(frozen=True)
-class _HFReader:
-    """Reads row ``i``'s image from a Hugging Face dataset (picklable, for loader workers)."""
-
-    dataset: Any
-    column: str
-
-    def __call__(self, i: int) -> Image.Image:
-        image = self.dataset[i][self.column]
-        if not isinstance(image, Image.Image):
-            raise ValueError(f"column {self.column!r} holds {type(image).__name__}, not an image")
-        return image
-
-
-def hf_dataset(name_or_path: str, split: str) -> ImageDataset:
-    """A Hugging Face ``datasets`` split: a directory saved with ``save_to_disk``, or a dataset name.
-
-    The image column is the one of type ``Image``, the label column the ``ClassLabel`` one; ImageNet-1k is
-    recognised by its 1000 classes. Needs the optional ``datasets`` package.
-    """
-    try:
-        import datasets
-    except ImportError:
-        raise VitzooError("--hf-dataset needs the `datasets` package: pip install datasets") from None
-    try:
-        if Path(name_or_path).expanduser().is_dir():
-            loaded = datasets.load_from_disk(str(Path(name_or_path).expanduser()))
-            ds = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        else:
-            ds = datasets.load_dataset(name_or_path, split=split)
-    except KeyError:
-        raise VitzooError(f"{name_or_path}: no split {split!r}") from None
-    except Exception as e:  # datasets raises many types (hub, file, config errors)
-        raise VitzooError(f"cannot open Hugging Face dataset {name_or_path!r}: {e}".splitlines()[0]) from None
-    features = ds.features
-    image_cols = [k for k, v in features.items() if isinstance(v, datasets.Image)]
-    label_cols = [k for k, v in features.items() if isinstance(v, datasets.ClassLabel)]
-    if not image_cols or not label_cols:
-        raise VitzooError(f"{name_or_path}: needs an Image column and a ClassLabel column, has {dict(features)}")
-    names = tuple(features[label_cols[0]].names)
-    classes = IMAGENET_CLASSES if len(names) == NUM_IMAGENET_CLASSES else Classes(names)
-    labels = [int(v) for v in ds[label_cols[0]]]
-    if any(y < 0 for y in labels):
-        raise VitzooError(f"{name_or_path} [{split}] has unlabelled rows (label -1); evaluate a labelled split")
-    keys = [f"{split}[{i}]" for i in range(len(ds))]
-    reader = _HFReader(ds, image_cols[0])
-    return ImageDataset(range(len(ds)), keys, labels, classes, f"{name_or_path} [{split}]", reader)
-
-
 def open_dataset(
     path: str | None = None, *, labels_file: str | None = None, hf: str | None = None, split: str = "validation"
 ) -> ImageDataset:
@@ -415,6 +374,8 @@ def open_dataset(
     if hf is not None:
         if path is not None:
             raise VitzooError("give either --data or --hf-dataset, not both")
+        from vitzoo.evaluate.hf_datasets import hf_dataset
+
         return hf_dataset(hf, split)
     if path is None:
         raise VitzooError("no data: give --data PATH or --hf-dataset NAME")
