@@ -25,6 +25,7 @@ from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import RealLabels, Scoring, load_real_labels
 from vitzoo.evaluate.data import IMAGENET_CLASSES, ImageDataset, class_folders
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, NUM_IMAGENET_CLASSES, synset_to_index
+from vitzoo.zoo.timm_results import DATASETS as NAMES
 
 LABELS = Path(__file__).parent / "labels"
 
@@ -56,7 +57,7 @@ PROTOCOLS = {
                  "never (same folders as imagenet): --protocol sketch, or a set folder named sketch"),
     )
 }  # fmt: skip
-NAMES = tuple(PROTOCOLS)
+assert set(NAMES) == set(PROTOCOLS)
 
 
 def _read_lines(name: str) -> tuple[str, ...]:
@@ -104,6 +105,37 @@ def detect(path: str | os.PathLike) -> tuple[str | None, str]:
     if synset_folders:
         return "imagenet", f"{len(folders)} ImageNet-1k synset folders (ImageNet-Sketch alike: --protocol sketch)"
     return None, "not ImageNet-1k classes"
+
+
+def choose(path: str | os.PathLike | None, data: ImageDataset, given: str | None = None) -> tuple[str | None, str]:
+    """The protocol to evaluate ``data`` (read from ``path``) with, and why, for one line.
+
+    In order: ``given`` (``--protocol``); the set folder's own name (``set_name_protocol``); the tree's class folders
+    (``detect``); ImageNet-1k labels of a label file or a Hugging Face dataset (``imagenet``); none.
+    """
+    if given is not None:
+        return given, "--protocol"
+    if path is not None:
+        named = set_name_protocol(path)
+        if named is not None:
+            return named, f"the set folder is named {Path(path).name}"
+        found, reason = detect(path)
+        if found is not None:
+            return found, reason
+    if data.classes.imagenet:
+        return "imagenet", "ImageNet-1k labels"
+    return None, "classes of its own"
+
+
+def suite_sets(path: str | os.PathLike) -> list[Path]:
+    """The sets of a suite: the non-hidden sub-folders of ``path``, by name (each an ImageFolder tree)."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise VitzooError(f"{root}: not a directory" if root.exists() else f"{root}: no such directory")
+    sets = [root / name for name in class_folders(root)]
+    if not sets:
+        raise VitzooError(f"{root}: no set folders (expected SUITE/SET/CLASS/image files, e.g. SUITE/a, SUITE/v2)")
+    return sets
 
 
 def prepare(data: ImageDataset, protocol: str | None, real: RealLabels | None = None) -> tuple[ImageDataset, Scoring]:
