@@ -110,18 +110,20 @@ def detect(path: str | os.PathLike) -> tuple[str | None, str]:
 def choose(path: str | os.PathLike | None, data: ImageDataset, given: str | None = None) -> tuple[str | None, str]:
     """The protocol to evaluate ``data`` (read from ``path``) with, and why, for one line.
 
-    In order: ``given`` (``--protocol``); the set folder's own name (``set_name_protocol``); the tree's class folders
-    (``detect``); ImageNet-1k labels of a label file or a Hugging Face dataset (``imagenet``); none.
+    In order: ``given`` (``--protocol``); the tree's class folders where they are unambiguous (``detect``: V2, A,
+    R); the set folder's own name (``set_name_protocol``: ``real``, ``sketch`` ...); ImageNet-1k labels (synset
+    folders, a label file, a 1000-class Hugging Face dataset: ``imagenet``); none.
     """
     if given is not None:
         return given, "--protocol"
-    if path is not None:
-        named = set_name_protocol(path)
-        if named is not None:
-            return named, f"the set folder is named {Path(path).name}"
-        found, reason = detect(path)
-        if found is not None:
-            return found, reason
+    found, reason = detect(path) if path is not None else (None, "")
+    if found not in (None, "imagenet"):
+        return found, reason
+    named = set_name_protocol(path) if path is not None else None
+    if named is not None:
+        return named, f"the set folder is named {Path(path).name}"  # type: ignore[arg-type]
+    if found is not None:
+        return found, reason
     if data.classes.imagenet:
         return "imagenet", "ImageNet-1k labels"
     return None, "classes of its own"
