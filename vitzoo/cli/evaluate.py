@@ -158,7 +158,7 @@ EVAL_FIELDS = [  # (key, label, formatter) of the `eval` result, shown one per l
     ("real_top5", "ReaL top-5 %", _pct),
     ("real_images", "images with ReaL labels", str),
     ("ci", "95% CI of the top-1 (bootstrap)", str),
-    ("ece", "ECE % (15 bins)", _pct),
+    ("ece", "ECE % of the top-1 (15 bins)", _pct),
     ("images_per_s", "images/s (end to end)", lambda v: f"{v:,.1f}"),
     ("preprocess", "preprocessing", str),
 ]
@@ -283,7 +283,8 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     elif len(rows) == 1:
         row, real = {**rows[0], "ci": _ci(rows[0])}, sets[0].scoring.real_labels is not None
         fields = [f for f in EVAL_FIELDS if real or not f[0].startswith("real_")]
-        table = [{"field": label, "value": show(row[key])} for key, label, show in fields]
+        of = "ReaL top-1" if row["protocol"] == "real" else "the top-1"  # the interval and ECE are the protocol's
+        table = [{"field": label.replace("the top-1", of), "value": show(row[key])} for key, label, show in fields]
         render_table(table, [("field", "metric", None), ("value", "value", None)], title="vitzoo eval")
     else:
         emit([{**r, "ci": _ci(r)} for r in rows], fmt, SUITE_COLUMNS, f"vitzoo eval — {model.name}, {len(rows)} sets")
