@@ -14,7 +14,16 @@ from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import RunOptions, evaluate
 from vitzoo.evaluate.data import image_folder, open_image_file, preprocess_image
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS
-from vitzoo.evaluate.protocols import LABELS, PROTOCOLS, detect, prepare, real_labels, set_name_protocol, subset_classes
+from vitzoo.evaluate.protocols import (
+    LABELS,
+    PROTOCOLS,
+    choose,
+    detect,
+    prepare,
+    real_labels,
+    set_name_protocol,
+    subset_classes,
+)
 
 
 def random_head_model() -> torch.nn.Module:
@@ -67,9 +76,11 @@ def subset_tree(root, protocol: str, model) -> tuple[np.ndarray, np.ndarray, np.
 @pytest.mark.parametrize("protocol", ["a", "r"])
 def test_a_and_r_score_the_200_column_slice(tmp_path, protocol):
     model = random_head_model()
-    labels, logits, columns = subset_tree(tmp_path, protocol, model)
-    assert detect(tmp_path)[0] == protocol
-    data, scoring = prepare(image_folder(tmp_path), protocol)
+    root = tmp_path / "sketch"  # the class folders are unambiguous: they win over the set folder's name
+    labels, logits, columns = subset_tree(root, protocol, model)
+    assert detect(root)[0] == protocol
+    assert choose(root, image_folder(root)) == (protocol, f"the 200 class folders of {PROTOCOLS[protocol].title}")
+    data, scoring = prepare(image_folder(root), protocol)
     result = evaluate(model, PP, data, options=RunOptions(batch_size=5), scoring=scoring)
     sliced = logits[:, columns]  # the independent computation: numpy over the 200 columns
     pred = columns[sliced.argmax(axis=1)]
@@ -92,6 +103,8 @@ def test_a_class_outside_the_200_is_refused(tmp_path):
         (tmp_path / IMAGENET_SYNSETS[i]).mkdir()
         solid(0).save(tmp_path / IMAGENET_SYNSETS[i] / "x.png")
     assert detect(tmp_path)[0] == "imagenet"
+    assert choose(tmp_path, image_folder(tmp_path)) == ("imagenet", "2 ImageNet-1k synset folders (ImageNet-Sketch "
+                                                        "alike: --protocol sketch)")  # fmt: skip
     with pytest.raises(
         VitzooError, match=f"class {IMAGENET_SYNSETS[outside]} is not one of the 200 classes of ImageNet-A"
     ):
@@ -99,6 +112,8 @@ def test_a_class_outside_the_200_is_refused(tmp_path):
     colours = tmp_path / "colours" / "c0"
     colours.mkdir(parents=True)
     solid(0).save(colours / "x.png")
+    assert choose(tmp_path / "colours", image_folder(tmp_path / "colours")) == (None, "classes of its own")
+    assert choose(tmp_path / "colours", image_folder(tmp_path / "colours"), "r") == ("r", "--protocol")
     with pytest.raises(VitzooError, match="needs ImageNet-1k labels"):
         prepare(image_folder(tmp_path / "colours"), "sketch")
     with pytest.raises(VitzooError, match="unknown protocol 'b'"):

@@ -205,7 +205,7 @@ def _empty(dtype: Any) -> np.ndarray:
     return np.zeros(0, dtype)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # the per-image arrays have no single truth value to compare by
 class Counts:
     """What ``evaluate`` sums over batches (and what shards of a dataset would sum across processes).
 

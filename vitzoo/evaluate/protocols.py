@@ -31,7 +31,7 @@ LABELS = Path(__file__).parent / "labels"
 
 
 @dataclass(frozen=True)
-class Protocol:
+class EvalProtocol:
     """One evaluation protocol, as the README's table shows it."""
 
     name: str
@@ -44,16 +44,16 @@ class Protocol:
 PROTOCOLS = {
     p.name: p
     for p in (
-        Protocol("imagenet", "ImageNet-1k val", 1000, "1000-way logits, folder (or label file) labels",
+        EvalProtocol("imagenet", "ImageNet-1k val", 1000, "1000-way logits, folder (or label file) labels",
                  "ImageNet-1k synset folders or a label file, when nothing more specific matches"),
-        Protocol("real", "ImageNet-ReaL", 1000, "1000-way top-1 right when in the image's ReaL set (shipped "
+        EvalProtocol("real", "ImageNet-ReaL", 1000, "1000-way top-1 right when in the image's ReaL set (shipped "
                  "labels, matched by ILSVRC2012_val_NNNNNNNN file name); images with an empty set left out",
                  "never (same images as imagenet): --protocol real, or a set folder named real"),
-        Protocol("v2", "ImageNet-V2", 1000, "1000-way logits, the folder's integer is the label",
+        EvalProtocol("v2", "ImageNet-V2", 1000, "1000-way logits, the folder's integer is the label",
                  "class folders exactly 0 ... 999"),
-        Protocol("a", "ImageNet-A", 200, "logits restricted to its 200 classes", "its 200 synset folders exactly"),
-        Protocol("r", "ImageNet-R", 200, "logits restricted to its 200 classes", "its 200 synset folders exactly"),
-        Protocol("sketch", "ImageNet-Sketch", 1000, "1000-way logits",
+        EvalProtocol("a", "ImageNet-A", 200, "logits restricted to its 200 classes", "its 200 synset folders exactly"),
+        EvalProtocol("r", "ImageNet-R", 200, "logits restricted to its 200 classes", "its 200 synset folders exactly"),
+        EvalProtocol("sketch", "ImageNet-Sketch", 1000, "1000-way logits",
                  "never (same folders as imagenet): --protocol sketch, or a set folder named sketch"),
     )
 }  # fmt: skip
