@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from test_evaluate import K, build_folder, colour_model, reference_scores, solid
+from test_protocols import images, random_head_model, subset_tree
 
 from vitzoo.cli import main
 from vitzoo.evaluate.data import preprocess_image
+from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS
 from vitzoo.measure.store import ResultStore
 from vitzoo.weights.checkpoint import save_vitzoo
 from vitzoo.zoo.preprocess import Preprocess
@@ -90,6 +92,11 @@ def world(tmp_path, model_file):
             solid(k, size=(30 + j, 24)).save(tmp_path / "fs" / f"c{k}" / f"{j}.png")
     paths["notdb"] = tmp_path / "notes.txt"
     paths["notdb"].write_text("my notes, not a database\n")
+    for name in ("2", "10", "cats"):  # integer and other class folders in one tree
+        (tmp_path / "mixed" / name).mkdir(parents=True)
+        solid(0).save(tmp_path / "mixed" / name / "a.png")
+    paths["mixed"] = tmp_path / "mixed"
+    paths["1k"] = save_vitzoo(tmp_path / "1k.safetensors", colour_model(1000).state_dict(), colour_model(1000).config)
     return paths
 
 
@@ -114,6 +121,16 @@ BAD_INPUTS = [  # (arguments, the one error line's text); {name} is a path of th
     ((*EVAL, "--db", "{data}"), "is a directory, not a file"),
     ((*EVAL, "--db", "{notdb}/r.sqlite"), "notes.txt is not a directory"),
     ((*EVAL, "--db", "/proc/vitzoo/r.sqlite"), "/proc is not writable"),
+    ((*EVAL, "--protocol", "a", *NO_STORE), "protocol a (ImageNet-A) needs ImageNet-1k labels"),
+    (("eval", "{1k}", "--data", "{in1k}", "--protocol", "a", *NO_STORE), "is not one of the 200 classes of ImageNet-A"),
+    (("eval", "{1k}", "--data", "{in1k}", "--protocol", "real", *NO_STORE), "none of the 2 images has a ReaL label"),
+    (("eval", "{1k}", "--data", "{mixed}", *NO_STORE), "mix integer names ('10') and other names ('cats')"),
+    (("eval", "{file}", "--suite", "{tmp}/nope", *NO_STORE), "nope: no such directory"),
+    (("eval", "{file}", "--suite", "{data}/c0", *NO_STORE), "no set folders (expected SUITE/SET/CLASS/image files"),
+    ((*EVAL, "--suite", "{tmp}", *NO_STORE), "give either --suite DIR or --data/--hf-dataset, not both"),
+    ((*EVAL, "--data", "{in1k}", "--protocol", "v2", *NO_STORE), "--protocol names one set's protocol"),
+    ((*EVAL, "--data", "{in1k}", "--labels", "{notdb}", *NO_STORE), "--labels goes with one --data"),
+    ((*FEWSHOT, "--data", "{fs}", *NO_STORE), "fewshot takes one --data"),
     ((*FEWSHOT, "--shots", "a", *NO_STORE), "--shots takes comma-separated"),
     ((*FEWSHOT, "--shots", "0,1", *NO_STORE), "--shots must be positive integers"),
     ((*FEWSHOT, "--shots", "3", *NO_STORE), "a class has 3 images; 3 shots need at least 4 per class"),
@@ -187,7 +204,7 @@ def test_tradeoff_reads_no_database_into_existence(tmp_path):
 
 
 def test_every_option_has_help():
-    for command in ("eval", "fewshot", "tradeoff", "inspect"):
+    for command in ("eval", "fewshot", "tradeoff", "inspect", "info"):
         cmd = main.get_command(None, command)
         missing = [p.name for p in cmd.params if isinstance(p, click.Option) and not p.help]
         assert not missing, (command, missing)
@@ -285,3 +302,67 @@ def test_eval_hf_dataset_directory(tmp_path, model_file):
     assert (row["num_images"], row["top1"], row["dataset"]) == (10, 80.0, f"{tmp_path / 'hf'} [test]")
     both = run("eval", model_file, "--hf-dataset", tmp_path / "hf", "--data", tmp_path, "--no-store")
     assert both.exit_code == 1 and "either --data or --hf-dataset" in both.stderr
+
+
+def _suite(root, model) -> dict[str, float]:
+    """A suite of real photos: ImageNet-A's 200 folders (found by its classes), V2's 0..999, a `sketch` and a `real`
+    set (found by their names); returns the A set's top-1 computed with numpy over the 200-column slice."""
+    labels, logits, columns = subset_tree(root / "adversarial", "a", model)
+    pictures = images()[:6]
+    for i in range(1000):
+        (root / "matched" / str(i)).mkdir(parents=True)
+    for j, picture in enumerate(pictures):
+        picture.save(root / "matched" / str(j * 111) / f"{j}.png")
+        (root / "sketch" / IMAGENET_SYNSETS[j]).mkdir(parents=True)
+        picture.save(root / "sketch" / IMAGENET_SYNSETS[j] / f"{j}.png")
+        (root / "real" / IMAGENET_SYNSETS[0]).mkdir(parents=True, exist_ok=True)
+        picture.save(root / "real" / IMAGENET_SYNSETS[0] / f"ILSVRC2012_val_{j + 1:08d}.png")
+    return {"a": 100 * np.mean(columns[logits[:, columns].argmax(1)] == labels)}
+
+
+def test_eval_suite_table_and_records(tmp_path):
+    model = random_head_model()
+    expected = _suite(tmp_path / "suite", model)
+    file = save_vitzoo(tmp_path / "random.safetensors", model.state_dict(), model.config)
+    db = tmp_path / "r.sqlite"
+    result = run("eval", file, "--suite", tmp_path / "suite", "-j", "0", "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["set"]: r for r in json.loads(result.stdout)}
+    assert [rows[s]["protocol"] for s in ("adversarial", "matched", "real", "sketch")] == ["a", "v2", "real", "sketch"]
+    assert rows["adversarial"]["top1"] == pytest.approx(expected["a"], abs=1e-12)
+    assert rows["real"]["real_images"] == 5 and rows["real"]["protocol_images"] == 5  # val_00000001 has no label
+    assert rows["matched"]["num_images"] == rows["sketch"]["num_images"] == 6
+    for line in ("adversarial: protocol a (the 200 class folders of ImageNet-A)",
+                 "matched: protocol v2 (class folders 0 ... 999, as ImageNet-V2 ships)",
+                 "real: protocol real (the set folder is named real)"):  # fmt: skip
+        assert line in result.stderr
+    records = ResultStore(db).records(kind="eval")
+    assert sorted((r["metrics"]["set"], r["metrics"]["protocol"]) for r in records) == [
+        ("adversarial", "a"), ("matched", "v2"), ("real", "real"), ("sketch", "sketch"),
+    ]  # fmt: skip
+    a = next(r["metrics"] for r in records if r["metrics"]["set"] == "adversarial")
+    assert a["ece_bins"] == 15 and a["bootstrap_resamples"] == 1000 and a["ece"] >= 0
+    assert a["top1_ci_low"] <= a["top1"] <= a["top1_ci_high"]
+    table = run("eval", file, "--data", tmp_path / "suite" / "adversarial", "--data", tmp_path / "suite" / "sketch",
+                "-j", "0", "--no-store")  # fmt: skip
+    assert table.exit_code == 0, table.output
+    assert "95% CI of top-1" in table.stdout and "ECE %" in table.stdout and "adversarial" in table.stdout
+    assert f"{expected['a']:.2f}" in table.stdout
+    one = run("eval", file, "--data", tmp_path / "suite" / "sketch", "--protocol", "imagenet", "-j", "0", "--no-store")
+    assert "protocol imagenet (--protocol)" in one.stderr and "95% CI of the top-1 (bootstrap)" in one.stdout
+
+
+def test_tradeoff_dataset_cli(tmp_path):
+    db = tmp_path / "r.sqlite"
+    ResultStore(db).add("eval", "vit-b16.orig-in21k-ft-in1k", {"imagenet": True, "limit": None, "img_size": 224,
+                        "dtype": "fp32", "top1": 72.5, "protocol": "v2", "num_images": 10000}, {})  # fmt: skip
+    rows = json.loads(run("tradeoff", "vit-b16", "bit-r50x1", "--dataset", "v2", "--db", db, "--json").stdout)
+    by = {r["model"]: r for r in rows}
+    assert (by["vit-b16.orig-in21k-ft-in1k"]["top1"], by["vit-b16.orig-in21k-ft-in1k"]["top1_kind"]) == (
+        72.5,
+        "measured",
+    )
+    bit = by["bit-r50x1.bitm-in21k-ft-in1k"]  # results-imagenetv2-matched-frequency.csv, by hand: 67.890
+    assert (bit["top1"], bit["top1_kind"], bit["dataset"]) == (67.89, "reported", "v2")
+    table = run("tradeoff", "vit-b16", "--dataset", "v2", "--no-store")
+    assert table.exit_code == 0 and "ImageNet-V2 accuracy vs compute" in table.stdout

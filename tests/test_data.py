@@ -13,13 +13,13 @@ from vitzoo.errors import VitzooError
 from vitzoo.evaluate.data import (
     collate,
     flat_folder,
-    hf_dataset,
     image_folder,
     open_dataset,
     preprocess_image,
     resize_shape,
     tf_resize,
 )
+from vitzoo.evaluate.hf_datasets import hf_dataset
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, synset_to_index
 from vitzoo.zoo.preprocess import (
     Preprocess,
@@ -388,3 +388,21 @@ def test_files_get_a_preprocessing_and_say_which(tmp_path):
     ti = vitzoo.load(path)
     assert ti.preprocess == Preprocess(32, "shorter", 0.9, "bicubic")  # timm's, as that tag says
     assert ti.preprocess_source == "registry tag vit-ti16.augreg-in21k-ft-in1k, named in the file"
+
+
+def test_integer_class_folders_are_labelled_by_their_integer(tmp_path):
+    """ImageNet-V2's folders 0..999: folder "10" is class 10, not the 2nd name in string order (10 < 100 < 2)."""
+    for name in ("2", "10", "100"):
+        _save(tmp_path / name / f"img{name}.png", skdata.coffee()[:20, :20])
+    ds = image_folder(tmp_path)
+    assert ds.labels == [2, 10, 100] and ds.keys == ["img2", "img10", "img100"]
+    assert ds.classes.by_index and not ds.classes.imagenet and ds.num_classes == 101
+    assert "3 class folders named by class index" in ds.description
+    _save(tmp_path / "cats" / "c.png", skdata.coffee()[:20, :20])
+    with pytest.raises(VitzooError, match=r"mix integer names \('10'\) and other names \('cats'\)"):
+        image_folder(tmp_path)
+    (tmp_path / "cats" / "c.png").unlink()
+    (tmp_path / "cats").rmdir()
+    _save(tmp_path / "010" / "x.png", skdata.coffee()[:20, :20])
+    with pytest.raises(VitzooError, match="class folders 010, 10 name the same class index"):
+        image_folder(tmp_path)

@@ -20,6 +20,7 @@ from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import (
     Counts,
     RunOptions,
+    Scoring,
     evaluate,
     load_real_labels,
     model_num_classes,
@@ -130,6 +131,46 @@ def test_eval_top1_top5_exact(tmp_path):
     json.dumps(m)  # storable
 
 
+INDICES = (2, 10, 100, 7, 999, 31, 64, 500)  # where the colour directions sit in a 1000-way head; "10" < "100" < "2"
+
+
+def remapped_colour_model() -> torch.nn.Module:
+    """The colour model with a 1000-way head whose class k sits at row INDICES[k], lifted above the 992 others."""
+    model = colour_model(1000)
+    with torch.no_grad():
+        w = model.head.weight[:K].clone()
+        model.head.weight.zero_()
+        model.head.weight[list(INDICES)] = w
+        model.head.bias[list(INDICES)] = 10.0  # the 8 scored directions outrank the all-zero rows
+    return model
+
+
+def build_index_folders(root, name_of) -> dict[str, float]:
+    """``build_folder``'s images (without the bad files) under folder ``name_of(ImageNet index)``; expected scores."""
+    for k in range(K):
+        (root / name_of(INDICES[k])).mkdir(parents=True, exist_ok=True)
+        solid(k).save(root / name_of(INDICES[k]) / f"solid{k}.png")
+    for i, name in enumerate(PHOTOS):
+        label = INDICES[ranking(photo(name))[(0, 0, 2, 2, K - 1, K - 1)[i]]]
+        (root / name_of(label)).mkdir(parents=True, exist_ok=True)
+        photo(name).save(root / name_of(label) / f"{name}.png")
+    return {"top1": 100 * 10 / 14, "top5": 100 * 12 / 14}
+
+
+def test_integer_folders_score_like_their_wordnet_folders(tmp_path):
+    """The same photos under folders 2, 10, 100, ... and under their WordNet ids: the same, exact, scores."""
+    expected = build_index_folders(tmp_path / "numbers", str)
+    build_index_folders(tmp_path / "wnids", lambda i: IMAGENET_SYNSETS[i])
+    model = remapped_colour_model()
+    by_number = evaluate(model, PP, image_folder(tmp_path / "numbers"), options=RunOptions(batch_size=4))
+    by_wnid = evaluate(model, PP, image_folder(tmp_path / "wnids"), options=RunOptions(batch_size=4))
+    assert by_number.num_images == by_wnid.num_images == 14
+    assert by_number.top1 == by_wnid.top1 == pytest.approx(expected["top1"], abs=1e-12)
+    assert by_number.top5 == by_wnid.top5 == pytest.approx(expected["top5"], abs=1e-12)
+    with pytest.raises(VitzooError, match=r"head has 8 classes but .* has class index 999"):
+        evaluate(colour_model(), PP, image_folder(tmp_path / "numbers"))
+
+
 def test_counts_of_batches_add_up_in_any_order(tmp_path):
     """Per-batch counts are plain sums: shards of a dataset (other processes) can be scored apart and added."""
     expected = build_folder(tmp_path)
@@ -163,12 +204,12 @@ def test_real_labels_scoring(tmp_path):
     data = _imagenet_val(tmp_path / "val", [0, 1, 2, 9, 4, 5])  # predictions are 0..5: 5 of 6 right
     real = tmp_path / "real.json"
     real.write_text(json.dumps([[0], [1, 5], [4], [], [7, 4], [6]]))  # right, right, wrong, none, right, wrong
-    result = evaluate(colour_model(1000), PP, data, real_labels=load_real_labels(real))
+    result = evaluate(colour_model(1000), PP, data, scoring=Scoring(real_labels=load_real_labels(real)))
     assert result.top1 == pytest.approx(100 * 5 / 6, abs=1e-12) and result.num_images == 6
     assert result.real_top1 == pytest.approx(60.0, abs=1e-12) and result.real_images == 5
     # a JSON object keyed by file name scores the same way; images without an entry are left out
     real.write_text(json.dumps({"ILSVRC2012_val_00000002.JPEG": [3], "ILSVRC2012_val_00000005": [4]}))
-    result = evaluate(colour_model(1000), PP, data, real_labels=load_real_labels(real))
+    result = evaluate(colour_model(1000), PP, data, scoring=Scoring(real_labels=load_real_labels(real)))
     assert result.real_top1 == pytest.approx(50.0, abs=1e-12) and result.real_images == 2
 
 
@@ -183,7 +224,7 @@ def test_real_labels_errors(tmp_path):
         load_real_labels(bad)
     bad.write_text(json.dumps({"other.jpg": [1]}))
     with pytest.raises(VitzooError, match="none of the 2 images has a ReaL label"):
-        evaluate(colour_model(1000), PP, data, real_labels=load_real_labels(bad))
+        evaluate(colour_model(1000), PP, data, scoring=Scoring(real_labels=load_real_labels(bad)))
 
 
 def test_head_mismatch_is_a_clear_error(tmp_path):

@@ -145,3 +145,30 @@ def test_plot_leaves_matplotlib_global_state_alone(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "p.png").stat().st_size > 10_000 and (tmp_path / "p.svg").exists()
+
+
+def test_tradeoff_on_another_set_measured_else_timms_number(tmp_path):
+    """--dataset a: the user's full ImageNet-A eval where there is one, else timm's published A top-1 (by hand from
+    results-imagenet-a.csv: resnetv2_50x1_bit.goog_in21k_ft_in1k 27.120, vit_base_patch16_224.orig_in21k_ft_in1k
+    31.587); an ImageNet-1k run or a V2 run is not an A measurement."""
+    store = ResultStore(tmp_path / "r.sqlite")
+    full = {"imagenet": True, "limit": None, "img_size": 224, "dtype": "fp32", "pp_resize": "tf", "pp_crop_pct": 1.0}
+    store.add("eval", B16, {**full, "top1": 81.0, "num_images": 50000}, {})  # before protocols were recorded
+    store.add("eval", B16, {**full, "top1": 70.5, "protocol": "v2", "num_images": 10000}, {})
+    store.add("eval", B16, {**full, "top1": 33.0, "protocol": "a", "num_images": 7500}, {})
+    store.add("eval", B16, {**full, "top1": 80.0, "real_top1": 86.0, "real_images": 46837, "protocol": "real",
+                            "num_images": 50000}, {})  # fmt: skip
+    rows = {r.model: r for r in build_tradeoff(["vit-b16", "bit-r50x1"], store=store, dataset="a")}
+    b16, bit = rows[B16], rows["bit-r50x1.bitm-in21k-ft-in1k"]
+    assert (b16.top1, b16.top1_kind, b16.dataset) == (33.0, "measured", "a") and "7500 images" in b16.top1_source
+    assert (bit.top1, bit.top1_kind, bit.top1_source) == (27.120, "reported", "timm eval (results-imagenet-a.csv)")
+    assert build_tradeoff([B16], dataset="a")[0].top1 == 31.587  # no store: timm's number
+    assert measured_accuracy(store, B16, dataset="imagenet")[0] == 81.0
+    assert measured_accuracy(store, B16, dataset="v2")[0] == 70.5
+    assert (
+        measured_accuracy(store, B16, dataset="real")[0] == 86.0 and measured_accuracy(store, B16, dataset="r") is None
+    )
+    assert build_tradeoff(["testing"], dataset="sketch")[0].top1 is None  # named: kept, without a number
+    assert build_tradeoff(["vit-b16.augreg-in21k"], dataset="r")[0].top1 is None
+    with pytest.raises(VitzooError, match="unknown dataset 'b'"):
+        build_tradeoff(dataset="b")

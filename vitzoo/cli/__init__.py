@@ -28,7 +28,7 @@ COMMANDS = {
     "results": "vitzoo.cli.results:results_cmd",
     "eval": "vitzoo.cli.evaluate:eval_cmd",
     "fewshot": "vitzoo.cli.evaluate:fewshot_cmd",
-    "tradeoff": "vitzoo.cli.evaluate:tradeoff_cmd",
+    "tradeoff": "vitzoo.cli.tradeoff:tradeoff_cmd",
     "inspect": "vitzoo.cli.inspect:inspect_cmd",
 }
 

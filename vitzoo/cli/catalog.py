@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from vitzoo.cli._output import console, emit, emit_csv, emit_json, fail, format_options, millions, render_table
+from vitzoo.zoo.timm_results import TITLES
 
 LIST_COLUMNS = [
     ("name", "name", None),
@@ -100,8 +101,9 @@ def info_cmd(name: str, fmt: str) -> None:
     """Show one model (NAME or NAME.TAG) and all its pretrained checkpoints.
 
     For each checkpoint: its accuracies, marked by protocol (the authors' own evaluation, or timm's
-    re-evaluation of the same file; both where both are known), preprocessing, and its sources in the order
-    `vitzoo.load` tries them (Hub safetensors, Hub .bin, a second Hub port, the original URL).
+    re-evaluation of the same file; both where both are known), timm's published top-1 of its timm file on
+    ImageNet, ReaL, V2, Sketch, A and R, preprocessing, and its sources in the order `vitzoo.load` tries them
+    (Hub safetensors, Hub .bin, a second Hub port, the original URL).
 
     \b
     Examples:
@@ -126,6 +128,9 @@ def info_cmd(name: str, fmt: str) -> None:
     for tag in info["tags"]:
         accs = [f"{a['top1']:.2f} ({PROTOCOLS[a['protocol']]}: {a['source']})" for a in tag["accuracies"]]
         notes = [f"top-1 {', '.join(accs)}"] if accs else []
+        if tag["timm_results"]:
+            sets = ", ".join(f"{TITLES[d]} {v['top1']:.2f}" for d, v in tag["timm_results"].items())
+            notes.append(f"top-1 in timm's evaluation of {tag['timm_name']}: {sets}")
         notes += [tag["notes"]] if tag["notes"] else []
         pp = tag["preprocess"]
         notes.append(f"preprocess: {pp['description']}")

@@ -1,9 +1,10 @@
-"""`vitzoo eval`, `vitzoo fewshot` and `vitzoo tradeoff`: accuracy on the user's data, and the compute trade-off."""
+"""`vitzoo eval` and `vitzoo fewshot`: accuracy on the user's data (one set, or a suite of robustness sets)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,13 @@ from vitzoo.cli._output import (
     fail,
     format_options,
     info,
-    millions,
     no_store_option,
     render_table,
     warn,
 )
 from vitzoo.cli._preflight import at_least, fraction, positive_number
-from vitzoo.cli._preflight import plot_prefix as check_plot_prefix
 from vitzoo.errors import VitzooError
+from vitzoo.zoo.timm_results import DATASETS as PROTOCOL_NAMES  # vitzoo.evaluate.protocols.NAMES, without torch
 
 MAX_LISTED_FAILURES = 10
 
@@ -46,9 +46,10 @@ def _check_device(ctx: click.Context, param: click.Parameter, device: str) -> st
 def data_options(func: Callable) -> Callable:
     """The options shared by `eval` and `fewshot`: data, preprocessing overrides, loading, device, store."""
     options = [
-        click.option("--data", "data_path", type=click.Path(path_type=str), metavar="PATH",
+        click.option("--data", "data_path", type=click.Path(path_type=str), metavar="PATH", multiple=True,
                      help="ImageFolder (one folder per class; ImageNet synset folders map to the 1000 standard "
-                          "indices), or a flat folder with --labels."),
+                          "indices, integer folders to their integer), or a flat folder with --labels. `eval` takes "
+                          "several, as a suite."),
         click.option("--labels", "labels_file", type=click.Path(path_type=str), metavar="FILE",
                      help="Label file of a flat ImageNet validation folder: 'FILE LABEL' lines or one LABEL per "
                           "file in sorted order (WordNet id or index 0-999)."),
@@ -125,87 +126,174 @@ def _outputs(db: str | None, no_store: bool) -> None:
         validate_output_db(db)
 
 
-def _store(db: str | None, kind: str, model: str, metrics: dict[str, Any], device: str) -> None:
-    """Record a result already printed; a failure now is one error line and exit 1, the result stays on screen."""
+def _store(db: str | None, kind: str, records: list[tuple[str, dict[str, Any]]], device: str) -> None:
+    """Record (model, metrics) results already printed; a failure now is one error line and exit 1, the results
+    stay on screen."""
     from vitzoo.measure.env import environment
     from vitzoo.measure.store import ResultStore
 
     try:
         store = ResultStore(db)
-        row = store.add(kind, model, metrics, environment(device))
+        env = environment(device)
+        rows = [store.add(kind, model, metrics, env) for model, metrics in records]
     except (VitzooError, OSError) as e:
         fail(f"the result above was not recorded: {e}")
-    info(f"recorded as {kind} #{row} in {store.path}")
+    info(f"recorded as {kind} {', '.join(f'#{row}' for row in rows)} in {store.path}")
+
+
+def _ci(row: dict[str, Any]) -> str:
+    low, high = row.get("top1_ci_low"), row.get("top1_ci_high")
+    return "—" if low is None or high is None else f"{low:.2f} – {high:.2f}"
 
 
 EVAL_FIELDS = [  # (key, label, formatter) of the `eval` result, shown one per line
     ("model", "model", str),
     ("dataset", "dataset", str),
+    ("protocol", "protocol", lambda v: v or "— (classes of its own)"),
     ("num_images", "images", str),
     ("skipped", "skipped (unreadable)", str),
     ("top1", "top-1 %", _pct),
     ("top5", "top-5 %", _pct),
     ("real_top1", "ReaL top-1 %", _pct),
+    ("real_top5", "ReaL top-5 %", _pct),
     ("real_images", "images with ReaL labels", str),
+    ("ci", "95% CI of the top-1 (bootstrap)", str),
+    ("ece", "ECE % of the top-1 (15 bins)", _pct),
     ("images_per_s", "images/s (end to end)", lambda v: f"{v:,.1f}"),
     ("preprocess", "preprocessing", str),
 ]
+SUITE_COLUMNS = [
+    ("set", "set", None),
+    ("protocol", "protocol", lambda v: v or "—"),
+    ("protocol_images", "images", None),
+    ("protocol_top1", "top-1 %", _pct),
+    ("protocol_top5", "top-5 %", _pct),
+    ("ci", "95% CI of top-1", None),
+    ("ece", "ECE %", _pct),
+]
+
+
+@dataclass(frozen=True)
+class _Set:
+    """One set to evaluate: its name, its data and how it is scored, and why that protocol."""
+
+    name: str
+    data: Any
+    scoring: Any
+    why: str
+
+
+def _sets(data_paths, suite, labels_file, hf, split, limit, protocol, real_labels) -> list[_Set]:
+    """The sets named by --data (one or more), --hf-dataset or --suite, each with its protocol, checked."""
+    from vitzoo.evaluate.accuracy import load_real_labels
+    from vitzoo.evaluate.protocols import choose, prepare, suite_sets
+
+    if suite is not None:
+        if data_paths or hf:
+            raise VitzooError("give either --suite DIR or --data/--hf-dataset, not both")
+        paths: list[str | None] = [str(p) for p in suite_sets(suite)]
+    else:
+        paths = list(data_paths) or [None]
+    if len(paths) > 1 and protocol:
+        raise VitzooError("--protocol names one set's protocol; in a suite each set's comes from its folder name "
+                          "(imagenet, real, v2, a, r, sketch) or its class folders")  # fmt: skip
+    if len(paths) > 1 and labels_file:
+        raise VitzooError("--labels goes with one --data, not with several sets")
+    real = load_real_labels(real_labels) if real_labels else None
+    sets = []
+    for path in paths:
+        data = _dataset(path, labels_file, hf, split, limit)
+        chosen, why = choose(path, data, protocol)
+        data, scoring = prepare(data, chosen, real)
+        sets.append(_Set(Path(path).name if path else f"{hf} [{split}]", data, scoring, why))
+    return sets
 
 
 @click.command("eval")
 @click.argument("name", metavar="NAME[.TAG]|FILE")
 @data_options
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOL_NAMES),
+    help="How the set is scored (default: detected from its folders, said on stderr): imagenet, real "
+    "(shipped ReaL labels), v2, sketch (1000-way), a, r (logits restricted to their 200 classes).",
+)
+@click.option(
+    "--suite",
+    type=click.Path(path_type=str),
+    metavar="DIR",
+    help="Evaluate every set under DIR (DIR/SET/CLASS/images; a set folder named after a protocol, e.g. "
+    "DIR/real or DIR/sketch, gets it) and print one table.",
+)
 @click.option("--real-labels", type=click.Path(path_type=str), metavar="FILE",
-              help="ImageNet-ReaL labels (real.json); adds ReaL top-1 over the images that have any.")  # fmt: skip
+              help="ImageNet-ReaL labels of your own (real.json); adds ReaL top-1 over the images that have any. "
+                   "--protocol real uses the labels shipped with vitzoo.")  # fmt: skip
 @format_options
 @scale_out
 def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_size, workers, limit, device, dtype,
-             db, no_store, real_labels, fmt) -> None:  # fmt: skip
-    """Measure top-1 / top-5 accuracy of a checkpoint on a labelled image dataset.
+             db, no_store, protocol, suite, real_labels, fmt) -> None:  # fmt: skip
+    """Measure top-1 / top-5 accuracy of a checkpoint on labelled image sets, each scored by its protocol.
 
     Images are prepared exactly as the checkpoint was evaluated (resolution, resize/crop, interpolation,
     mean/std from its registry entry; a FILE: the registry tag it names, else its family's default, vit_jax's
-    resize); unreadable files are reported and skipped. The result is printed, then recorded in the results
-    database, where `vitzoo tradeoff` finds it; --db is checked before the work starts.
+    resize); unreadable files are reported and skipped. Protocols: ImageNet-A and -R score the logits restricted
+    to their 200 classes, ReaL uses the shipped ReaL labels (matched by ILSVRC2012_val_NNNNNNNN file name), V2's
+    class folders 0 ... 999 are labelled by their integer. Each result has a 95% bootstrap interval of its top-1
+    (1000 seeded resamples) and its expected calibration error (15 bins). Results are printed, then recorded in
+    the results database, where `vitzoo tradeoff --dataset` finds them; --db is checked before the work starts.
 
     \b
     Examples:
       vitzoo eval vit-b16 --data ~/imagenet/val                 # synset folders
-      vitzoo eval vit-b16.orig-in21k-ft-in1k-384 --data val/ --labels val_labels.txt --real-labels real.json
+      vitzoo eval vit-b16 --data ~/imagenet-a                   # detected: ImageNet-A's 200 classes
+      vitzoo eval vit-b16 --suite ~/robustness --limit 2000     # ~/robustness/{v2,a,r,sketch,real}: one table
+      vitzoo eval vit-b16.orig-in21k-ft-in1k-384 --data val/ --labels val_labels.txt --protocol real
       vitzoo eval bit-r50x1 --hf-dataset imagenet-1k --split validation --limit 500
     """
-    from vitzoo.evaluate.accuracy import RunOptions, check_head, load_real_labels
+    from vitzoo.evaluate.accuracy import RunOptions, check_inputs
     from vitzoo.parallel.sharded import evaluate_sharded
 
     _outputs(db, no_store)
-    data = _dataset(data_path, labels_file, hf, split, limit)
-    real = load_real_labels(real_labels) if real_labels else None
-    _precheck(name, data, img_size)
+    sets = _sets(data_path, suite, labels_file, hf, split, limit, protocol, real_labels)
+    for s in sets:
+        _precheck(name, s.data, img_size)
     model, pp, zeroed = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype)
     if zeroed:
         raise VitzooError(f"{model.name}: the classification head is all zeros (as in the ImageNet-21k files whose "
                           "authors zeroed it), so accuracy would be meaningless; evaluate a fine-tuned checkpoint, "
                           "or use `vitzoo fewshot`")  # fmt: skip
-    check_head(model, data)
-    info(_describe_run(model, data, pp))
-    with _progress("evaluating") as progress:
-        result = evaluate_sharded(model, pp, data, options=RunOptions(batch_size, workers), real_labels=real,
-                                  progress=progress)  # fmt: skip
+    for s in sets:
+        check_inputs(model, s.data, s.scoring)
+    results = []
+    for s in sets:
+        if s.scoring.protocol is not None:
+            info(f"{s.name}: protocol {s.scoring.protocol} ({s.why})")
+        info(_describe_run(model, s.data, pp))
+        with _progress(f"evaluating {s.name}") as progress:
+            results.append(evaluate_sharded(model, pp, s.data, options=RunOptions(batch_size, workers),
+                                            scoring=s.scoring, progress=progress))  # fmt: skip
     if not is_main():  # under torchrun / --nproc: rank 0 reports and stores
         return
-    _report_failures(result.failures)
-    row = {"model": model.name, **result.metrics()}
+    rows = []
+    for s, result in zip(sets, results, strict=True):
+        _report_failures(result.failures)
+        rows.append({"model": model.name, "set": s.name, **result.metrics()})
     if fmt in ("json", "csv"):
-        emit([row], fmt, [])
-    else:
-        fields = [f for f in EVAL_FIELDS if real is not None or not f[0].startswith("real_")]
-        table = [{"field": label, "value": show(row[key])} for key, label, show in fields]
+        emit(rows, fmt, [])
+    elif len(rows) == 1:
+        row, real = {**rows[0], "ci": _ci(rows[0])}, sets[0].scoring.real_labels is not None
+        fields = [f for f in EVAL_FIELDS if real or not f[0].startswith("real_")]
+        of = "ReaL top-1" if row["protocol"] == "real" else "the top-1"  # the interval and ECE are the protocol's
+        table = [{"field": label.replace("the top-1", of), "value": show(row[key])} for key, label, show in fields]
         render_table(table, [("field", "metric", None), ("value", "value", None)], title="vitzoo eval")
+    else:
+        emit([{**r, "ci": _ci(r)} for r in rows], fmt, SUITE_COLUMNS, f"vitzoo eval — {model.name}, {len(rows)} sets")
     if not no_store:
-        metrics = {**result.metrics(), "imagenet": data.classes.imagenet, "limit": limit, "device": device,
-                   "dtype": dtype, "batch_size": batch_size, "workers": workers,
-                   "weights_sha256": model.weights_sha256}  # fmt: skip
-        _store(db, "eval", model.name, metrics, device)
+        common = {"limit": limit, "device": device, "dtype": dtype, "batch_size": batch_size, "workers": workers,
+                  "weights_sha256": model.weights_sha256}  # fmt: skip
+        records = [(model.name, {**r.metrics(), "set": s.name, "imagenet": s.data.classes.imagenet, **common})
+                   for s, r in zip(sets, results, strict=True)]  # fmt: skip
+        _store(db, "eval", records, device)
 
 
 def _precheck(name: str, data, img_size: int | None) -> None:
@@ -280,8 +368,10 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
     from vitzoo.parallel.sharded import extract_features_sharded
 
     shot_list = _parse_shots(shots)
+    if len(data_path) > 1:
+        raise VitzooError("fewshot takes one --data")
     _outputs(db, no_store)
-    data = _dataset(data_path, labels_file, hf, split, limit)
+    data = _dataset(data_path[0] if data_path else None, labels_file, hf, split, limit)
     check_shots(data.labels, shot_list)  # before the features: the labels alone say whether the shots fit
     model, pp, _ = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
     info(_describe_run(model, data, pp))
@@ -300,92 +390,4 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
                    "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
                    "limit": limit, "device": device, "dtype": dtype,
                    "weights_sha256": model.weights_sha256}  # fmt: skip
-        _store(db, "fewshot", model.name, metrics, device)
-
-
-TRADEOFF_COLUMNS = [
-    ("model", "model", None),
-    ("family", "family", None),
-    ("img_size", "res", None),
-    ("params", "params (M)", millions),
-    ("gmacs", "GMACs", None),
-    ("throughput", "img/s", lambda v: "—" if v is None else f"{v:,.1f}"),
-    ("top1", "top-1 %", _pct),
-    ("top1_kind", "top-1 is", None),
-    ("top1_source", "source", None),
-    ("pareto", "Pareto", None),
-]
-
-
-def _existing_store(db: str | None):
-    """The results database to read, or None when there is none yet (a read-only command creates no file)."""
-    from vitzoo.measure.store import ResultStore, default_db_path
-
-    path = default_db_path() if db is None else Path(db).expanduser()
-    if not path.exists():
-        info(f"no results database at {path}: reported accuracy, no throughput")
-        return None
-    return ResultStore(path, readonly=True)
-
-
-def _pareto_mark(row) -> str:
-    marks = (["GMACs"] if row.pareto_gmacs else []) + (["img/s"] if row.pareto_throughput else [])
-    return "★ " + ", ".join(marks) if marks else ""
-
-
-@click.command("tradeoff")
-@click.argument("names", nargs=-1, metavar="[NAME[.TAG]|PATTERN]...")
-@click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
-@click.option("--dtype", type=click.Choice(dtypes.NAMES), default="fp32", show_default=True,
-              help="Throughput and measured accuracy in this precision.")  # fmt: skip
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]), default="torch",
-              show_default=True, help="Throughput measured with this `vitzoo bench --backend`.")  # fmt: skip
-@db_option
-@click.option("--no-store", is_flag=True, help="Do not read the results database: reported accuracy, no throughput.")
-@click.option("--tags", type=click.Choice(["default", "all"]), default="default", show_default=True,
-              help="Per architecture: its default checkpoint, or every checkpoint with an accuracy.")  # fmt: skip
-@click.option("--plot", "plot_prefix", type=click.Path(path_type=str), metavar="PREFIX",
-              help="Write the plot to PREFIX.png and PREFIX.svg (folders created).")  # fmt: skip
-@format_options
-def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, plot_prefix, fmt) -> None:
-    """Accuracy vs compute: params, GMACs, throughput and ImageNet-1k top-1 of ViTs, hybrids and BiT ResNets.
-
-    Accuracy is your own `vitzoo eval` on the full ImageNet-1k validation set when the results database has
-    one made as the checkpoint's row says (its resolution, crop and resize, in --dtype), otherwise the reported
-    number (the `top-1 is` and `source` columns say which). Throughput is the best `vitzoo bench` result for
-    --device/--dtype/--backend. ★ marks the Pareto-optimal rows (no other row is as
-    accurate for less compute, or as accurate at higher throughput). The plot adds the paper's own view:
-    reported accuracy vs pre-training exaFLOPs (Table 6, its Figure 5).
-
-    \b
-    Examples:
-      vitzoo tradeoff                         # default checkpoint of every model
-      vitzoo tradeoff 'vit-b*' bit-r50x1 --csv
-      vitzoo tradeoff vit-b16 vit-b32 --tags all   # in21k vs in1k-only vs SAM: the data-size argument
-      vitzoo tradeoff --plot docs/tradeoff    # writes docs/tradeoff.png and .svg
-    """
-    from vitzoo.evaluate.tradeoff import build_tradeoff
-
-    prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
-    store = None if no_store else _existing_store(db)
-    rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags, backend=backend)
-    if not rows:
-        raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")
-    if prefix is not None:
-        from vitzoo.evaluate.plots import plot_tradeoff
-
-        where = f"{device}, {dtype}" + ("" if backend == "torch" else f", {backend}")
-        try:
-            paths = plot_tradeoff(rows, prefix, subtitle=where)
-        except OSError as e:
-            raise VitzooError(f"cannot write the plot {prefix}.png/.svg: {e.strerror or e}") from None
-        for path in paths:
-            info(f"wrote {path}")
-    data = [r.as_dict() for r in rows]
-    if fmt in ("json", "csv"):
-        emit(data, fmt, TRADEOFF_COLUMNS)
-        return
-    table = [{**d, "pareto": _pareto_mark(r)} for d, r in zip(data, rows, strict=True)]
-    where = "no results database" if store is None else f"throughput: {device} {dtype}"
-    where += "" if store is None or backend == "torch" else f" {backend}"
-    emit(table, fmt, TRADEOFF_COLUMNS, f"accuracy vs compute ({len(rows)} checkpoints; {where})")
+        _store(db, "fewshot", [(model.name, metrics)], device)

@@ -1,4 +1,5 @@
-"""Top-1 / top-5 (and ImageNet-ReaL) accuracy of a classifier on a labelled image dataset.
+"""Top-1 / top-5 (and ImageNet-ReaL) accuracy of a classifier on a labelled image dataset, with its 95% bootstrap
+interval and expected calibration error (``vitzoo.evaluate.stats``); ``Scoring`` says how a protocol scores logits.
 
 >>> from vitzoo.evaluate.data import image_folder
 >>> from vitzoo.evaluate.accuracy import evaluate
@@ -14,16 +15,24 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.data import Batch, ImageDataset, make_loader
 from vitzoo.evaluate.imagenet import NUM_IMAGENET_CLASSES
+from vitzoo.evaluate.stats import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    ECE_BINS,
+    bootstrap_ci,
+    expected_calibration_error,
+)
 from vitzoo.zoo.preprocess import Preprocess, describe_preprocess
 
 Progress = Callable[[int, int], None]  # (images done, total images)
@@ -45,7 +54,7 @@ class EvalResult:
     """Accuracy of a classifier on a dataset (percentages), with what was measured and how."""
 
     top1: float
-    top5: float  # top-k with k = min(5, classes)
+    top5: float  # top-k with k = min(5, the head's classes)
     num_images: int  # images scored
     skipped: int  # files that could not be read
     seconds: float  # wall time, data loading included
@@ -55,6 +64,25 @@ class EvalResult:
     real_top1: float | None = None  # ImageNet-ReaL top-1, over the images that have ReaL labels
     real_images: int = 0
     failures: tuple[tuple[str, str], ...] = ()  # (image key, reason) of the skipped files
+    protocol: str | None = None  # imagenet, real, v2, a, r, sketch (vitzoo.evaluate.protocols); None: own classes
+    real_top5: float | None = None
+    top1_ci_low: float | None = None  # 95% bootstrap interval of the headline top-1 (vitzoo.evaluate.stats)
+    top1_ci_high: float | None = None
+    ece: float | None = None  # expected calibration error (%) of the headline top-1, 15 equal-width bins
+
+    @property
+    def protocol_top1(self) -> float | None:
+        """The top-1 the protocol reports: ReaL's under "real", else the labels'."""
+        return self.real_top1 if self.protocol == "real" else self.top1
+
+    @property
+    def protocol_top5(self) -> float | None:
+        return self.real_top5 if self.protocol == "real" else self.top5
+
+    @property
+    def protocol_images(self) -> int:
+        """Images behind ``protocol_top1`` (under "real": those with a non-empty set of ReaL labels)."""
+        return self.real_images if self.protocol == "real" else self.num_images
 
     @property
     def images_per_s(self) -> float:
@@ -66,6 +94,9 @@ class EvalResult:
         pp = asdict(self.preprocess)
         out = {k: v for k, v in asdict(self).items() if k not in ("preprocess", "failures")}
         out["images_per_s"] = self.images_per_s
+        out |= {"protocol_top1": self.protocol_top1, "protocol_top5": self.protocol_top5,
+                "protocol_images": self.protocol_images, "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+                "bootstrap_seed": BOOTSTRAP_SEED, "ece_bins": ECE_BINS}  # fmt: skip
         out["img_size"] = self.preprocess.img_size
         out["preprocess"] = describe_preprocess(self.preprocess)
         out |= {f"pp_{k}": (list(v) if isinstance(v, tuple) else v) for k, v in pp.items() if k != "img_size"}
@@ -88,6 +119,10 @@ def check_head(model: nn.Module | int, data: ImageDataset) -> None:
     n, m = model if isinstance(model, int) else model_num_classes(model), data.num_classes
     if n == 0:
         raise VitzooError("the model has no classification head (num_classes=0); use `vitzoo fewshot` for features")
+    if data.classes.by_index:  # folders named by class index: the head must have the largest one
+        if n < m:
+            raise VitzooError(f"the model's head has {n} classes but {data.description} has class index {m - 1}")
+        return
     if n != m:
         hint = ""
         if m == NUM_IMAGENET_CLASSES and n > m:
@@ -150,52 +185,115 @@ def load_real_labels(path: str | os.PathLike) -> RealLabels:
 
 
 @dataclass(frozen=True)
+class Scoring:
+    """How logits are scored: the protocol (its name, for the record), the logit columns it keeps, ReaL labels.
+
+    ``columns``: only these ImageNet-1k classes compete (ImageNet-A/-R score the 1000-way logits restricted to
+    their 200 classes); labels stay ImageNet-1k indices. ``real_labels``: ReaL top-1/top-5 are counted too, and
+    under protocol "real" they are the headline (its interval and calibration error are ReaL's).
+    """
+
+    protocol: str | None = None
+    columns: tuple[int, ...] | None = None
+    real_labels: RealLabels | None = None
+
+
+PLAIN = Scoring()
+
+
+def _empty(dtype: Any) -> np.ndarray:
+    return np.zeros(0, dtype)
+
+
+@dataclass(frozen=True, eq=False)  # the per-image arrays have no single truth value to compare by
 class Counts:
-    """What ``evaluate`` sums over batches (and what shards of a dataset would sum across processes)."""
+    """What ``evaluate`` sums over batches (and what shards of a dataset would sum across processes).
+
+    The per-image arrays (readable images, in dataset order) feed the bootstrap interval and the calibration
+    error: ``hit`` (top-1 right), ``confidence`` (softmax probability of the top prediction over the scored
+    classes) and ``real`` (ReaL top-1 right: 1, wrong: 0, no ReaL label: -1).
+    """
 
     top1: int = 0  # images whose top prediction is the label
     top5: int = 0  # images whose label is among the top-k predictions
     real_hits: int = 0  # images with ReaL labels whose top prediction is one of them
     real_images: int = 0  # images with a non-empty set of ReaL labels
     failures: tuple[tuple[str, str], ...] = ()  # (image key, reason) of unreadable files
+    real_top5: int = 0  # images with ReaL labels one of which is among the top-k predictions
+    hit: np.ndarray = field(default_factory=lambda: _empty(bool))
+    confidence: np.ndarray = field(default_factory=lambda: _empty(np.float64))
+    real: np.ndarray = field(default_factory=lambda: _empty(np.int8))
 
     def __add__(self, other: Counts) -> Counts:
+        return Counts.join([self, other])
+
+    @staticmethod
+    def join(parts: Sequence[Counts]) -> Counts:
+        """The counts of consecutive parts of a dataset (in dataset order), in one pass."""
         return Counts(
-            self.top1 + other.top1,
-            self.top5 + other.top5,
-            self.real_hits + other.real_hits,
-            self.real_images + other.real_images,
-            self.failures + other.failures,
+            sum(p.top1 for p in parts),
+            sum(p.top5 for p in parts),
+            sum(p.real_hits for p in parts),
+            sum(p.real_images for p in parts),
+            tuple(f for p in parts for f in p.failures),
+            sum(p.real_top5 for p in parts),
+            np.concatenate([_empty(bool), *(p.hit for p in parts)]),
+            np.concatenate([_empty(np.float64), *(p.confidence for p in parts)]),
+            np.concatenate([_empty(np.int8), *(p.real for p in parts)]),
         )
 
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Counts:
+        """The inverse of ``dataclasses.asdict`` after a trip between processes (lists back to tuples)."""
+        names = [f.name for f in fields(Counts)]
+        d = {k: v for k, v in d.items() if k in names}
+        return Counts(**{**d, "failures": tuple((key, reason) for key, reason in d["failures"])})
 
-def score_batch(
-    logits: torch.Tensor, batch: Batch, keys: Sequence[str], k: int, real_labels: RealLabels | None = None
-) -> Counts:
+
+def score_batch(logits: torch.Tensor, batch: Batch, keys: Sequence[str], k: int, scoring: Scoring = PLAIN) -> Counts:
     """The counts of one batch: ``logits`` (B, classes) of its readable images; ``keys`` name the dataset's images."""
     failures = tuple((keys[i], reason) for i, reason in batch.failures)
     if not len(batch.labels):
         return Counts(failures=failures)
-    pred = logits.topk(k, dim=1).indices
-    top1 = int((pred[:, 0] == batch.labels).sum())
+    if scoring.columns is not None:
+        columns = torch.tensor(scoring.columns, dtype=torch.long)
+        logits = logits[:, columns]
+    pred = logits.topk(min(k, logits.shape[1]), dim=1).indices
+    if scoring.columns is not None:
+        pred = columns[pred]  # back to ImageNet-1k indices
+    confidence = logits.double().softmax(dim=1).max(dim=1).values.numpy()
+    hit = (pred[:, 0] == batch.labels).numpy()
     top5 = int((pred == batch.labels[:, None]).any(dim=1).sum())
-    real_hits = real_images = 0
-    if real_labels is not None:
-        for i, p in zip(batch.indices.tolist(), pred[:, 0].tolist(), strict=True):
-            real = real_labels.get(keys[i])
-            if real:
-                real_images += 1
-                real_hits += p in real
-    return Counts(top1, top5, real_hits, real_images, failures)
+    real = np.full(len(hit), -1, np.int8)
+    real_top5 = 0
+    if scoring.real_labels is not None:
+        for j, (i, p) in enumerate(zip(batch.indices.tolist(), pred.tolist(), strict=True)):
+            labels = scoring.real_labels.get(keys[i])
+            if labels:
+                real[j] = p[0] in labels
+                real_top5 += any(q in labels for q in p)
+    real_images = int((real >= 0).sum())
+    return Counts(int(hit.sum()), top5, int((real == 1).sum()), real_images, failures, real_top5, hit, confidence, real)
 
 
 def result_from_counts(
-    counts: Counts, data: ImageDataset, preprocess: Preprocess, seconds: float, total: int | None = None
+    counts: Counts,
+    data: ImageDataset,
+    preprocess: Preprocess,
+    seconds: float,
+    total: int | None = None,
+    protocol: str | None = None,
 ) -> EvalResult:
-    """Percentages from the counts over ``total`` images (default: all of ``data``)."""
+    """Percentages from the counts over ``total`` images (default: all of ``data``), with the headline top-1's
+    bootstrap interval and calibration error (ReaL's under protocol "real")."""
     n = (len(data) if total is None else total) - len(counts.failures)
     if n == 0:
         raise VitzooError(f"no readable image in {data.description} ({len(counts.failures)} files skipped)")
+    hit, confidence = counts.hit.astype(np.float64), counts.confidence
+    if protocol == "real":
+        keep = counts.real >= 0
+        hit, confidence = counts.real[keep].astype(np.float64), confidence[keep]
+    ci = bootstrap_ci(hit) if len(hit) else None
     return EvalResult(
         top1=100.0 * counts.top1 / n,
         top5=100.0 * counts.top5 / n,
@@ -208,13 +306,18 @@ def result_from_counts(
         real_top1=100.0 * counts.real_hits / counts.real_images if counts.real_images else None,
         real_images=counts.real_images,
         failures=counts.failures,
+        protocol=protocol,
+        real_top5=100.0 * counts.real_top5 / counts.real_images if counts.real_images else None,
+        top1_ci_low=None if ci is None else 100.0 * ci[0],
+        top1_ci_high=None if ci is None else 100.0 * ci[1],
+        ece=100.0 * expected_calibration_error(confidence, hit) if len(hit) else None,
     )
 
 
-def check_inputs(model: nn.Module, data: ImageDataset, real_labels: RealLabels | None) -> None:
+def check_inputs(model: nn.Module, data: ImageDataset, scoring: Scoring = PLAIN) -> None:
     """Refuse, before any image is read, a head that cannot score ``data`` or ReaL labels that match no image."""
     check_head(model, data)
-    if real_labels is not None and not any(k in real_labels for k in data.keys):
+    if scoring.real_labels is not None and not any(k in scoring.real_labels for k in data.keys):
         raise VitzooError(f"none of the {len(data)} images has a ReaL label (labels are keyed by file name)")
 
 
@@ -224,18 +327,18 @@ def evaluate(
     data: ImageDataset,
     *,
     options: RunOptions = DEFAULT_RUN,
-    real_labels: RealLabels | None = None,
+    scoring: Scoring = PLAIN,
     progress: Progress | None = None,
 ) -> EvalResult:
-    """Top-1/top-5 accuracy (%) of ``model`` on ``data`` preprocessed by ``preprocess``.
+    """Top-1/top-5 accuracy (%) of ``model`` on ``data`` preprocessed by ``preprocess``, scored by ``scoring``.
 
-    With ``real_labels``, also ReaL top-1: the top prediction counts as correct when it is in the image's
-    set of ReaL labels; images with an empty set (or no entry) are left out of that score, as its authors do.
+    With ReaL labels, also ReaL top-1/top-5: a prediction counts as correct when it is in the image's set of
+    ReaL labels; images with an empty set (or no entry) are left out of that score, as its authors do.
     """
-    check_inputs(model, data, real_labels)
+    check_inputs(model, data, scoring)
     start = time.perf_counter()
-    counts = count_hits(model, preprocess, data, options=options, real_labels=real_labels, progress=progress)
-    return result_from_counts(counts, data, preprocess, time.perf_counter() - start)
+    counts = count_hits(model, preprocess, data, options=options, scoring=scoring, progress=progress)
+    return result_from_counts(counts, data, preprocess, time.perf_counter() - start, protocol=scoring.protocol)
 
 
 def count_hits(
@@ -244,12 +347,13 @@ def count_hits(
     data: ImageDataset,
     *,
     options: RunOptions = DEFAULT_RUN,
-    real_labels: RealLabels | None = None,
+    scoring: Scoring = PLAIN,
     progress: Progress | None = None,
 ) -> Counts:
     """Top-1 / top-5 / ReaL hits of ``model`` over ``data`` (no checks: an empty or unreadable shard counts 0)."""
-    k = min(5, data.num_classes)
-    counts = Counts()
-    for logits, batch in run_batches(model, preprocess, data, model, options, progress):
-        counts += score_batch(logits, batch, data.keys, k, real_labels)
-    return counts
+    k = 5  # top-5, or top-k with k = the head's classes when it has fewer
+    parts = [
+        score_batch(logits, batch, data.keys, k, scoring)
+        for logits, batch in run_batches(model, preprocess, data, model, options, progress)
+    ]
+    return Counts.join(parts)

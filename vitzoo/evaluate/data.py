@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,7 @@ class Classes:
 
     names: tuple[str, ...]
     imagenet: bool = False
+    by_index: bool = False  # folders named by class index (0, 1, ...): any head with more classes can score them
 
     @property
     def num_classes(self) -> int:
@@ -141,8 +143,8 @@ def open_image_file(path: str) -> Image.Image:
 class ImageDataset(Dataset):
     """Labelled images: ``sources[i]`` is read by ``reader`` and preprocessed; ``keys[i]`` names the image.
 
-    Build one with ``image_folder``, ``flat_folder`` or ``hf_dataset``; attach preprocessing with
-    ``with_preprocess`` (items of a dataset without it are PIL images, for inspection).
+    Build one with ``image_folder``, ``flat_folder`` or ``vitzoo.evaluate.hf_datasets.hf_dataset``; attach
+    preprocessing with ``with_preprocess`` (items of a dataset without it are PIL images, for inspection).
     """
 
     def __init__(
@@ -178,6 +180,14 @@ class ImageDataset(Dataset):
     def with_preprocess(self, pp: Preprocess) -> ImageDataset:
         """The same images, preprocessed by ``pp``."""
         return self._copy(range(len(self)), validate_preprocess(pp))
+
+    def with_classes(self, classes: Classes) -> ImageDataset:
+        """The same images and labels in a label space they fit (ImageNet-V2's folders 0..999 as ImageNet-1k's)."""
+        if any(not 0 <= y < classes.num_classes for y in self.labels):
+            raise VitzooError(f"{self.description}: labels outside 0..{classes.num_classes - 1}")
+        copy = self._copy(range(len(self)), self.preprocess)
+        copy.classes = classes
+        return copy
 
     def subset(self, limit: int) -> ImageDataset:
         """At most ``limit`` images, evenly spaced over the dataset (so every part of it is represented)."""
@@ -239,29 +249,58 @@ def _directory(path: str | os.PathLike) -> Path:
     return root
 
 
+def class_folders(root: Path) -> list[str]:
+    """The class folder names of an ImageFolder tree (non-hidden sub-directories), sorted."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _folder_labels(root: Path, folders: list[str]) -> tuple[Classes, dict[str, int], str]:
+    """The label space of a tree's class folders, each folder's label, and how the folders were read.
+
+    WordNet ids of ImageNet-1k keep their standard index; folders all named by integers (ImageNet-V2's ``0`` ...
+    ``999``) are labelled by their integer, never by their string order; other names are numbered in sorted order.
+    A tree mixing integer names with other names is refused: no labelling of it is right.
+    """
+    index = synset_to_index()
+    if all(f in index for f in folders):
+        return IMAGENET_CLASSES, index, "ImageNet-1k synset folders"
+    numbers = [f for f in folders if re.fullmatch(r"[0-9]+", f)]
+    if numbers and len(numbers) < len(folders):
+        other = next(f for f in folders if f not in numbers)
+        raise VitzooError(
+            f"{root}: class folders mix integer names ({numbers[0]!r}) and other names ({other!r}); "
+            "name every class folder by its class index, or none"
+        )
+    if numbers:
+        labels = {f: int(f) for f in folders}
+        if len(set(labels.values())) < len(labels):
+            same = sorted(f for f in folders if [int(g) for g in folders].count(int(f)) > 1)
+            raise VitzooError(f"{root}: class folders {', '.join(same)} name the same class index")
+        names = tuple(str(i) for i in range(max(labels.values()) + 1))
+        return Classes(names, by_index=True), labels, f"{len(folders)} class folders named by class index"
+    return Classes(tuple(folders)), {f: i for i, f in enumerate(folders)}, f"{len(folders)} class folders"
+
+
 def image_folder(path: str | os.PathLike) -> ImageDataset:
-    """An ImageFolder tree: ``root/CLASS/**/file``, classes sorted by name.
+    """An ImageFolder tree: ``root/CLASS/**/file``.
 
     When every class folder is an ImageNet-1k WordNet id (``n01440764`` ...), labels are the standard
-    ImageNet-1k indices (1000 classes, even if only some folders are present).
+    ImageNet-1k indices (1000 classes, even if only some folders are present). When every folder is an integer
+    (``0`` ... ``999``, as ImageNet-V2 ships), that integer is the label. Otherwise classes are sorted by name.
     """
     root = _directory(path)
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = class_folders(root)
     if not folders:
         raise VitzooError(f"{root}: no class folders (expected ROOT/CLASS/image files)")
-    index = synset_to_index()
-    imagenet = all(f in index for f in folders)
-    classes = IMAGENET_CLASSES if imagenet else Classes(tuple(folders))
-    label_of = index if imagenet else {f: i for i, f in enumerate(folders)}
+    classes, label_of, kind = _folder_labels(root, folders)
     sources, labels = [], []
-    for folder in folders:
+    for folder in sorted(folders, key=lambda f: label_of[f]):
         files = _files(root / folder)
         sources += [str(f) for f in files]
         labels += [label_of[folder]] * len(files)
     if not sources:
         raise VitzooError(f"{root}: the class folders hold no files")
     keys = [Path(s).stem for s in sources]
-    kind = "ImageNet-1k synset folders" if imagenet else f"{len(folders)} class folders"
     return ImageDataset(sources, keys, labels, classes, f"{root} ({kind})")
 
 
@@ -328,55 +367,6 @@ def _is_label(token: str) -> bool:
     return token in synset_to_index() or token.isdigit()
 
 
-@dataclass(frozen=True)
-class _HFReader:
-    """Reads row ``i``'s image from a Hugging Face dataset (picklable, for loader workers)."""
-
-    dataset: Any
-    column: str
-
-    def __call__(self, i: int) -> Image.Image:
-        image = self.dataset[i][self.column]
-        if not isinstance(image, Image.Image):
-            raise ValueError(f"column {self.column!r} holds {type(image).__name__}, not an image")
-        return image
-
-
-def hf_dataset(name_or_path: str, split: str) -> ImageDataset:
-    """A Hugging Face ``datasets`` split: a directory saved with ``save_to_disk``, or a dataset name.
-
-    The image column is the one of type ``Image``, the label column the ``ClassLabel`` one; ImageNet-1k is
-    recognised by its 1000 classes. Needs the optional ``datasets`` package.
-    """
-    try:
-        import datasets
-    except ImportError:
-        raise VitzooError("--hf-dataset needs the `datasets` package: pip install datasets") from None
-    try:
-        if Path(name_or_path).expanduser().is_dir():
-            loaded = datasets.load_from_disk(str(Path(name_or_path).expanduser()))
-            ds = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        else:
-            ds = datasets.load_dataset(name_or_path, split=split)
-    except KeyError:
-        raise VitzooError(f"{name_or_path}: no split {split!r}") from None
-    except Exception as e:  # datasets raises many types (hub, file, config errors)
-        raise VitzooError(f"cannot open Hugging Face dataset {name_or_path!r}: {e}".splitlines()[0]) from None
-    features = ds.features
-    image_cols = [k for k, v in features.items() if isinstance(v, datasets.Image)]
-    label_cols = [k for k, v in features.items() if isinstance(v, datasets.ClassLabel)]
-    if not image_cols or not label_cols:
-        raise VitzooError(f"{name_or_path}: needs an Image column and a ClassLabel column, has {dict(features)}")
-    names = tuple(features[label_cols[0]].names)
-    classes = IMAGENET_CLASSES if len(names) == NUM_IMAGENET_CLASSES else Classes(names)
-    labels = [int(v) for v in ds[label_cols[0]]]
-    if any(y < 0 for y in labels):
-        raise VitzooError(f"{name_or_path} [{split}] has unlabelled rows (label -1); evaluate a labelled split")
-    keys = [f"{split}[{i}]" for i in range(len(ds))]
-    reader = _HFReader(ds, image_cols[0])
-    return ImageDataset(range(len(ds)), keys, labels, classes, f"{name_or_path} [{split}]", reader)
-
-
 def open_dataset(
     path: str | None = None, *, labels_file: str | None = None, hf: str | None = None, split: str = "validation"
 ) -> ImageDataset:
@@ -384,6 +374,8 @@ def open_dataset(
     if hf is not None:
         if path is not None:
             raise VitzooError("give either --data or --hf-dataset, not both")
+        from vitzoo.evaluate.hf_datasets import hf_dataset
+
         return hf_dataset(hf, split)
     if path is None:
         raise VitzooError("no data: give --data PATH or --hf-dataset NAME")

@@ -1,8 +1,8 @@
 """The trade-off plot (matplotlib, written to PNG and SVG; no display needed).
 
-Panels: ImageNet-1k top-1 vs GMACs per image, vs measured throughput (when the store has any), and the
-paper's own view, top-1 vs pre-training exaFLOPs from its Table 6 (Figure 5). One marker shape per family,
-log-scaled x, the Pareto frontier drawn (overall in the first two panels, per family in the paper's panel).
+Panels: top-1 (on ImageNet-1k, or the set the rows name) vs GMACs per image, vs measured throughput (when the store
+has any), and the paper's own view, top-1 vs pre-training exaFLOPs from its Table 6 (Figure 5). One marker shape per
+family, log-scaled x, the Pareto frontier drawn (overall in the first two panels, per family in the paper's panel).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from vitzoo.evaluate.tradeoff import TradeoffRow, pareto_front
+from vitzoo.evaluate.tradeoff import DATASET_TITLES, TradeoffRow, pareto_front
 from vitzoo.zoo.paper import TABLE6, ScalingRow
 
 STYLE = {  # family -> (marker, colour, legend label)
@@ -63,7 +63,8 @@ def _scatter(ax, rows: Sequence[TradeoffRow], x_of, flags: list[bool], xlabel: s
     labels = [r.model if archs.count(a) > 1 else a for r, a in zip(rows, archs, strict=True)]  # several tags: name them
     _label_points(ax, [(x_of(r), r.top1, label) for r, label in zip(rows, labels, strict=True)])
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("ImageNet-1k top-1 (%)")
+    dataset = rows[0].dataset if rows else "imagenet"
+    ax.set_ylabel(f"{DATASET_TITLES[dataset]} top-1 (%)")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="best")
 

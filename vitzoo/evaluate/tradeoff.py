@@ -1,11 +1,13 @@
-"""The compute-vs-accuracy trade-off: params, GMACs, measured throughput and ImageNet-1k top-1, per checkpoint.
+"""The compute-vs-accuracy trade-off: params, GMACs, measured throughput and top-1, per checkpoint.
 
 Compute comes from the closed-form counts of ``vitzoo.zoo.analytic`` at each checkpoint's evaluation resolution;
-throughput from the results store (``vitzoo bench``) for one device and dtype; accuracy is the user's own
-ImageNet-1k measurement (``vitzoo eval`` on the full 1000-class set with the checkpoint's resolution, crop and
-resize, in that dtype; latest run) when there is one, otherwise the number reported for the checkpoint in the
-registry. Rows that no other row beats on both accuracy and
-cost are marked Pareto-optimal, once for GMACs (lower is better) and once for throughput (higher is better).
+throughput from the results store (``vitzoo bench``) for one device and dtype; accuracy is on one set (``dataset``:
+ImageNet-1k by default, or ReaL, V2, Sketch, A, R): the user's own measurement (``vitzoo eval`` of that set, its
+protocol recorded, all of it, with the checkpoint's resolution, crop and resize, in that dtype; latest run) when
+there is one, otherwise the number reported for the checkpoint: the registry's for ImageNet-1k, timm's published
+evaluation of its timm file for the other sets (``vitzoo.zoo.timm_results``). Rows that no other row beats on both
+accuracy and cost are marked Pareto-optimal, once for GMACs (lower is better) and once for throughput (higher is
+better).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from vitzoo.zoo.catalog import REGISTRY
 from vitzoo.zoo.configs import Family
 from vitzoo.zoo.lookup import expand_names
 from vitzoo.zoo.preprocess import Preprocess
+from vitzoo.zoo.timm_results import DATASETS, TIMM_FILES, timm_results
 
 if TYPE_CHECKING:
     from vitzoo.measure.store import ResultStore
@@ -29,6 +32,8 @@ AccuracyKind = Literal["measured", "reported"]
 TagChoice = Literal["default", "all"]  # per architecture: its default checkpoint, or every checkpoint
 THROUGHPUT_KEYS = ("img_per_s", "throughput")  # images/s in a bench row (vitzoo.measure.bench.BenchResult)
 OK_STATUS = (None, "ok")
+DATASET_TITLES = {"imagenet": "ImageNet-1k", "real": "ImageNet-ReaL", "v2": "ImageNet-V2", "sketch": "ImageNet-Sketch",
+                  "a": "ImageNet-A", "r": "ImageNet-R"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,13 @@ class TradeoffRow:
     img_size: int
     params: int
     gmacs: float  # per image, at img_size
-    top1: float | None  # ImageNet-1k top-1 (%)
+    top1: float | None  # top-1 (%) on ``dataset``
     top1_kind: AccuracyKind | None  # measured by the user, or reported for the checkpoint
     top1_source: str | None
     throughput: float | None = None  # images/s from the store, for the chosen device and dtype
     pareto_gmacs: bool = False
     pareto_throughput: bool = False
+    dataset: str = "imagenet"  # the set of the accuracy (vitzoo.zoo.timm_results.DATASETS)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, in column order."""
@@ -118,11 +124,26 @@ def _same_evaluation(m: dict[str, Any], pp: Preprocess, dtype: str) -> bool:
     return all(m.get(f"pp_{k}") in (None, getattr(pp, k)) for k in ("resize", "interpolation"))
 
 
-def measured_accuracy(store: ResultStore, model: str, dtype: str = "fp32") -> tuple[float, str] | None:
-    """The latest full ImageNet-1k ``vitzoo eval`` of checkpoint ``model`` (``arch.tag``): (top-1, description).
+def _of_dataset(m: dict[str, Any], dataset: str) -> float | None:
+    """The top-1 an eval record measured on ``dataset``, or None when it measured another set.
 
-    Only runs that evaluated it as its registry row says count (``_same_evaluation``): a 384-px or a
-    centre-cropped run of a 224 checkpoint, or a bf16 run when ``dtype`` is fp32, is another measurement.
+    Records from before protocols were recorded count as ImageNet-1k; ReaL is also the ``--real-labels`` score of
+    an ImageNet-1k run.
+    """
+    protocol = m.get("protocol") or "imagenet"
+    if dataset == "real" and protocol in ("real", "imagenet"):
+        return m.get("real_top1")
+    return m.get("top1") if protocol == dataset else None
+
+
+def measured_accuracy(
+    store: ResultStore, model: str, dtype: str = "fp32", dataset: str = "imagenet"
+) -> tuple[float, str] | None:
+    """The latest full ``vitzoo eval`` of checkpoint ``model`` (``arch.tag``) on ``dataset``: (top-1, description).
+
+    Only runs of that set's protocol on ImageNet-1k labels, without ``--limit``, that evaluated the checkpoint as
+    its registry row says count (``_same_evaluation``): a 384-px or a centre-cropped run of a 224 checkpoint, or a
+    bf16 run when ``dtype`` is fp32, is another measurement.
     """
     _, weights = REGISTRY.resolve(model)
     assert weights is not None
@@ -131,14 +152,24 @@ def measured_accuracy(store: ResultStore, model: str, dtype: str = "fp32") -> tu
         for r in store.records(kind="eval", model=_escape(model))
         if r["metrics"].get("imagenet")
         and r["metrics"].get("limit") is None
-        and r["metrics"].get("top1") is not None
+        and _of_dataset(r["metrics"], dataset) is not None
         and _same_evaluation(r["metrics"], weights.preprocess, dtype)
     ]
     last = _latest(runs)
     if last is None:
         return None
     m = last["metrics"]
-    return float(m["top1"]), f"vitzoo eval {last['created'][:10]}, {m.get('num_images')} images, {dtype}"
+    images = m.get("real_images") if dataset == "real" else m.get("num_images")
+    return float(_of_dataset(m, dataset)), f"vitzoo eval {last['created'][:10]}, {images} images, {dtype}"
+
+
+def reported_accuracy(weights: Any, dataset: str = "imagenet") -> tuple[float, str] | None:
+    """The published top-1 of a checkpoint on ``dataset`` and its source: the registry's first accuracy for
+    ImageNet-1k, timm's evaluation of its timm file for the other sets."""
+    if dataset == "imagenet":
+        return None if weights.accuracy is None else (weights.accuracy.top1, weights.accuracy.source)
+    published = timm_results(weights).get(dataset)
+    return None if published is None else (published[0], f"timm eval ({TIMM_FILES[dataset]})")
 
 
 def measured_throughput(
@@ -186,13 +217,17 @@ def build_tradeoff(
     dtype: str = "fp32",
     tags: TagChoice = "default",
     backend: str = "torch",
+    dataset: str = "imagenet",
 ) -> list[TradeoffRow]:
     """The trade-off rows of ``names`` (see ``resolve_names``; ``tags="all"``: every checkpoint of each
     architecture), sorted by GMACs, Pareto flags set.
 
-    Without a store, accuracy is the reported one and throughput is missing. Checkpoints without any
-    ImageNet-1k accuracy are left out unless named explicitly (``arch.tag``, or ``arch`` for its default).
+    Accuracy is on ``dataset`` (one of ``DATASETS``). Without a store, accuracy is the reported one and
+    throughput is missing. Checkpoints without an accuracy on the set are left out unless named explicitly
+    (``arch.tag``, or ``arch`` for its default).
     """
+    if dataset not in DATASETS:
+        raise VitzooError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     rows = []
     explicit = set(resolve_names(names)) if names else set()
     for full in resolve_names(names, tags):
@@ -200,18 +235,19 @@ def build_tradeoff(
         assert weights is not None
         config = spec.config_for(weights)
         top1 = kind = source = None
-        measured = None if store is None else measured_accuracy(store, full, dtype)
+        measured = None if store is None else measured_accuracy(store, full, dtype, dataset)
+        reported = reported_accuracy(weights, dataset)
         if measured is not None:
             (top1, source), kind = measured, "measured"
-        elif weights.accuracy is not None:
-            top1, kind, source = weights.accuracy.top1, "reported", weights.accuracy.source
+        elif reported is not None:
+            (top1, source), kind = reported, "reported"
         if top1 is None and full not in explicit:
             continue
         tput = None if store is None else measured_throughput(store, full, device, dtype, backend)
         rows.append(
             TradeoffRow(
                 full, spec.family, spec.title or spec.name, weights.img_size, count_params(config),
-                count_macs(config) / 1e9, top1, kind, source, tput,
+                count_macs(config) / 1e9, top1, kind, source, tput, dataset=dataset,
             )
         )  # fmt: skip
     rows.sort(key=lambda r: r.gmacs)

@@ -30,11 +30,12 @@ from torch import nn
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import (
     DEFAULT_RUN,
+    PLAIN,
     Counts,
     EvalResult,
     Progress,
-    RealLabels,
     RunOptions,
+    Scoring,
     check_inputs,
     count_hits,
     evaluate,
@@ -65,31 +66,28 @@ def evaluate_sharded(
     data: ImageDataset,
     *,
     options: RunOptions = DEFAULT_RUN,
-    real_labels: RealLabels | None = None,
+    scoring: Scoring = PLAIN,
     progress: Progress | None = None,
 ) -> EvalResult:
     """``vitzoo.evaluate.accuracy.evaluate`` over every rank: the same result; ``seconds`` is the slowest rank's."""
     launch = current()
     if not launch.is_distributed:
-        return evaluate(model, preprocess, data, options=options, real_labels=real_labels, progress=progress)
+        return evaluate(model, preprocess, data, options=options, scoring=scoring, progress=progress)
 
-    agree(lambda: check_inputs(model, data, real_labels), "checking the data")  # also starts the clocks together
+    agree(lambda: check_inputs(model, data, scoring), "checking the data")  # also starts the clocks together
     shard = shard_dataset(data, launch, options.batch_size)
     report = _shard_progress(progress, launch, len(shard), len(data))
 
     def count() -> dict[str, Any]:
         start = time.perf_counter()
-        c = count_hits(model, preprocess, shard, options=options, real_labels=real_labels, progress=report)
+        c = count_hits(model, preprocess, shard, options=options, scoring=scoring, progress=report)
         return {**dataclasses.asdict(c), "seconds": time.perf_counter() - start}
 
     parts = gather(count, "evaluating")
-    total = Counts()
-    for p in parts:  # in rank order, so the failures stay in dataset order
-        failures = tuple((key, reason) for key, reason in p["failures"])
-        total += Counts(p["top1"], p["top5"], p["real_hits"], p["real_images"], failures)
+    total = Counts.join([Counts.from_dict(p) for p in parts])  # in rank order: failures and arrays in dataset order
     if progress is not None and launch.is_main:
         progress(len(data), len(data))
-    return result_from_counts(total, data, preprocess, max(p["seconds"] for p in parts))
+    return result_from_counts(total, data, preprocess, max(p["seconds"] for p in parts), protocol=scoring.protocol)
 
 
 def extract_features_sharded(

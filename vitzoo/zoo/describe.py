@@ -9,6 +9,7 @@ from vitzoo.zoo.configs import BiTConfig, ModelConfig, ViTConfig
 from vitzoo.zoo.lookup import get_spec
 from vitzoo.zoo.preprocess import describe_preprocess
 from vitzoo.zoo.registry import HubFile, ModelSpec, Source, Weights
+from vitzoo.zoo.timm_results import timm_name, timm_results
 
 
 def _arch_fields(config: ModelConfig) -> dict[str, Any]:
@@ -54,6 +55,8 @@ def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
         "top1_source": None if acc is None else acc.source,
         "top1_protocol": None if acc is None else acc.protocol,
         "accuracies": [{"top1": a.top1, "source": a.source, "protocol": a.protocol} for a in weights.accuracies],
+        "timm_name": timm_name(weights),
+        "timm_results": {d: {"top1": t1, "top5": t5} for d, (t1, t5) in timm_results(weights).items()},
         "hub_repo": None if hub is None else hub.repo_id,
         "hub_file": None if hub is None else hub.filename,
         "hub_revision": None if hub is None else hub.revision,
