@@ -79,7 +79,7 @@ def convert_cmd(
     from vitzoo.weights import hub
     from vitzoo.weights.checkpoint import check_writable, save_vitzoo
     from vitzoo.weights.convert import check_architecture, convert_file
-    from vitzoo.weights.loading import Adaptation, adapt
+    from vitzoo.weights.loading import Adaptation, adapt, file_metadata, stored_labels
     from vitzoo.zoo.labels import read_label_file
     from vitzoo.zoo.lookup import check_memory, check_overrides
 
@@ -122,6 +122,10 @@ def convert_cmd(
     extra = {"source": src, "source_format": result.source_format}
     if labels_file is not None:  # as many names as the head has classes, checked before anything is written
         extra["labels"] = json.dumps(list(read_label_file(labels_file, config.num_classes)))
+    elif state_dict.get("head.weight") is result.state_dict.get("head.weight"):  # same head: a vitzoo file's names
+        kept = stored_labels(file_metadata(path), str(path))
+        if kept is not None:
+            extra["labels"] = json.dumps(list(kept))
     save_vitzoo(dst, state_dict, config, extra)
     summary = {
         "src": src,

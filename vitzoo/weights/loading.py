@@ -107,7 +107,7 @@ def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[s
     return config, sd
 
 
-def _file_metadata(path: Path) -> dict[str, str]:
+def file_metadata(path: Path) -> dict[str, str]:
     """The safetensors metadata of a weight file ({} for other formats); only the header is read."""
     if sniff(path) != "safetensors":
         return {}
@@ -234,7 +234,7 @@ def load(
         model = build_model(config)
     model.load_state_dict(sd, strict=True, assign=True)
     model.to(device=device, dtype=torch_dtype)
-    metadata = _file_metadata(Path(display)) if weights is None else None
+    metadata = file_metadata(Path(display)) if weights is None else None
     preprocess, preprocess_source = checkpoint_preprocess(config, weights, display, metadata)
     same_head = sd.get("head.weight") is converted.state_dict.get("head.weight")  # adapt() made no new head
     space, labels = head_labels(config.num_classes, zero_head=zeroed,
