@@ -87,7 +87,7 @@ def predict_cmd(name, images, top_k, batch_size, device, dtype, random_init, fmt
         warn(f"{p.image}: cannot be read ({p.error}); skipped")
     good = [p for p in predictions if p.error is None]
     if fmt == "json":
-        emit_json([p.as_dict() for p in good])
+        emit_json([{k: v for k, v in p.as_dict().items() if k != "error"} for p in good])  # errors: on stderr
     elif fmt == "csv":
         emit_csv(_rows(good, every_row_named=True))
     elif good:
