@@ -372,6 +372,8 @@ def test_convert_labels_round_trip(tmp_path):
     model = vitzoo.load(out)
     assert model.checkpoint.labels == tuple(names) and model.checkpoint.label_space == "custom"
     assert model.checkpoint.name == model.name == str(out) and model.checkpoint.weights_sha256 == model.weights_sha256
+    assert (model.checkpoint.preprocess, model.checkpoint.preprocess_source) == (model.preprocess,
+                                                                                 model.preprocess_source)  # fmt: skip
     assert vitzoo.load(out, num_classes=3).checkpoint.labels is None  # a new head has no names
     again, new_head = tmp_path / "again.safetensors", tmp_path / "new-head.safetensors"
     assert _run("convert", out, again, "--img-size", "256").exit_code == 0  # the same head keeps its names

@@ -127,7 +127,9 @@ def test_a_21843_class_head_answers_with_imagenet_21k_names(in21k_file, photos):
     model = vitzoo.load(in21k_file)
     assert model.checkpoint.label_space == "imagenet-21k"
     images = [photos / "chelsea.png", photos / "coffee.jpg"]
-    predictions = vitzoo.predict(model, images, top_k=3, batch_size=1)  # two batches
+    calls = []
+    predictions = vitzoo.predict(model, images, top_k=3, batch_size=1, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 2), (2, 2)]  # one report per batch
     probs = _reference_probabilities(model, images)
     for p, ref in zip(predictions, probs, strict=True):
         assert [g.index for g in p.top] == np.argsort(-ref)[:3].tolist()
