@@ -40,3 +40,17 @@ def make_testing_checkpoint() -> tuple[bytes, dict[str, torch.Tensor]]:
     buffer = io.BytesIO()
     np.savez(buffer, **vit_jax_arrays(sd, model.config.num_heads))
     return buffer.getvalue(), sd
+
+
+def use_offline_hub(tmp_path: Path, monkeypatch) -> None:
+    """HF_HUB_OFFLINE=1 with a Hub cache (under ``tmp_path``) holding the `testing` checkpoint, and a fresh
+    VITZOO_CACHE: `vitzoo.load("testing")` then works without a network."""
+    import huggingface_hub.constants as hf
+
+    hf_cache = tmp_path / "hf"
+    data, _ = make_testing_checkpoint()
+    add_file(hf_cache, "vitzoo/testing", "testing.npz", data)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    for key, value in {"HF_HUB_CACHE": hf_cache, "HF_HUB_OFFLINE": "1", "VITZOO_CACHE": tmp_path / "vz"}.items():
+        monkeypatch.setenv(key, str(value))

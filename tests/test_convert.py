@@ -359,6 +359,30 @@ def test_push_to_hub_offline_is_one_line(tiny_npz, monkeypatch):
     assert (tmp / "o.safetensors").exists()  # the converted file is kept
 
 
+def test_convert_labels_round_trip(tmp_path):
+    """A fine-tune's class names go into the converted file and come back from vitzoo.load and its head's order."""
+    names = [f"flower {i}" for i in range(10)]
+    (tmp_path / "labels.txt").write_text("\n".join(names) + "\n")
+    npz = write_npz("ti16_opt_10cls_224", tmp_path / "ti.npz")
+    out = tmp_path / "ti.safetensors"
+    result = _run("convert", npz, out, "--labels", tmp_path / "labels.txt", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"] == str(tmp_path / "labels.txt")
+    assert "10 class names from" in result.stderr
+    model = vitzoo.load(out)
+    assert model.checkpoint.labels == tuple(names) and model.checkpoint.label_space == "custom"
+    assert model.checkpoint.name == model.name == str(out) and model.checkpoint.weights_sha256 == model.weights_sha256
+    assert (model.checkpoint.preprocess, model.checkpoint.preprocess_source) == (model.preprocess,
+                                                                                 model.preprocess_source)  # fmt: skip
+    assert vitzoo.load(out, num_classes=3).checkpoint.labels is None  # a new head has no names
+    again, new_head = tmp_path / "again.safetensors", tmp_path / "new-head.safetensors"
+    assert _run("convert", out, again, "--img-size", "256").exit_code == 0  # the same head keeps its names
+    assert vitzoo.load(again).checkpoint.labels == tuple(names)
+    assert _run("convert", out, new_head, "--num-classes", "3").exit_code == 0  # a new (zero) head has none
+    with pytest.warns(vitzoo.weights.loading.ZeroHeadWarning):
+        assert vitzoo.load(new_head).checkpoint.labels is None
+
+
 # --- the bad-input table: every case exits non-zero with one stderr line and leaves the disk as it was ----------
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root writes into read-only folders
@@ -380,6 +404,12 @@ BAD_INPUTS = [  # (id, arguments, environment, what the one line must say)
     ("convert-img-size-0", ["convert", "src.safetensors", OUT, "--img-size", "0"], {}, "positive integer"),
     ("convert-unknown-tag", ["convert", "src.safetensors", OUT, "--model", "testing.bogus"], {},
      "did you mean testing.random-10cls"),
+    ("convert-labels-too-few", ["convert", "src.safetensors", OUT, "--labels", "three.txt"], {},
+     "3 class names for a head of 10 classes"),
+    ("convert-labels-for-no-head", ["convert", "src.safetensors", OUT, "--labels", "three.txt", "--num-classes", "0"],
+     {}, "no classification head"),
+    ("convert-labels-missing", ["convert", "src.safetensors", OUT, "--labels", "absent.txt"], {},
+     "absent.txt: no such label file"),
     ("convert-url-cache-is-a-file", ["convert", "http://127.0.0.1:9/x.npz", OUT], {"VITZOO_CACHE": "src.safetensors"},
      "src.safetensors is not a directory"),
     ("download-cache-is-a-file", ["download", "testing"], {"VITZOO_CACHE": "src.safetensors"}, "set VITZOO_CACHE"),
@@ -417,6 +447,7 @@ def workspace(tmp_path, monkeypatch):
     model = vitzoo.create("testing")
     save_vitzoo(tmp_path / "src.safetensors", model.state_dict(), model.config)
     (tmp_path / "keep.safetensors").write_bytes(b"keep me")
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
     (tmp_path / "dir.safetensors").mkdir()
     (tmp_path / "ro").mkdir(mode=0o555)
     cached = tmp_path / "vz" / "converted" / "models--vitzoo--testing" / "0123" / "blob.safetensors"

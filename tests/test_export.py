@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from hubcache import add_file, make_testing_checkpoint
+from hubcache import use_offline_hub
 from PIL import Image
 
 import vitzoo
@@ -36,15 +36,7 @@ SMALL = {
 @pytest.fixture
 def offline_hub(tmp_path, monkeypatch):
     """HF_HUB_OFFLINE=1 with a Hub cache holding the `testing` checkpoint (as tests/test_hub.py)."""
-    import huggingface_hub.constants as hf
-
-    hf_cache = tmp_path / "hf"
-    data, _ = make_testing_checkpoint()
-    add_file(hf_cache, "vitzoo/testing", "testing.npz", data)
-    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(hf_cache))
-    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
-    for key, value in {"HF_HUB_CACHE": hf_cache, "HF_HUB_OFFLINE": "1", "VITZOO_CACHE": tmp_path / "vz"}.items():
-        monkeypatch.setenv(key, str(value))
+    use_offline_hub(tmp_path, monkeypatch)
 
 
 def _weights_file(config, path: Path) -> Path:

@@ -5,6 +5,7 @@
 ['vit-b8', 'vit-b16', 'vit-b32']
 >>> model = vitzoo.create("vit-b16")  # random weights, the architecture of vit-b16's default checkpoint
 >>> model = vitzoo.load("vit-b16")  # its pretrained weights (downloaded from the Hub, converted once, cached)
+>>> vitzoo.predict(model, "cat.jpg")[0].top[0].name  # top-5 classes, named, with the checkpoint's preprocessing
 >>> vitzoo.export("vit-b16", "vit-b16.onnx", "onnx")  # to ONNX, transformers or timm, checked before it is kept
 """
 
@@ -28,11 +29,15 @@ _API = {
     "get_spec": "vitzoo.zoo.lookup",
     "list_models": "vitzoo.zoo.lookup",
     "load": "vitzoo.weights.loading",
+    "predict": "vitzoo.evaluate.predict",
     "UnknownModelError": "vitzoo.zoo.registry",
 }
-__all__ = ["UnknownModelError", "__version__", "create", "describe", "export", "get_spec", "list_models", "load"]
+__all__ = [
+    "UnknownModelError", "__version__", "create", "describe", "export", "get_spec", "list_models", "load", "predict",
+]  # fmt: skip
 
 if TYPE_CHECKING:
+    from vitzoo.evaluate.predict import predict
     from vitzoo.exporting import export
     from vitzoo.models.factory import create
     from vitzoo.weights.loading import load

@@ -26,6 +26,7 @@ COMMANDS = {
     "bench": "vitzoo.cli.bench:bench_cmd",
     "flops": "vitzoo.cli.results:flops_cmd",
     "results": "vitzoo.cli.results:results_cmd",
+    "predict": "vitzoo.cli.predict:predict_cmd",
     "eval": "vitzoo.cli.evaluate:eval_cmd",
     "fewshot": "vitzoo.cli.evaluate:fewshot_cmd",
     "tradeoff": "vitzoo.cli.tradeoff:tradeoff_cmd",

@@ -6,7 +6,8 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
@@ -27,6 +28,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def warn(message: str) -> None:
     """Print one warning line to stderr."""
     err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(description: str, show: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A transient rich progress bar on stderr (when it is a terminal and ``show``); yields a (done, total) callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=err_console, transient=True,
+                   disable=not (show and err_console.is_terminal))  # fmt: skip
+    task = bar.add_task(description, total=None)
+    with bar:
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def info(message: str) -> None:

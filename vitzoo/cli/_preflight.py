@@ -48,6 +48,15 @@ def fraction(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+def available_device(ctx: click.Context, param: click.Parameter, device: str) -> str:
+    """A click callback: --device names an available device (checked when the options are read, before any data or
+    download)."""
+    from vitzoo.measure.device import resolve_device
+
+    resolve_device(device)
+    return device
+
+
 def _probe(folder: Path, what: str) -> None:
     """Raise unless a file can be created in the existing ``folder`` (``vitzoo.files.probe_folder``)."""
     if not folder.is_dir():

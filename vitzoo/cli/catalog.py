@@ -82,6 +82,7 @@ TAG_COLUMNS = [
     ("default", "default", lambda v: "✓" if v else ""),
     ("img_size", "res", None),
     ("num_classes", "classes", None),
+    ("label_space", "labels", None),
     ("params", "params (M)", millions),
     ("gmacs", "GMACs", None),
     ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}"),
@@ -94,6 +95,16 @@ TAG_COLUMNS = [
 PROTOCOLS = {"authors": "authors' evaluation", "timm": "timm's evaluation of this file"}
 
 
+def _labels_note(tag: dict[str, Any]) -> str:
+    """What a checkpoint's head answers with: its label space, or why it has none."""
+    n = tag["num_classes"]
+    if tag["label_space"]:
+        return f"{tag['label_space']} ({n:,} named classes)"
+    if tag["zero_head"]:
+        return "none: its authors zeroed the ImageNet-21k head (use it for features, or fine-tune a head)"
+    return "none: no classification head" if not n else f"none: {n} classes without known names"
+
+
 @click.command("info")
 @click.argument("name")
 @format_options
@@ -102,8 +113,9 @@ def info_cmd(name: str, fmt: str) -> None:
 
     For each checkpoint: its accuracies, marked by protocol (the authors' own evaluation, or timm's
     re-evaluation of the same file; both where both are known), timm's published top-1 of its timm file on
-    ImageNet, ReaL, V2, Sketch, A and R, preprocessing, and its sources in the order `vitzoo.load` tries them
-    (Hub safetensors, Hub .bin, a second Hub port, the original URL).
+    ImageNet, ReaL, V2, Sketch, A and R, preprocessing, label space (imagenet-1k, imagenet-21k, or none for a
+    head-less or zeroed upstream) and its sources in the order `vitzoo.load` tries them (Hub safetensors, Hub .bin,
+    a second Hub port, the original URL).
 
     \b
     Examples:
@@ -134,6 +146,7 @@ def info_cmd(name: str, fmt: str) -> None:
         notes += [tag["notes"]] if tag["notes"] else []
         pp = tag["preprocess"]
         notes.append(f"preprocess: {pp['description']}")
+        notes.append(f"labels: {_labels_note(tag)}")
         sources = "; ".join(f"{i}. {s['label']} ({s['format']})" for i, s in enumerate(tag["sources"], 1))
         notes.append(f"sources, in order: {sources}")
         console.print(f"[bold]{tag['tag']}[/]: " + "; ".join(notes), highlight=False, soft_wrap=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,15 @@ from vitzoo.cli._models import load_model
 from vitzoo.cli._output import (
     db_option,
     emit,
-    err_console,
     fail,
     format_options,
     info,
     no_store_option,
+    progress_bar,
     render_table,
     warn,
 )
-from vitzoo.cli._preflight import at_least, fraction, positive_number
+from vitzoo.cli._preflight import at_least, available_device, fraction, positive_number
 from vitzoo.errors import VitzooError
 from vitzoo.zoo.timm_results import DATASETS as PROTOCOL_NAMES  # vitzoo.evaluate.protocols.NAMES, without torch
 
@@ -33,14 +32,6 @@ MAX_LISTED_FAILURES = 10
 
 def _pct(v: Any) -> str:
     return "—" if v is None else f"{v:.2f}"
-
-
-def _check_device(ctx: click.Context, param: click.Parameter, device: str) -> str:
-    """--device names an available device (checked when the options are read, before any data or download)."""
-    from vitzoo.measure.device import resolve_device
-
-    resolve_device(device)
-    return device
 
 
 def data_options(func: Callable) -> Callable:
@@ -67,7 +58,7 @@ def data_options(func: Callable) -> Callable:
                      help="Data-loading processes (0: load in this process)."),
         click.option("--limit", type=int, callback=at_least(1), metavar="N",
                      help="Only N images, evenly spaced (a quick look)."),
-        click.option("--device", default="cpu", show_default=True, callback=_check_device,
+        click.option("--device", default="cpu", show_default=True, callback=available_device,
                      help="cpu, cuda, cuda:N or mps."),
         click.option("--dtype", type=click.Choice(dtypes.NAMES), default="fp32", show_default=True,
                      help="Precision of the weights and inputs."),
@@ -77,19 +68,6 @@ def data_options(func: Callable) -> Callable:
     for option in reversed(options):
         func = option(func)
     return func
-
-
-@contextmanager
-def _progress(description: str):
-    """A transient rich progress bar on stderr (when it is a terminal); yields the (done, total) callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err_console, transient=True,
-                   disable=not err_console.is_terminal)  # fmt: skip
-    task = bar.add_task(description, total=None)
-    with bar:
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _describe_run(model, data, pp) -> str:
@@ -269,7 +247,7 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
         if s.scoring.protocol is not None:
             info(f"{s.name}: protocol {s.scoring.protocol} ({s.why})")
         info(_describe_run(model, s.data, pp))
-        with _progress(f"evaluating {s.name}") as progress:
+        with progress_bar(f"evaluating {s.name}") as progress:
             results.append(evaluate_sharded(model, pp, s.data, options=RunOptions(batch_size, workers),
                                             scoring=s.scoring, progress=progress))  # fmt: skip
     if not is_main():  # under torchrun / --nproc: rank 0 reports and stores
@@ -375,7 +353,7 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
     check_shots(data.labels, shot_list)  # before the features: the labels alone say whether the shots fit
     model, pp, _ = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
     info(_describe_run(model, data, pp))
-    with _progress("extracting features") as progress:
+    with progress_bar("extracting features") as progress:
         feats = extract_features_sharded(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)
     if not is_main():  # under torchrun / --nproc: rank 0 reports and stores
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import click
@@ -49,11 +50,16 @@ def _registry_hint(src: str, model: str | None):
 @click.option("--no-pre-logits", is_flag=True, help="Drop the representation layer (ImageNet-21k checkpoints).")
 @click.option("--posemb-interp", type=click.Choice(["bilinear", "bicubic"]), default="bilinear", show_default=True,
               help="bilinear = vit_jax's corner-aligned linear resize.")  # fmt: skip
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Class names of the head, one per line in class-index order (a fine-tune's own labels); "
+                   "stored in DST, and `vitzoo.load`/`vitzoo predict` answer with them.")  # fmt: skip
 @click.option("--sha256", help="Expected sha256 of SRC (checked after download).")
 @click.option("--force", is_flag=True, help="Overwrite DST if it exists.")
 @click.option("--push-to-hub", "repo", metavar="REPO", help="Also upload DST to this Hugging Face Hub model repo.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was converted as JSON on stdout.")
-def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_interp, sha256, force, repo, as_json):
+def convert_cmd(
+    src, dst, model, img_size, num_classes, no_pre_logits, posemb_interp, labels_file, sha256, force, repo, as_json
+):
     """Convert SRC (a file or an https URL) to vitzoo safetensors DST.
 
     SRC may be an original vit_jax or BiT .npz (also wrapped with its optimizer under opt/target/), a
@@ -67,12 +73,14 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
       vitzoo convert ViT-B_16.npz vit-b16.safetensors --model vit-b16.orig-in21k
       vitzoo convert https://storage.googleapis.com/vit_models/imagenet21k+imagenet2012/ViT-B_16-224.npz b16.safetensors
       vitzoo convert model.safetensors ft.safetensors --num-classes 10 --img-size 384
+      vitzoo convert my_finetune.npz flowers.safetensors --labels flowers.txt
     """
     from vitzoo.files import sha256_of
     from vitzoo.weights import hub
     from vitzoo.weights.checkpoint import check_writable, save_vitzoo
     from vitzoo.weights.convert import check_architecture, convert_file
-    from vitzoo.weights.loading import Adaptation, adapt
+    from vitzoo.weights.loading import Adaptation, adapt, file_metadata, stored_labels
+    from vitzoo.zoo.labels import read_label_file
     from vitzoo.zoo.lookup import check_memory, check_overrides
 
     # Everything that can be checked is checked before the download and the conversion.
@@ -83,6 +91,8 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
     if dst.exists() and not force:
         fail(f"{dst} exists; pass --force to overwrite it")
     check_writable(dst)
+    if labels_file is not None and not labels_file.is_file():
+        fail(f"{labels_file}: no such label file" if not labels_file.exists() else f"{labels_file}: not a file")
     check_overrides(num_classes, img_size)
     hint_name, hint = _registry_hint(src, model)
     if hint is not None and img_size is not None:
@@ -109,7 +119,14 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
     if hint is not None:
         check_architecture(result.config, hint, hint_name)
     config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp))
-    save_vitzoo(dst, state_dict, config, {"source": src, "source_format": result.source_format})
+    extra = {"source": src, "source_format": result.source_format}
+    if labels_file is not None:  # as many names as the head has classes, checked before anything is written
+        extra["labels"] = json.dumps(list(read_label_file(labels_file, config.num_classes)))
+    elif state_dict.get("head.weight") is result.state_dict.get("head.weight"):  # same head: a vitzoo file's names
+        kept = stored_labels(file_metadata(path), str(path))
+        if kept is not None:
+            extra["labels"] = json.dumps(list(kept))
+    save_vitzoo(dst, state_dict, config, extra)
     summary = {
         "src": src,
         "dst": str(dst),
@@ -118,6 +135,7 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
         "ignored_keys": len(result.ignored),
         "tensors": len(state_dict),
         "params": sum(t.numel() for t in state_dict.values()),
+        "labels": str(labels_file) if labels_file is not None else None,
         "config": dataclasses.asdict(config),
     }
     if as_json:
@@ -126,7 +144,8 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
     info(f"read {result.source_format} checkpoint: {type(config).__name__}({fields})")
     if result.ignored:
         info(f"ignored {len(result.ignored)} optimizer-state tensors ({result.ignored[0]}, ...)")
-    info(f"wrote {dst} ({summary['params']:,} parameters{f', matches {hint_name}' if hint_name else ''})")
+    named = f", {config.num_classes} class names from {labels_file}" if labels_file is not None else ""
+    info(f"wrote {dst} ({summary['params']:,} parameters{f', matches {hint_name}' if hint_name else ''}{named})")
     if repo:
         _push(dst, repo)
 

@@ -1,14 +1,17 @@
 """``vitzoo.export``: a zoo model out to the formats deployment tools load, each checked before it is kept.
 
 * ``onnx``: one ``.onnx`` file from ``torch.onnx.export`` (the dynamo exporter), input ``pixel_values``
-  (batch, 3, S, S) with a dynamic batch axis, output ``logits``. It passes ``onnx.checker`` and ONNX Runtime
+  (batch, 3, S, S) with a dynamic batch axis, output ``logits``, and the checkpoint's preprocessing and class
+  names in its ``metadata_props`` (``preprocess_metadata``). It passes ``onnx.checker`` and ONNX Runtime
   reproduces the PyTorch logits (at a batch size other than the traced one) before it replaces OUT.
 * ``transformers``: a directory that ``ViTForImageClassification`` / ``BitForImageClassification`` (``ViTModel`` /
   ``BitModel`` for a model without head) load with ``from_pretrained``: config with the original numerics (tanh
-  GELU, LayerNorm eps 1e-6), ``model.safetensors`` and the checkpoint's ``preprocessor_config.json``; transformers
-  loads it and reproduces vitzoo's logits before it replaces OUT.
+  GELU, LayerNorm eps 1e-6, ``id2label``/``label2id`` from the checkpoint's class names), ``model.safetensors``
+  and the checkpoint's ``preprocessor_config.json``; transformers loads it and reproduces vitzoo's logits before it
+  replaces OUT.
 * ``timm``: one safetensors file with timm's key names, the timm model name, the keyword arguments that rebuild
-  the architecture with the original numerics and the ``pretrained_cfg`` in its metadata (``timm_info``). Without
+  the architecture with the original numerics and the ``pretrained_cfg`` (preprocessing, ``label_names``) in its
+  metadata (``timm_info``, which also names the ``label_space``). Without
   timm installed it is checked by reading it back through vitzoo's timm reader.
 
 Weight-standardised convolutions (hybrid and BiT ResNets) are written pre-standardised: the function is the same,
@@ -26,6 +29,7 @@ from vitzoo.exporting._common import (
     Exported,
     ExportError,
     check_destination,
+    preprocess_metadata,
     relative_difference,
     require,
     standardized_state_dict,
@@ -44,6 +48,7 @@ __all__ = [
     "export",
     "onnx_program",
     "ort_session",
+    "preprocess_metadata",
     "preprocessor_config",
     "relative_difference",
     "standardized_state_dict",
@@ -93,7 +98,7 @@ def export(
         model = load(name_or_path, img_size=img_size, pre_logits=pre_logits, dtype="fp32")
     preprocess = resolve_preprocess(model)
     if format == "onnx":
-        return _export_onnx(model, out, opset, tolerance)
+        return _export_onnx(model, out, opset, tolerance, preprocess)
     if format == "transformers":
         return _export_transformers(model, out, preprocess, tolerance)
     return _export_timm(model, out, preprocess, tolerance)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ from torch import nn
 
 from vitzoo.errors import VitzooError
 from vitzoo.models.layers import StdConv2d
+from vitzoo.zoo.preprocess import Preprocess, describe_preprocess
 
 CHECK_BATCH = 3  # the check runs a batch size other than the traced one (2), so the dynamic axis is exercised
 
@@ -145,6 +147,38 @@ def standardized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             if isinstance(m, StdConv2d):
                 sd[f"{name}.weight"] = m.standardized_weight().detach().contiguous()
     return sd
+
+
+def checkpoint_labels(model: nn.Module) -> tuple[str | None, tuple[str, ...] | None]:
+    """(label space, class names) of a model's head, from ``model.checkpoint`` (None, None when it has none)."""
+    checkpoint = getattr(model, "checkpoint", None)
+    if checkpoint is None:
+        return None, None
+    return checkpoint.label_space, checkpoint.labels
+
+
+def preprocess_metadata(model: nn.Module, pp: Preprocess) -> dict[str, str]:
+    """What a runtime needs besides the graph, as strings (ONNX ``metadata_props``): the preprocessing fields
+    (``img_size``, ``resize`` "tf"|"squash"|"shorter", ``crop_pct``, ``interpolation``, ``mean``/``std`` as JSON
+    lists, for [0, 1] pixels), the input layout, and the head's ``label_space`` and ``labels`` (a JSON list of names,
+    index = class) where known. README's "Use a model" section shows how to apply them."""
+    space, labels = checkpoint_labels(model)
+    out = {
+        "vitzoo.model": display_name(model),
+        "img_size": str(pp.img_size),
+        "resize": pp.resize,
+        "crop_pct": repr(pp.crop_pct),
+        "interpolation": pp.interpolation,
+        "mean": json.dumps(list(pp.mean)),
+        "std": json.dumps(list(pp.std)),
+        "preprocess": describe_preprocess(pp),
+        "input": "pixel_values: float32 NCHW RGB, (pixels / 255 - mean) / std",
+        "num_classes": str(model.config.num_classes),
+        "label_space": space or "none",
+    }
+    if labels is not None:
+        out["labels"] = json.dumps(list(labels), ensure_ascii=False)
+    return out
 
 
 def display_name(model: nn.Module) -> str:

@@ -1,4 +1,5 @@
-"""ONNX: the dynamo exporter, the graph checked by ``onnx.checker`` and in ONNX Runtime."""
+"""ONNX: the dynamo exporter, the graph checked by ``onnx.checker`` and in ONNX Runtime; the file's
+``metadata_props`` carry the checkpoint's preprocessing and class names (``preprocess_metadata``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.errors import first_line
-from vitzoo.exporting._common import Exported, ExportError, check_logits, display_name, move_into_place, quiet, staging
+from vitzoo.exporting._common import (
+    Exported,
+    ExportError,
+    check_logits,
+    display_name,
+    move_into_place,
+    preprocess_metadata,
+    quiet,
+    staging,
+)
 from vitzoo.models.layers import StdConv2d, pad_same
+from vitzoo.zoo.preprocess import Preprocess
 
 ONNX_FILE_LIMIT = 1_800_000_000  # bytes of weights above which they go to an external file (protobuf's 2 GiB cap)
 
@@ -73,11 +84,12 @@ def ort_session(path: str | os.PathLike, threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: float) -> Exported:
+def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: float, pp: Preprocess) -> Exported:
     import onnx
     import onnxruntime as ort
 
     program = onnx_program(model, opset)
+    program.model.metadata_props.update(preprocess_metadata(model, pp))  # the file says how to prepare its input
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > ONNX_FILE_LIMIT
     with staging(out) as tmp:
         staged = tmp / out.name
@@ -104,4 +116,4 @@ def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: floa
     return Exported(out, "onnx", display_name(model), model.config.img_size, model.config.num_classes,
                     f"ONNX opset {opset_used}, dynamic batch", f"onnxruntime {ort.__version__}", rel, tuple(files),
                     {"opset": opset_used, "input": "pixel_values", "output": "logits",
-                     "external_data": external})  # fmt: skip
+                     "external_data": external, "metadata_props": sorted(program.model.metadata_props)})  # fmt: skip

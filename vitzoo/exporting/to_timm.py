@@ -1,4 +1,5 @@
-"""timm: one safetensors file with timm's key names, model name, keyword arguments and ``pretrained_cfg``."""
+"""timm: one safetensors file with timm's key names, model name, keyword arguments and ``pretrained_cfg``
+(preprocessing and class names), and the head's label space."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from vitzoo.exporting._common import (
     Exported,
     ExportError,
     check_logits,
+    checkpoint_labels,
     display_name,
     move_into_place,
     quiet,
@@ -71,8 +73,11 @@ def timm_model(config: ModelConfig) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
-def timm_pretrained_cfg(config: ModelConfig, pp: Preprocess, name: str) -> dict[str, Any]:
-    """timm's ``pretrained_cfg`` fields for this checkpoint (preprocessing, head, first conv)."""
+def timm_pretrained_cfg(
+    config: ModelConfig, pp: Preprocess, name: str, labels: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` fields for this checkpoint (preprocessing, head, first conv, and ``label_names``
+    when the head's class names are known); only fields timm's ``PretrainedCfg`` has, so ``create_model`` takes it."""
     if isinstance(config, BiTConfig):
         first, classifier = "stem.conv", "head.fc"
     elif config.backbone is not None:
@@ -80,11 +85,12 @@ def timm_pretrained_cfg(config: ModelConfig, pp: Preprocess, name: str) -> dict[
         classifier = "head"
     else:
         first, classifier = "patch_embed.proj", "head"
-    crop_mode = "squash" if pp.resize == "squash" else "center"
-    return {"architecture": name, "num_classes": config.num_classes, "input_size": [3, pp.img_size, pp.img_size],
+    crop_mode = "center" if pp.resize == "shorter" else "squash"  # tf: the nearest timm has (its squash antialiases)
+    cfg = {"architecture": name, "num_classes": config.num_classes, "input_size": [3, pp.img_size, pp.img_size],
             "fixed_input_size": not isinstance(config, BiTConfig), "interpolation": pp.interpolation,
             "crop_pct": pp.crop_pct, "crop_mode": crop_mode, "mean": list(pp.mean), "std": list(pp.std),
             "first_conv": first, "classifier": classifier}  # fmt: skip
+    return cfg if labels is None else {**cfg, "label_names": list(labels)}
 
 
 def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) -> Exported:
@@ -97,10 +103,11 @@ def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) 
 
     config = model.config
     name, kwargs = timm_model(config)
-    cfg = timm_pretrained_cfg(config, pp, name)
+    space, labels = checkpoint_labels(model)
+    cfg = timm_pretrained_cfg(config, pp, name, labels)
     bit = isinstance(config, BiTConfig)
     tensors = {k: v.contiguous() for k, v in canonical_to_timm(standardized_state_dict(model), bit).items()}
-    info = {"model_name": name, "kwargs": kwargs, "pretrained_cfg": cfg}
+    info = {"model_name": name, "kwargs": kwargs, "pretrained_cfg": cfg, "label_space": space}
     with staging(out) as tmp:
         staged = tmp / out.name
         save_file(tensors, str(staged), metadata={"format": "pt", "timm_info": json.dumps(info)})

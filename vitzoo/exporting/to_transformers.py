@@ -1,4 +1,5 @@
-"""transformers: a ``from_pretrained`` directory with the original numerics and the tag's preprocessor config."""
+"""transformers: a ``from_pretrained`` directory with the original numerics, the tag's preprocessor config and the
+head's class names (``id2label``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from vitzoo.exporting._common import (
     Exported,
     ExportError,
     check_logits,
+    checkpoint_labels,
     display_name,
     move_into_place,
     quiet,
@@ -63,11 +65,17 @@ def transformers_config(config: ModelConfig) -> tuple[Any, str]:
 
 def preprocessor_config(pp: Preprocess) -> dict[str, Any]:
     """``preprocessor_config.json`` for a checkpoint's preprocessing: ViTImageProcessor (resize to the square) or
-    BitImageProcessor (shorter side to size / crop_pct, centre crop), PIL resampling codes."""
+    BitImageProcessor (shorter side to size / crop_pct, centre crop), PIL resampling codes.
+
+    ``squash`` and ``shorter`` are reproduced exactly by transformers' Pillow processors. vit_jax's ``tf`` resize
+    (to the square without antialiasing, float pixels never rounded) has no transformers equivalent: it gets the
+    nearest one, ViTImageProcessor's bilinear resize to the square, which antialiases when it shrinks and rounds to
+    uint8, so a photo larger than the input differs slightly (the same geometry; pixels off by a few levels).
+    """
     common = {"do_resize": True, "resample": 3 if pp.interpolation == "bicubic" else 2, "do_rescale": True,
               "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(pp.mean),
               "image_std": list(pp.std)}  # fmt: skip
-    if pp.resize == "squash":
+    if pp.resize in ("squash", "tf"):  # tf: the nearest transformers can express (see above)
         return {"image_processor_type": "ViTImageProcessor", **common, "size": {"height": pp.img_size,
                 "width": pp.img_size}}  # fmt: skip
     return {"image_processor_type": "BitImageProcessor", **common, "do_convert_rgb": True,
@@ -84,6 +92,10 @@ def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance:
     config = model.config
     hf_config, cls_name = transformers_config(config)
     hf_config.architectures = [cls_name]
+    _, labels = checkpoint_labels(model)
+    if labels is not None and config.num_classes:  # pipeline("image-classification") answers with these names
+        hf_config.id2label = dict(enumerate(labels))
+        hf_config.label2id = {name: i for i, name in reversed(list(enumerate(labels)))}  # a repeated name: first
     bit = isinstance(config, BiTConfig)
     tensors = canonical_to_transformers(standardized_state_dict(model), bit)
     with staging(out) as tmp:

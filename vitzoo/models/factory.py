@@ -8,6 +8,7 @@ from torch import nn
 from vitzoo.models import build_model
 from vitzoo.zoo.lookup import check_memory, resolve_config
 from vitzoo.zoo.preprocess import tag_preprocess
+from vitzoo.zoo.provenance import LoadedCheckpoint, attach, head_labels
 
 
 def create(name: str, *, num_classes: int | None = None, img_size: int | None = None) -> nn.Module:
@@ -16,12 +17,12 @@ def create(name: str, *, num_classes: int | None = None, img_size: int | None = 
     ``name`` is ``arch`` or ``arch.tag``; resolution and classes default to those of the (default) tag.
     Honours the current default device, so ``with torch.device("meta"): create(...)`` allocates nothing. Like a
     loaded model it carries ``name`` and the tag's evaluation preprocessing at its resolution (``preprocess``,
-    ``preprocess_source``).
+    ``preprocess_source``), all in ``model.checkpoint`` with the head's label space and class names.
     """
     spec, weights, config = resolve_config(name, num_classes=num_classes, img_size=img_size)
     if torch.get_default_device().type == "cpu":
         check_memory(config, spec.name)
     model = build_model(config)
-    model.name = spec.name if weights is None else f"{spec.name}.{weights.tag}"
-    model.preprocess, model.preprocess_source = tag_preprocess(config, weights, model.name)
-    return model
+    name = spec.name if weights is None else f"{spec.name}.{weights.tag}"
+    space, labels = head_labels(config.num_classes)  # random weights: a head of 1000 classes still means ImageNet-1k
+    return attach(model, LoadedCheckpoint(name, *tag_preprocess(config, weights, name), None, space, labels))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from vitzoo.zoo.catalog import REGISTRY
 from vitzoo.zoo.configs import ModelConfig, ViTConfig, family_of
 from vitzoo.zoo.lookup import check_memory, check_overrides, resolve_config
 from vitzoo.zoo.preprocess import Preprocess, default_preprocess, tag_preprocess
+from vitzoo.zoo.provenance import LoadedCheckpoint, attach, head_labels
 from vitzoo.zoo.registry import ModelSpec, Weights
 
 PosembInterp = Literal["bilinear", "bicubic"]
@@ -120,7 +122,7 @@ def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[s
     return config, sd
 
 
-def _file_metadata(path: Path) -> dict[str, str]:
+def file_metadata(path: Path) -> dict[str, str]:
     """The safetensors metadata of a weight file ({} for other formats); only the header is read."""
     if sniff(path) != "safetensors":
         return {}
@@ -176,6 +178,20 @@ def _zero_head(sd: dict[str, torch.Tensor]) -> bool:
     return w is not None and not bool(w.any())
 
 
+def stored_labels(metadata: dict[str, str] | None, display: str) -> tuple[str, ...] | None:
+    """The class names a vitzoo file stores (``vitzoo convert --labels``), or None when it stores none."""
+    text = (metadata or {}).get("labels")
+    if not text:
+        return None
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"{display}: its 'labels' metadata is not a JSON list of class names")
+    return tuple(names)
+
+
 def load(
     name_or_path: str | os.PathLike,
     *,
@@ -205,6 +221,9 @@ def load(
     evaluation preprocessing (at the model's resolution) in ``model.preprocess``, where that comes from in
     ``model.preprocess_source`` (the registry tag, the tag a file was made from, or the family's default), and the
     sha256 of the file the weights came from (the downloaded source, or the file given) in ``model.weights_sha256``.
+    All of these, with what the head's classes are (``label_space``: "imagenet-1k", "imagenet-21k", "custom" for
+    names stored in the file, or None; ``labels``: the class names), are in one frozen ``model.checkpoint``
+    (``vitzoo.zoo.provenance.LoadedCheckpoint``). A new head (``num_classes``) has no names.
     """
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
@@ -214,7 +233,8 @@ def load(
         check_memory(target, spec.name, copies=2)
     converted, display, weights, sha = _load_converted(name_or_path, lock)
     config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp))
-    if num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd)):
+    zeroed = num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd))
+    if zeroed:
         if config.num_classes:
             why, what = "its classifier head is all zeros (as in the 2020 ImageNet-21k files)", "constant logits"
         else:
@@ -229,8 +249,11 @@ def load(
         model = build_model(config)
     model.load_state_dict(sd, strict=True, assign=True)
     model.to(device=device, dtype=torch_dtype)
-    model.name = display
-    model.weights_sha256 = sha if weights is not None else sha256_of(Path(display))
-    metadata = _file_metadata(Path(display)) if weights is None else None
-    model.preprocess, model.preprocess_source = checkpoint_preprocess(config, weights, display, metadata)
+    metadata = file_metadata(Path(display)) if weights is None else None
+    preprocess, preprocess_source = checkpoint_preprocess(config, weights, display, metadata)
+    same_head = sd.get("head.weight") is converted.state_dict.get("head.weight")  # adapt() made no new head
+    space, labels = head_labels(config.num_classes, zero_head=zeroed,
+                                stored=stored_labels(metadata, display) if same_head else None)  # fmt: skip
+    sha256 = sha if weights is not None else sha256_of(Path(display))
+    attach(model, LoadedCheckpoint(display, preprocess, preprocess_source, sha256, space, labels, zeroed))
     return model.eval()

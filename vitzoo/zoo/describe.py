@@ -49,6 +49,7 @@ def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
         "pretrain": weights.pretrain,
         "img_size": weights.img_size,
         "num_classes": weights.num_classes,
+        "label_space": weights.label_space,
         "params": count_params(config),
         "gmacs": count_macs(config) / 1e9,
         "top1": None if acc is None else acc.top1,

@@ -17,6 +17,7 @@ from typing import Literal
 from vitzoo.errors import VitzooError
 from vitzoo.zoo.configs import Family, ModelConfig, ViTConfig
 from vitzoo.zoo.formats import CheckpointFormat
+from vitzoo.zoo.labels import space_for
 from vitzoo.zoo.preprocess import Preprocess
 
 
@@ -119,6 +120,12 @@ class Weights:
     def accuracy(self) -> Accuracy | None:
         """The accuracy tables show (the authors' own where known); None: not an ImageNet-1k classifier."""
         return self.accuracies[0] if self.accuracies else None
+
+    @property
+    def label_space(self) -> str | None:
+        """What the head's classes are: "imagenet-1k" (1000), "imagenet-21k" (21,843), or None (no head, a head
+        its authors zeroed, or a size without known names), as ``vitzoo.zoo.labels`` ships them."""
+        return None if self.zero_head else space_for(self.num_classes)
 
 
 @dataclass(frozen=True)
