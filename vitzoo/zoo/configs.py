@@ -30,6 +30,11 @@ class HybridConfig:
             size = -(-size // 2)
         return size
 
+    @property
+    def stride(self) -> int:
+        """Input pixels per feature-map pixel: 4 for the root, then 2 per stage after the first."""
+        return 4 * 2 ** max(len(self.layers) - 1, 0)
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -66,6 +71,12 @@ class ViTConfig:
     def grid_size(self) -> int:
         """Patches per side."""
         return self.feature_size // self.patch_size
+
+    @property
+    def stride(self) -> int:
+        """Input pixels per patch: the patch size, times the hybrid ResNet's stride. A model that takes any size
+        (``dynamic_img_size``) takes every H x W this divides."""
+        return self.patch_size * (1 if self.backbone is None else self.backbone.stride)
 
     @property
     def num_prefix_tokens(self) -> int:
