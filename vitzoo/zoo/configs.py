@@ -113,6 +113,11 @@ class BiTConfig:
         return 64 * self.width_factor
 
     @property
+    def stride(self) -> int:
+        """Input pixels per pixel of the final map: 4 for the root, then 2 per stage after the first."""
+        return 4 * 2 ** max(len(self.layers) - 1, 0)
+
+    @property
     def num_features(self) -> int:
         """Channels after the last stage."""
         return self.width * 2 ** (len(self.layers) + 1)
