@@ -167,3 +167,21 @@ def test_pruned_head_pools_the_last_kept_block(kind):
     # the class token (ViT) or the mean of the patch map (GAP hybrid) of the last block, through the final norm
     want = last[1][:, 0] if kind == "vit" else last.mean(dim=(2, 3))
     assert torch.allclose(pooled, want, atol=1e-6)
+
+
+def test_hybrid_backbone_maps_equal_hooks_on_its_root_and_stages():
+    model, x = _model("hybrid"), _images("hybrid")
+    backbone = model.patch_embed.backbone
+    seen = []
+    modules = [backbone.stem.norm, *backbone.stages]
+    handles = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in modules]
+    with torch.inference_mode():
+        model(x)
+        for h in handles:
+            h.remove()
+        out, maps = backbone.forward_intermediates(x)
+        last = backbone.forward_intermediates(x, [-1], stop_early=True, intermediates_only=True)
+    assert len(maps) == 3 and torch.equal(maps[0], torch.relu(seen[0]))  # the root's map is after its ReLU
+    assert all(torch.equal(a, b) for a, b in zip(maps[1:], seen[1:], strict=True))
+    assert torch.equal(out, backbone(x)) and torch.equal(last[0], out)
+    assert [tuple(m.shape[-2:]) for m in maps] == [(16, 16), (8, 8), (4, 4)]  # strides 2, 4, 8 on 32 px

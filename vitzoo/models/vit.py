@@ -209,7 +209,7 @@ class VisionTransformer(nn.Module):
             )
         grid = (H // s, W // s)
         p = self.pos_embed
-        if _compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+        if _compiling() or _exporting() or torch.jit.is_tracing():
             return _resample_grid(p, grid, self.config.num_prefix_tokens, self.posemb_interp)  # no shape branches
         if grid == (self.config.grid_size,) * 2:
             return p
@@ -295,6 +295,11 @@ class VisionTransformer(nn.Module):
             self.pre_logits, self.head = nn.Identity(), nn.Identity()
             self.config = self.config.replace(num_classes=0, representation_size=None)
         return taken
+
+
+def _exporting() -> bool:
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
+    return is_exporting is not None and is_exporting()
 
 
 def resize_pos_embed(
