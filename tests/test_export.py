@@ -138,12 +138,13 @@ def test_dynamic_size_vit_onnx_from_the_cli(tmp_path):
     assert max(_onnx_at_sizes(out, src, [(32, 32), (48, 80), (64, 40)])) <= RTOL  # the traced size, and two others
 
 
-@pytest.mark.slow  # about 80 s: the exporter's symbolic shapes through the TF-'SAME' ResNet are slow to trace
-def test_dynamic_size_hybrid_onnx(tmp_path):
-    src = _weights_file(SMALL["hybrid"], tmp_path / "hybrid.safetensors")
-    out = tmp_path / "hybrid.onnx"
+@pytest.mark.slow  # a minute or more each: the exporter's symbolic shapes through the convolutions are slow to trace
+@pytest.mark.parametrize("family", ["hybrid", "bit"])
+def test_dynamic_size_hybrid_and_bit_onnx(family, tmp_path):
+    src = _weights_file(SMALL[family], tmp_path / f"{family}.safetensors")
+    out = tmp_path / f"{family}.onnx"
     result = export(src, out, "onnx", dynamic_size=True)
-    assert result.info["size_multiple"] == 8 and result.max_rel_diff <= RTOL
+    assert result.info["size_multiple"] == 8 and result.max_rel_diff <= RTOL  # R with 2 stages: 4 x 2
     assert max(_onnx_at_sizes(out, src, [(96, 96), (64, 128)])) <= RTOL
 
 
