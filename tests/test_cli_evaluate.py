@@ -140,6 +140,11 @@ BAD_INPUTS = [  # (arguments, the one error line's text); {name} is a path of th
     ((*FEWSHOT, "--device", "tpu", *NO_STORE), "device must be cpu, cuda"),
     ((*FEWSHOT, "--db", "{notdb}"), "is not a vitzoo results database"),
     (("fewshot", "{file}", "--data", "{in1k}", *NO_STORE), "a class has 1 images; 25 shots need at least 26"),
+    ((*FEWSHOT, "--shots", "1", "--layer", "1", *NO_STORE), "colour.safetensors has encoder blocks (0 to 0; -1"),
+    (
+        ("fewshot", "vit-b16", "--data", "{fs}", "--shots", "1", "--layer", "-13", *NO_STORE),
+        "layer -13 does not exist: vit-b16 has encoder blocks (0 to 11; -1 is the last)",
+    ),  # before any download
     (("tradeoff", "--no-store", "--plot", ""), "--plot needs a file prefix such as docs/tradeoff, not ''"),
     (("tradeoff", "--no-store", "--plot", "/proc/tradeoff"), "/proc is not writable"),
     (("tradeoff", "--no-store", "--plot", "{notdb}/tradeoff"), "notes.txt is not a directory"),
@@ -232,6 +237,11 @@ def test_fewshot_cli(tmp_path, model_file):
     assert stored[0]["metrics"]["weights_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     too_many = run("fewshot", model_file, "--data", tmp_path / "fs", "--shots", "6", "-j", "0", "--no-store")
     assert too_many.exit_code == 1 and "6 shots need at least 7" in too_many.stderr
+    # the colour model has one block and no representation layer: its block 0, normed and pooled, is its pre-logits
+    layer = run(*args, "--layer", "0")
+    assert layer.exit_code == 0, layer.output
+    assert json.loads(layer.stdout) == rows and "block 0's features" in layer.stderr
+    assert ResultStore(db).records(kind="fewshot")[-1]["metrics"]["layer"] == 0
 
 
 def test_tradeoff_cli(tmp_path):

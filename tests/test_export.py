@@ -105,6 +105,47 @@ def test_small_hybrid_and_bit_to_onnx(family, tmp_path):
     assert not [n.op_type for n in graph.node if n.op_type != "Conv" and kernels & set(n.input)]
 
 
+def _onnx_at_sizes(out: Path, src: Path, sizes) -> list[float]:
+    """ONNX Runtime against vitzoo (loaded with dynamic_img_size) at each H x W: the relative logit differences."""
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    model = vitzoo.load(src, dynamic_img_size=True)
+    diffs = []
+    for h, w in sizes:
+        x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(h * w))
+        with torch.inference_mode():
+            diffs.append(_rel(session.run(None, {"pixel_values": x.numpy()})[0], model(x)))
+    return diffs
+
+
+def test_dynamic_size_vit_onnx_from_the_cli(tmp_path):
+    src = _weights_file(SMALL["vit"], tmp_path / "vit.safetensors")
+    out = tmp_path / "any-size.onnx"
+    result = _cli(src, out, "--format", "onnx", "--dynamic-size", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["info"]["dynamic_size"] and info["info"]["size_multiple"] == 8
+    assert "dynamic batch, height and width (multiples of 8)" in info["target"] and info["max_rel_diff"] <= RTOL
+    [inp] = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_inputs()
+    assert all(isinstance(d, str) for d in (inp.shape[0], inp.shape[2], inp.shape[3]))  # symbolic axes
+    assert max(_onnx_at_sizes(out, src, [(32, 32), (48, 80), (64, 40)])) <= RTOL  # the traced size, and two others
+
+
+@pytest.mark.slow  # a minute or more each: the exporter's symbolic shapes through the convolutions are slow to trace
+@pytest.mark.parametrize("family", ["hybrid", "bit"])
+def test_dynamic_size_hybrid_and_bit_onnx(family, tmp_path):
+    src = _weights_file(SMALL[family], tmp_path / f"{family}.safetensors")
+    out = tmp_path / f"{family}.onnx"
+    result = export(src, out, "onnx", dynamic_size=True)
+    assert result.info["size_multiple"] == 8 and result.max_rel_diff <= RTOL  # R with 2 stages: 4 x 2
+    assert max(_onnx_at_sizes(out, src, [(96, 96), (64, 128)])) <= RTOL
+
+
+def test_dynamic_size_is_for_onnx_only(tmp_path):
+    src = _weights_file(SMALL["vit"], tmp_path / "vit.safetensors")
+    _one_line_error(_cli(src, tmp_path / "m.safetensors", "--format", "timm", "--dynamic-size"), "for ONNX exports")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vit.safetensors"]
+
+
 # --- transformers -----------------------------------------------------------------------------------------------
 
 

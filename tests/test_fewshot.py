@@ -12,12 +12,15 @@ from vitzoo.evaluate.data import image_folder, preprocess_image
 from vitzoo.evaluate.fewshot import (
     BIAS_CONSTANT,
     Features,
+    check_layer,
     check_shots,
     extract_features,
     fewshot_accuracy,
     fit_least_squares,
     split_shots,
 )
+from vitzoo.models import build_model
+from vitzoo.zoo.configs import BiTConfig, ViTConfig
 
 
 def _augmented_lstsq(x, labels, k, l2):
@@ -112,3 +115,60 @@ def test_features_of_real_image_files(tmp_path):
     solids = Features(feats.x[keep], feats.labels[keep], 3)
     results = fewshot_accuracy(solids, [1, 3], seed=0)
     assert [(r.shots, r.accuracy, r.test_images) for r in results] == [(1, 100.0, 3), (3, 100.0, 3)]
+
+
+PROBED = {
+    "vit": ViTConfig(16, 16, 3, 2, 32, img_size=32, num_classes=0),  # class token
+    "gap": ViTConfig(16, 16, 3, 2, 32, img_size=32, num_classes=0, classifier="gap"),
+    "bit": BiTConfig((1, 1), 1, img_size=32, num_classes=0),
+}
+
+
+def _probed_model(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model(PROBED[kind]).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def _two_class_folder(root):
+    for k in range(2):
+        (root / f"c{k}").mkdir(parents=True)
+        for j in range(3):
+            solid(k, size=(30 + j, 20 + 3 * j)).save(root / f"c{k}" / f"{j}.png")
+    return image_folder(root)
+
+
+@pytest.mark.parametrize("kind", ["vit", "gap", "bit"])
+def test_layer_features_are_the_block_output_normed_and_pooled(tmp_path, kind):
+    model, data = _probed_model(kind), _two_class_folder(tmp_path)
+    feats = extract_features(model, PP, data, layer=1)
+    from PIL import Image
+
+    x = torch.stack([preprocess_image(Image.open(path), PP) for path in data.sources])
+    block = model.stages[0] if kind == "bit" else model.blocks[1]  # BiT: 0 is the root, 1 the first stage
+    seen = []
+    handle = block.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    with torch.inference_mode():
+        model(x)
+        maps = model.forward_intermediates(x, [1], norm=True, intermediates_only=True)[0]
+    handle.remove()
+    out = seen[0]
+    with torch.inference_mode():  # the model's own pooling of its last block, applied to block 1
+        want = {"vit": lambda: model.norm(out)[:, 0], "gap": lambda: model.norm(out).mean(dim=1),
+                "bit": lambda: out.mean(dim=(2, 3))}[kind]()  # fmt: skip
+    np.testing.assert_allclose(feats.x, want.double().numpy(), rtol=1e-5, atol=1e-6)
+    if kind != "vit":  # the same, from forward_intermediates' map (the class token is not in it)
+        np.testing.assert_allclose(feats.x, maps.mean(dim=(2, 3)).double().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_last_layer_is_the_default_features_without_representation(tmp_path):
+    model, data = _probed_model("vit"), _two_class_folder(tmp_path)
+    np.testing.assert_allclose(extract_features(model, PP, data, layer=-1).x, extract_features(model, PP, data).x,
+                               rtol=1e-6, atol=1e-7)  # fmt: skip
+    with pytest.raises(VitzooError, match=r"layer 3 does not exist: the model has encoder blocks \(0 to 2"):
+        extract_features(model, PP, data, layer=3)
+    with pytest.raises(VitzooError, match=r"has its root \(0\) and stages \(1 to 2"):
+        check_layer(PROBED["bit"], -4, "the model")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 import vitzoo
 from vitzoo.models import build_model, resize_pos_embed
 from vitzoo.models.layers import StdConv2d, pad_same, same_padding
+from vitzoo.weights.checkpoint import save_vitzoo
 from vitzoo.zoo.analytic import count_params
 from vitzoo.zoo.configs import BiTConfig, HybridConfig, ViTConfig
 
@@ -207,3 +210,102 @@ def test_saliency_after_an_inference_mode_pass(config):
         kernels = [m.__dict__["_cached_weight"][1] for m in convs]
         torch.testing.assert_close(model(x), fast, rtol=0, atol=0)
     assert all(m.__dict__["_cached_weight"][1] is k for m, k in zip(convs, kernels, strict=True))
+
+
+# --- any resolution at run time (dynamic_img_size) ---
+
+DYN_VIT = ViTConfig(16, 16, 2, 2, 32, img_size=224, num_classes=7)
+DYN_HYBRID = ViTConfig(1, 32, 1, 2, 32, img_size=64, num_classes=7, classifier="gap", backbone=HybridConfig((1, 1), 32))
+
+
+def _saved(tmp_path, config) -> Path:
+    """A file of random (non-trivial) weights that ``vitzoo.load`` reads, at the config's resolution."""
+    model = _frozen(config, seed=3)
+    with torch.no_grad():
+        model.pos_embed.normal_(0, 1.0)  # a position embedding that matters
+    return save_vitzoo(tmp_path / "tiny.safetensors", model.state_dict(), config)
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize(("config", "sizes"), [(DYN_VIT, (224, 288, 384)), (DYN_HYBRID, (64, 96, 128))],
+                         ids=["vit", "hybrid"])  # fmt: skip
+def test_dynamic_size_equals_loading_at_that_size(tmp_path, config, sizes):
+    path = _saved(tmp_path, config)
+    dynamic = vitzoo.load(path, dynamic_img_size=True)
+    assert dynamic.config.img_size == config.img_size  # the nominal size stays
+    for size in sizes:
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.inference_mode():
+            got, want = dynamic(x), vitzoo.load(path, img_size=size)(x)
+        assert _max_diff(got, want) <= 1e-6, size
+
+
+def test_dynamic_non_square_size_matches_vit_jax_resampling(tmp_path):
+    """224x320 (14x20 patches): the position embedding zoomed as vit_jax does (scipy, float64), run by hand."""
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    path = _saved(tmp_path, DYN_VIT)
+    static, dynamic = vitzoo.load(path), vitzoo.load(path, dynamic_img_size=True)
+    grid = static.pos_embed.detach()[0, 1:].double().reshape(14, 14, -1).numpy()
+    zoomed = torch.from_numpy(scipy_ndimage.zoom(grid, (14 / 14, 20 / 14, 1), order=1)).float().reshape(1, 280, -1)
+    pos = torch.cat([static.pos_embed.detach()[:, :1], zoomed], dim=1)
+    x = torch.randn(2, 3, 224, 320, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        tokens = torch.cat([static.cls_token.expand(2, -1, -1), static.patch_embed(x)], dim=1) + pos
+        want = static.forward_head(static.norm(static.blocks(tokens)))
+        got = dynamic(x)
+        inter = dynamic.forward_intermediates(x, [-1], intermediates_only=True)[0]
+    assert _max_diff(got, want) <= 1e-6
+    assert inter.shape == (2, 16, 14, 20)  # the patch map has the input's aspect
+
+
+def test_dynamic_size_refuses_sizes_the_stride_does_not_divide():
+    vit = vitzoo.create("testing", dynamic_img_size=True)
+    with pytest.raises(ValueError, match=r"input 224x200 is not divisible by the model's stride 16"):
+        vit(torch.randn(1, 3, 224, 200))
+    hybrid = build_model(DYN_HYBRID, dynamic_img_size=True)
+    assert DYN_HYBRID.stride == 8
+    with pytest.raises(ValueError, match="stride 8"):
+        hybrid(torch.randn(1, 3, 60, 64))
+    with pytest.raises(ValueError, match="dynamic_img_size=True"):  # a fixed-size model says how to get one
+        vitzoo.create("testing")(torch.randn(1, 3, 240, 240))
+
+
+def test_dynamic_position_embedding_is_cached_per_grid(monkeypatch):
+    import vitzoo.models.vit as vit_module
+
+    calls = []
+    real = vit_module.resize_pos_embed
+    monkeypatch.setattr(vit_module, "resize_pos_embed", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    model = vitzoo.create("testing", dynamic_img_size=True).eval()
+    with torch.inference_mode():
+        model(torch.randn(1, 3, 288, 288))
+        first = model.pos_embed_for((288, 288))
+        model(torch.randn(2, 3, 288, 288))
+        model(torch.randn(1, 3, 224, 224))  # the model's own grid: its parameter, nothing resampled
+        model(torch.randn(1, 3, 192, 320))
+        again = model.pos_embed_for((288, 288))
+        own = model.pos_embed_for((224, 224))
+    assert calls == [(18, 18), (12, 20)]  # one resample per new grid, none on a cache hit
+    assert again is first and own is model.pos_embed
+    with torch.no_grad():
+        model.pos_embed.mul_(2)  # an in-place update (an optimiser step, load_state_dict) invalidates the cache
+        fresh = model.pos_embed_for((288, 288))
+    assert calls[-1] == (18, 18) and torch.equal(fresh, real(model.pos_embed, (18, 18), 1))
+    assert "_posemb_cache" not in copy.deepcopy(model).__dict__  # copies and pickles rebuild it
+
+
+def test_dynamic_size_trains_the_position_embedding():
+    model = vitzoo.create("testing", dynamic_img_size=True).train()
+    torch.nn.init.normal_(model.head.weight)  # created with the paper's zero head: no gradient would flow
+    model(torch.randn(2, 3, 288, 288)).square().sum().backward()
+    assert model.pos_embed.grad is not None and model.pos_embed.grad.abs().sum() > 0
+    assert "_posemb_cache" not in model.__dict__  # while it takes gradients it is resampled on every call
+
+
+def test_bit_accepts_dynamic_img_size():
+    model = vitzoo.create("bit-r50x1", dynamic_img_size=True, img_size=64)  # fully convolutional: any size anyway
+    with torch.inference_mode():
+        assert model(torch.randn(1, 3, 64, 96)).shape == (1, 1000)

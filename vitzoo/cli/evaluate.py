@@ -326,23 +326,26 @@ FEWSHOT_COLUMNS = [
               help="Seed (>= 0) of the per-class sampling.")  # fmt: skip
 @click.option("--l2-reg", default=2.0**10, show_default=True, type=float, callback=positive_number,
               help="Ridge strength (> 0) of the least-squares fit.")  # fmt: skip
+@click.option("--layer", type=int, metavar="N", help="Probe block N (0-based, -1 the last; BiT: 0 the root, 1.. the "
+              "stages), normed and pooled as the model pools. Default: the pre-logits.")  # fmt: skip
 @format_options
 @scale_out
 def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_size, workers, limit, device, dtype,
-                db, no_store, shots, seed, l2_reg, fmt) -> None:  # fmt: skip
+                db, no_store, shots, seed, l2_reg, layer, fmt) -> None:  # fmt: skip
     """Few-shot linear evaluation, as the ViT paper does it.
 
-    Frozen pre-logit features; for each shot count, a closed-form L2-regularised least-squares fit to {-1, 1}
-    one-hot targets on SHOTS images per class; accuracy on the images not used for the largest shot count.
-    Deterministic given --seed.
+    Frozen pre-logit features (--layer: block N's); for each shot count, a closed-form L2-regularised least-squares
+    fit to {-1, 1} one-hot targets on SHOTS images per class; accuracy on the images not used for the largest shot
+    count. Deterministic given --seed.
 
     \b
     Examples:
       vitzoo fewshot vit-b16.orig-in21k --data ~/pets --shots 1,5,10,25
       vitzoo fewshot bit-r50x1 --data ~/flowers --shots 5 --seed 1
+      vitzoo fewshot vit-b16.orig-in21k --data ~/pets --shots 10 --layer 5   # what block 5 represents
     """
     from vitzoo.evaluate.accuracy import RunOptions
-    from vitzoo.evaluate.fewshot import check_shots, fewshot_accuracy
+    from vitzoo.evaluate.fewshot import check_layer_of, check_shots, fewshot_accuracy
     from vitzoo.parallel.sharded import extract_features_sharded
 
     shot_list = _parse_shots(shots)
@@ -351,10 +354,13 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
     _outputs(db, no_store)
     data = _dataset(data_path[0] if data_path else None, labels_file, hf, split, limit)
     check_shots(data.labels, shot_list)  # before the features: the labels alone say whether the shots fit
+    check_layer_of(name, layer)  # a registry name's depth is known before any download
     model, pp, _ = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, num_classes=0)
-    info(_describe_run(model, data, pp))
+    check_layer_of(model, layer)
+    info(_describe_run(model, data, pp) + ("" if layer is None else f"; block {layer}'s features"))
     with progress_bar("extracting features") as progress:
-        feats = extract_features_sharded(model, pp, data, options=RunOptions(batch_size, workers), progress=progress)
+        feats = extract_features_sharded(model, pp, data, options=RunOptions(batch_size, workers), progress=progress,
+                                         layer=layer)  # fmt: skip
     if not is_main():  # under torchrun / --nproc: rank 0 reports and stores
         return
     _report_failures(feats.failures)
@@ -366,6 +372,6 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
         metrics = {"dataset": data.description, "shots": {str(r.shots): r.accuracy for r in results},
                    "seed": seed, "l2_reg": l2_reg, "classes": classes, "num_images": len(feats.labels),
                    "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
-                   "limit": limit, "device": device, "dtype": dtype,
+                   "limit": limit, "device": device, "dtype": dtype, "layer": layer,
                    "weights_sha256": model.weights_sha256}  # fmt: skip
         _store(db, "fewshot", [(model.name, metrics)], device)

@@ -23,15 +23,21 @@ from vitzoo.zoo.formats import EXPORT_FORMATS
 @click.option("--img-size", type=int, help="Resolution to export at (default: the checkpoint's).")
 @click.option("--no-pre-logits", is_flag=True, help="Drop the representation layer (2020 ImageNet-21k checkpoints).")
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
+@click.option(
+    "--dynamic-size",
+    is_flag=True,
+    help="ONNX: dynamic height and width too (any multiples of the patch size; hybrids: the total stride).",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
-def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, force, as_json):
+def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, dynamic_size, force, as_json):
     """Export a model (registry name or weight file) to OUT for ONNX Runtime, transformers or timm.
 
     The export is checked before it is kept: the ONNX file with onnx.checker and by running it in ONNX Runtime
     (at another batch size than traced: the batch axis is dynamic), the transformers directory by loading it
     with transformers, the timm file with timm (or, without timm, vitzoo's timm reader); each must reproduce
-    vitzoo's fp32 logits to 1e-4 relative. Only then is OUT written (atomically).
+    vitzoo's fp32 logits to 1e-4 relative (with --dynamic-size, at two image sizes). Only then is OUT written
+    (atomically).
 
     \b
     Examples:
@@ -39,10 +45,12 @@ def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, force, as_json):
       vitzoo export vit-b16.augreg-in21k-ft-in1k hf-vit-b16 --format transformers
       vitzoo export bit-r50x1 bit-r50x1.safetensors --format timm
       vitzoo export finetuned.safetensors model.onnx --format onnx --img-size 384
+      vitzoo export vit-b16 vit-b16-any-size.onnx --format onnx --dynamic-size
     """
     from vitzoo.exporting import export
 
-    result = export(src, out, fmt, img_size=img_size, pre_logits=not no_pre_logits, opset=opset, force=force)
+    result = export(src, out, fmt, img_size=img_size, pre_logits=not no_pre_logits, opset=opset, force=force,
+                    dynamic_size=dynamic_size)  # fmt: skip
     if as_json:
         emit_json(result.as_dict())
     info(f"wrote {result.path} ({result.target}; {result.model} at {result.img_size}px)")

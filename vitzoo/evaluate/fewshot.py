@@ -7,6 +7,14 @@ training images' mean and std (+1e-5), a constant feature of 100 carries the (al
 and the ridge strength is fixed (2^10 by default).
 
 Every choice that involves chance comes from one seed, so results are reproducible.
+
+``layer`` probes an intermediate block instead (the paper's Sec. 4.5 asks what each depth represents): block N's
+output (timm's numbering, as ``forward_intermediates``: ViT encoder blocks from 0, negative from the end; BiT 0 the
+root, 1.. the stages), pooled as the model pools its last block. A ViT's tokens go through the final LayerNorm
+first, as the last block's do before the head, and are then pooled by the class token or the mean of all tokens
+(GAP); the representation layer of the 2020 ImageNet-21k checkpoints is not applied (it was trained on the last
+block only). A BiT map is average-pooled; only the last stage's goes through the final GroupNorm + ReLU (the only
+one it fits). So ``layer=-1`` is the default features less the representation layer.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from torch import nn
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import DEFAULT_RUN, Progress, RunOptions, run_batches
 from vitzoo.evaluate.data import ImageDataset
+from vitzoo.zoo.configs import BiTConfig, ModelConfig
 from vitzoo.zoo.preprocess import Preprocess
 
 BIAS_CONSTANT = 100.0
@@ -147,6 +156,43 @@ def pre_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return model.forward_head(model.forward_features(images), pre_logits=True)
 
 
+def feature_blocks(config: ModelConfig) -> int:
+    """How many blocks ``layer`` can name: a ViT's encoder blocks, or BiT's root plus its stages."""
+    return len(config.layers) + 1 if isinstance(config, BiTConfig) else config.depth
+
+
+def check_layer(config: ModelConfig, layer: int, name: str) -> None:
+    """VitzooError (one line) unless ``layer`` names a block of the model (negative counts from the end)."""
+    n = feature_blocks(config)
+    if not -n <= layer < n:
+        what = "its root (0) and stages (1 to" if isinstance(config, BiTConfig) else "encoder blocks (0 to"
+        raise VitzooError(f"layer {layer} does not exist: {name} has {what} {n - 1}; -1 is the last)")
+
+
+def check_layer_of(source: str | nn.Module, layer: int | None) -> None:
+    """``check_layer`` for a loaded model, or a registry name from its config alone (nothing downloaded; a file
+    name passes: check it once loaded). Nothing to check for ``layer=None``."""
+    from vitzoo.weights.loading import is_path
+    from vitzoo.zoo.lookup import resolve_config
+
+    if layer is None:
+        return
+    if isinstance(source, nn.Module):
+        check_layer(source.config, layer, getattr(source, "name", "the model"))
+    elif not is_path(source):
+        check_layer(resolve_config(source)[2], layer, source)
+
+
+def layer_features(model: nn.Module, images: torch.Tensor, layer: int) -> torch.Tensor:
+    """Block ``layer``'s output, normed and pooled as the model pools its last block (see the module docstring)."""
+    if isinstance(model.config, BiTConfig):
+        [fmap] = model.forward_intermediates(images, [layer], norm=True, stop_early=True, intermediates_only=True)
+        return fmap.mean(dim=(2, 3))
+    [out] = model.forward_intermediates(images, [layer], return_prefix_tokens=True, norm=True, stop_early=True,
+                                        output_fmt="NLC", intermediates_only=True)  # fmt: skip
+    return out[1][:, 0] if model.config.classifier == "token" else out.mean(dim=1)
+
+
 def extract_features(
     model: nn.Module,
     preprocess: Preprocess,
@@ -155,10 +201,18 @@ def extract_features(
     options: RunOptions = DEFAULT_RUN,
     progress: Progress | None = None,
     allow_empty: bool = False,
+    layer: int | None = None,
 ) -> Features:
-    """Pre-logit features of every readable image of ``data`` (``allow_empty``: no error if there is none)."""
+    """Pre-logit features of every readable image of ``data`` (``allow_empty``: no error if there is none), or
+    block ``layer``'s pooled output (``layer_features``)."""
+    if layer is not None:
+        check_layer(model.config, layer, getattr(model, "name", "the model"))
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return pre_logits(model, x) if layer is None else layer_features(model, x, layer)
+
     xs, ys, failures = [], [], []
-    for out, batch in run_batches(model, preprocess, data, lambda x: pre_logits(model, x), options, progress):
+    for out, batch in run_batches(model, preprocess, data, features, options, progress):
         failures += [(data.keys[i], reason) for i, reason in batch.failures]
         if len(batch.labels):
             xs.append(out.double().numpy())

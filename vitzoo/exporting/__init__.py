@@ -71,6 +71,7 @@ def export(
     opset: int | None = None,
     force: bool = False,
     tolerance: float = TOLERANCE,
+    dynamic_size: bool = False,
 ) -> Exported:
     """Export a registry model (``arch`` / ``arch.tag``) or a weight file to ``format`` at ``out``.
 
@@ -83,11 +84,15 @@ def export(
         opset: ONNX opset (default: the exporter's).
         force: overwrite ``out`` if it exists.
         tolerance: largest relative logit difference accepted by the check (fp32).
+        dynamic_size: (ONNX) dynamic height and width too: any multiples of ``config.stride``, the position
+            embedding resampled in the graph as ``dynamic_img_size`` does; checked in ONNX Runtime at two sizes.
 
     Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then.
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    if dynamic_size and format != "onnx":
+        raise ExportError(f"dynamic_size (--dynamic-size) is for ONNX exports, not {format}")
     out = Path(out).expanduser()
     check_destination(out, format, force)
     require(format)
@@ -95,10 +100,12 @@ def export(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a zeroed 21k head is exported as it is; the loader's advice is for users
-        model = load(name_or_path, img_size=img_size, pre_logits=pre_logits, dtype="fp32")
+        model = load(
+            name_or_path, img_size=img_size, pre_logits=pre_logits, dtype="fp32", dynamic_img_size=dynamic_size
+        )
     preprocess = resolve_preprocess(model)
     if format == "onnx":
-        return _export_onnx(model, out, opset, tolerance, preprocess)
+        return _export_onnx(model, out, opset, tolerance, preprocess, dynamic_size)
     if format == "transformers":
         return _export_transformers(model, out, preprocess, tolerance)
     return _export_timm(model, out, preprocess, tolerance)

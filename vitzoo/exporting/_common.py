@@ -124,18 +124,28 @@ def relative_difference(got: torch.Tensor, ref: torch.Tensor) -> float:
     return 0.0 if diff == 0 else diff / max(scale, 1e-30)
 
 
-def check_logits(model: nn.Module, run: Callable[[torch.Tensor], torch.Tensor], tolerance: float, what: str) -> float:
-    """Run the export (``run``, without autograd) and vitzoo on one fixed random batch of ``CHECK_BATCH`` images;
-    the relative logit difference, or an ExportError when it exceeds ``tolerance`` (or is NaN)."""
-    size = model.config.img_size
-    x = torch.randn(CHECK_BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
+def check_logits(
+    model: nn.Module,
+    run: Callable[[torch.Tensor], torch.Tensor],
+    tolerance: float,
+    what: str,
+    size: tuple[int, int] | None = None,
+) -> float:
+    """Run the export (``run``, without autograd) and vitzoo on one fixed random batch of ``CHECK_BATCH`` images
+    (H x W ``size``, default the model's); the relative logit difference, or an ExportError when it exceeds
+    ``tolerance`` (or is NaN)."""
+    H, W = size or (model.config.img_size,) * 2
+    x = torch.randn(CHECK_BATCH, 3, H, W, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         ref = model(x)
     with torch.no_grad():  # not inference_mode: ``run`` may build modules (timm), whose weights must stay normal
         got = run(x)
     rel = relative_difference(got, ref)
     if not rel <= tolerance:  # also catches NaN
-        raise ExportError(f"{what} disagrees with vitzoo: max relative logit difference {rel:.2e} > {tolerance:.0e}")
+        at = "" if size is None else f" at {H}x{W}"
+        raise ExportError(
+            f"{what} disagrees with vitzoo{at}: max relative logit difference {rel:.2e} > {tolerance:.0e}"
+        )
     return rel
 
 

@@ -55,17 +55,27 @@ def deployable(model: nn.Module) -> nn.Module:
     return model.requires_grad_(False)
 
 
-def onnx_program(model: nn.Module, opset: int | None = None):
-    """``torch.onnx.export`` (dynamo) of a vitzoo model: ``pixel_values`` (batch, 3, S, S) -> ``logits``."""
+def onnx_program(model: nn.Module, opset: int | None = None, dynamic_size: bool = False):
+    """``torch.onnx.export`` (dynamo) of a vitzoo model: ``pixel_values`` (batch, 3, S, S) -> ``logits``.
+
+    ``dynamic_size``: height and width are dynamic too, any multiples of ``config.stride`` (the patch size, a
+    hybrid's total stride, BiT's 2^(stages+1)); a ViT's graph then resamples its position embedding to the input's
+    grid as vitzoo does (``dynamic_img_size``).
+    """
     net = deployable(model)
     size = model.config.img_size
     x = torch.randn(2, 3, size, size)
-    batch = torch.export.Dim("batch", min=1)
+    shapes = {0: torch.export.Dim("batch", min=1)}
+    if dynamic_size:
+        if hasattr(net, "dynamic_img_size"):
+            net.dynamic_img_size = True
+        s = model.config.stride
+        shapes.update({2: s * torch.export.Dim("grid_height", min=1), 3: s * torch.export.Dim("grid_width", min=1)})
     try:
         with quiet(), torch.no_grad():
             return torch.onnx.export(
                 net, (x,), None, dynamo=True, input_names=["pixel_values"], output_names=["logits"],
-                dynamic_shapes={"x": {0: batch}}, opset_version=opset, verbose=False, external_data=False,
+                dynamic_shapes={"x": shapes}, opset_version=opset, verbose=False, external_data=False,
             )  # fmt: skip
     except Exception as e:
         raise ExportError(f"{display_name(model)}: torch.onnx.export failed: {first_line(e)}") from None
@@ -84,11 +94,13 @@ def ort_session(path: str | os.PathLike, threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: float, pp: Preprocess) -> Exported:
+def _export_onnx(
+    model: nn.Module, out: Path, opset: int | None, tolerance: float, pp: Preprocess, dynamic_size: bool
+) -> Exported:
     import onnx
     import onnxruntime as ort
 
-    program = onnx_program(model, opset)
+    program = onnx_program(model, opset, dynamic_size)
     program.model.metadata_props.update(preprocess_metadata(model, pp))  # the file says how to prepare its input
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > ONNX_FILE_LIMIT
     with staging(out) as tmp:
@@ -108,12 +120,18 @@ def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: floa
                 raise ExportError(f"{out}: ONNX Runtime cannot run the exported graph: {first_line(e)}") from None
 
         rel = check_logits(model, run, tolerance, "ONNX Runtime")
+        if dynamic_size:  # and at a second, non-square size (the model was loaded with dynamic_img_size)
+            s, size = model.config.stride, model.config.img_size
+            rel = max(rel, check_logits(model, run, tolerance, "ONNX Runtime", (size + s, size + 3 * s)))
         opset_used = next((o.version for o in onnx.load(str(staged), load_external_data=False).opset_import
                            if o.domain in ("", "ai.onnx")), None)  # fmt: skip
         files = sorted(p.name for p in tmp.iterdir())
         for name in sorted(files, key=lambda n: n == out.name):  # external data first, the graph last
             move_into_place(tmp / name, out.parent / name)
+    axes = f"dynamic batch, height and width (multiples of {model.config.stride})" if dynamic_size else "dynamic batch"
     return Exported(out, "onnx", display_name(model), model.config.img_size, model.config.num_classes,
-                    f"ONNX opset {opset_used}, dynamic batch", f"onnxruntime {ort.__version__}", rel, tuple(files),
+                    f"ONNX opset {opset_used}, {axes}", f"onnxruntime {ort.__version__}", rel, tuple(files),
                     {"opset": opset_used, "input": "pixel_values", "output": "logits",
-                     "external_data": external, "metadata_props": sorted(program.model.metadata_props)})  # fmt: skip
+                     "external_data": external, "metadata_props": sorted(program.model.metadata_props),
+                     "dynamic_size": dynamic_size,
+                     "size_multiple": model.config.stride if dynamic_size else None})  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import nn
 
 from vitzoo.models.bit import ResNetV2
@@ -20,10 +22,16 @@ __all__ = [
 ]
 
 
-def build_model(config: ModelConfig) -> nn.Module:
-    """Instantiate the network a config describes (randomly initialised, on the current default device)."""
+def build_model(
+    config: ModelConfig, *, dynamic_img_size: bool = False, posemb_interp: Literal["bilinear", "bicubic"] = "bilinear"
+) -> nn.Module:
+    """Instantiate the network a config describes (randomly initialised, on the current default device).
+
+    ``dynamic_img_size``: a ViT takes any input size its stride divides, resampling its position embedding with
+    ``posemb_interp`` (see ``VisionTransformer``); a BiT is fully convolutional and takes any size anyway.
+    """
     if isinstance(config, ViTConfig):
-        return VisionTransformer(config)
+        return VisionTransformer(config, dynamic_img_size=dynamic_img_size, posemb_interp=posemb_interp)
     if isinstance(config, BiTConfig):
         return ResNetV2(config)
     raise TypeError(f"not a model config: {config!r}")

@@ -7,10 +7,13 @@ GroupNorm(32, eps 1e-5); symmetric "fixed" padding everywhere, and a zero-padded
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitzoo.models.features import OutputFormat, check_output_format, take_indices
 from vitzoo.models.layers import StdConv2d, make_stages
 from vitzoo.zoo.configs import BiTConfig
 
@@ -61,7 +64,18 @@ class Stem(nn.Module):
         self.conv = _conv(3, width, 7, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(F.pad(self.conv(x), (1, 1, 1, 1)), 3, 2)
+        return self.pool(self.conv(x))
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The max-pool after the root conv (zero padded)."""
+        return F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 3, 2)
+
+
+class GroupNormAct(nn.GroupNorm):
+    """GroupNorm then ReLU: the final pre-activation (one module, as timm's NormAct, so pruning drops both)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(super().forward(x))
 
 
 class ResNetV2(nn.Module):
@@ -74,7 +88,7 @@ class ResNetV2(nn.Module):
         self.stem = Stem(w)
         self.stages = make_stages(PreActBottleneck, config.layers, w)
         features = config.num_features
-        self.norm = nn.GroupNorm(32, features, eps=GN_EPS)  # final pre-activation before the head
+        self.norm = GroupNormAct(32, features, eps=GN_EPS)  # final pre-activation before the head
         self.head = nn.Linear(features, config.num_classes) if config.num_classes else nn.Identity()
         if isinstance(self.head, nn.Linear):  # BiT fine-tunes from a zero head
             nn.init.zeros_(self.head.weight)
@@ -87,7 +101,7 @@ class ResNetV2(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map after the final GroupNorm + ReLU: (B, F, h, w)."""
-        return F.relu(self.norm(self.stages(self.stem(x))))
+        return self.norm(self.stages(self.stem(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global average pool, then the linear head."""
@@ -96,3 +110,56 @@ class ResNetV2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: OutputFormat = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Feature maps of the stem and the stages, numbered as timm's ResNetV2 does: 0 is the root conv's output
+        (stride 2, before the max-pool), 1.. the stages. ``norm`` applies the final GroupNorm + ReLU to the last
+        stage's map (the only one it fits), so that one equals ``forward_features``. Only "NCHW". Arguments and
+        results otherwise as ``VisionTransformer.forward_intermediates``.
+        """
+        check_output_format(output_fmt, ("NCHW",))
+        last_stage = len(self.stages)
+        taken, last = take_indices(last_stage + 1, indices)
+        out = []
+        x = self.stem.conv(x)
+        if 0 in taken:
+            out.append(x)
+        x = self.stem.pool(x)
+        stages = self.stages[:last] if stop_early else self.stages
+        for i, stage in enumerate(stages, start=1):
+            x = stage(x)
+            if i in taken:
+                out.append(self.norm(x) if norm and i == last_stage else x)
+        if intermediates_only:
+            return out
+        return (self.norm(x) if len(stages) == last_stage else x), out
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last of ``indices`` (0: the stem), the final GroupNorm + ReLU (``prune_norm``;
+        always when a stage is dropped: it fits only the last one) and the head (``prune_head``). ``config`` follows
+        (its stages, no head), so the closed-form counts are the model's less a pruned norm's 2 x features.
+        Returns the indices kept.
+        """
+        taken, last = take_indices(len(self.stages) + 1, indices)
+        cut = last < len(self.stages)
+        if cut and not prune_head and isinstance(self.head, nn.Linear):
+            raise ValueError("the head fits only the last stage's features: keep it (indices) or pass prune_head=True")
+        self.stages = self.stages[:last]
+        if prune_norm or cut:
+            self.norm = nn.Identity()
+        if cut:
+            self.config = self.config.replace(layers=self.config.layers[:last])
+        if prune_head:
+            self.head = nn.Identity()
+            self.config = self.config.replace(num_classes=0)
+        return taken

@@ -7,10 +7,13 @@ StdConv uses ``(w - mean) / (std + 1e-5)`` with GroupNorm eps 1e-6 (the Flax def
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitzoo.models.features import OutputFormat, check_output_format, take_indices
 from vitzoo.models.layers import StdConv2d, make_stages, pad_same
 from vitzoo.zoo.configs import HybridConfig
 
@@ -66,7 +69,13 @@ class Stem(nn.Module):
         self.norm = _norm(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.norm(self.conv(x)))
+        return self.pool(self.root(x))
+
+    def root(self, x: torch.Tensor) -> torch.Tensor:
+        """Conv, GroupNorm, ReLU: the stride-2 map before the max-pool."""
+        return F.relu(self.norm(self.conv(x)))
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(pad_same(x, 3, 2, value=float("-inf")), 3, 2)
 
 
@@ -81,3 +90,26 @@ class HybridBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: OutputFormat = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The ResNet's feature maps, numbered as timm's ResNetV2 (the backbone of its hybrid ViTs): 0 the root's
+        (after its GroupNorm + ReLU, stride 2, before the max-pool), 1.. the stages. Only "NCHW"; ``norm`` changes
+        nothing (no final norm here). The encoder blocks are ``VisionTransformer.forward_intermediates``'."""
+        check_output_format(output_fmt, ("NCHW",))
+        taken, last = take_indices(len(self.stages) + 1, indices)
+        x = self.stem.root(x)
+        out = [x] if 0 in taken else []
+        x = self.stem.pool(x)
+        for i, stage in enumerate(self.stages[:last] if stop_early else self.stages, start=1):
+            x = stage(x)
+            if i in taken:
+                out.append(x)
+        return out if intermediates_only else (x, out)

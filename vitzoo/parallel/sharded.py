@@ -97,16 +97,17 @@ def extract_features_sharded(
     *,
     options: RunOptions = DEFAULT_RUN,
     progress: Progress | None = None,
+    layer: int | None = None,
 ) -> Features:
     """``vitzoo.evaluate.fewshot.extract_features`` over every rank; every rank gets all features, in dataset order."""
     launch = current()
     if not launch.is_distributed:
-        return extract_features(model, preprocess, data, options=options, progress=progress)
+        return extract_features(model, preprocess, data, options=options, progress=progress, layer=layer)
     shard = shard_dataset(data, launch, options.batch_size)
     report = _shard_progress(progress, launch, len(shard), len(data))
 
     def extract() -> dict[str, Any]:
-        f = extract_features(model, preprocess, shard, options=options, progress=report, allow_empty=True)
+        f = extract_features(model, preprocess, shard, options=options, progress=report, allow_empty=True, layer=layer)
         return {"x": f.x, "labels": f.labels, "failures": f.failures}
 
     parts = gather(extract, "extracting features")

@@ -202,6 +202,7 @@ def load(
     pre_logits: bool = True,
     posemb_interp: PosembInterp = "bilinear",
     lock: str | os.PathLike | None = None,
+    dynamic_img_size: bool = False,
 ) -> nn.Module:
     """A pretrained model in eval mode, ready for NCHW float input.
 
@@ -216,6 +217,9 @@ def load(
         posemb_interp: "bilinear" (the original's method) or "bicubic".
         lock: a lock file (``vitzoo download NAME --lock FILE``; default ``$VITZOO_LOCK``): refuse weights whose
             file differs from the one it records (Hub commit, size, sha256), saying what differs.
+        dynamic_img_size: ``forward`` takes any H x W the model's stride (patch size; a hybrid's total stride)
+            divides, resampling the position embedding per input grid with ``posemb_interp`` (cached per grid), as
+            loading at that ``img_size`` would; ``img_size`` stays the nominal size. A BiT takes any size anyway.
 
     The loaded name is in ``model.name`` (``arch.tag``, never silently another tag), the checkpoint's
     evaluation preprocessing (at the model's resolution) in ``model.preprocess``, where that comes from in
@@ -246,7 +250,7 @@ def load(
             stacklevel=2,
         )
     with torch.device("meta"):
-        model = build_model(config)
+        model = build_model(config, dynamic_img_size=dynamic_img_size, posemb_interp=posemb_interp)
     model.load_state_dict(sd, strict=True, assign=True)
     model.to(device=device, dtype=torch_dtype)
     metadata = file_metadata(Path(display)) if weights is None else None

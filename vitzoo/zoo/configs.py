@@ -30,6 +30,11 @@ class HybridConfig:
             size = -(-size // 2)
         return size
 
+    @property
+    def stride(self) -> int:
+        """Input pixels per feature-map pixel: 4 for the root, then 2 per stage after the first."""
+        return 4 * 2 ** max(len(self.layers) - 1, 0)
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -68,6 +73,12 @@ class ViTConfig:
         return self.feature_size // self.patch_size
 
     @property
+    def stride(self) -> int:
+        """Input pixels per patch: the patch size, times the hybrid ResNet's stride. A model that takes any size
+        (``dynamic_img_size``) takes every H x W this divides."""
+        return self.patch_size * (1 if self.backbone is None else self.backbone.stride)
+
+    @property
     def num_prefix_tokens(self) -> int:
         """1 with a class token, else 0."""
         return int(self.classifier == "token")
@@ -100,6 +111,11 @@ class BiTConfig:
     def width(self) -> int:
         """Root width."""
         return 64 * self.width_factor
+
+    @property
+    def stride(self) -> int:
+        """Input pixels per pixel of the final map: 4 for the root, then 2 per stage after the first."""
+        return 4 * 2 ** max(len(self.layers) - 1, 0)
 
     @property
     def num_features(self) -> int:
