@@ -38,19 +38,24 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
-    """(folder, database) filled by real runs of the `testing` checkpoint (offline Hub cache) through the CLI."""
+    """(folder, database) filled by real runs of the `testing` checkpoint (offline Hub cache) through the CLI.
+
+    The photos are downscaled and the GEMM roofline is measured on one small shape: real runs, in seconds."""
     import huggingface_hub.constants as hf
+
+    from vitzoo.measure import roofline
 
     root = tmp_path_factory.mktemp("report")
     for k in range(10):  # the checkpoint's 10 classes, 3 photos each
         (root / "photos" / f"c{k}").mkdir(parents=True)
         for j in range(3):
-            photo(PHOTOS[(k + j) % len(PHOTOS)]).save(root / "photos" / f"c{k}" / f"{j}.png")
+            photo(PHOTOS[(k + j) % len(PHOTOS)]).resize((40, 32)).save(root / "photos" / f"c{k}" / f"{j}.png")
     db = root / "results.sqlite"
     with pytest.MonkeyPatch.context() as mp:
         add_file(root / "hf", "vitzoo/testing", "testing.npz", make_testing_checkpoint()[0])
         mp.setattr(hf, "HF_HUB_CACHE", str(root / "hf"))
         mp.setattr(hf, "HF_HUB_OFFLINE", True)
+        mp.setattr(roofline, "vit_gemm_shapes", lambda: [(256, 256, 256)])
         for key, value in {"HF_HUB_CACHE": root / "hf", "HF_HUB_OFFLINE": "1", "VITZOO_CACHE": root / "vz"}.items():
             mp.setenv(key, str(value))
         for args in (["bench", "testing", *TINY], ["bench", "testing", *TINY], ["flops", "testing"],
@@ -81,7 +86,9 @@ def open_page(browser, path):
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: errors.append(f"request {r.url}") if not r.url.startswith(("file:", "data:")) else None)
+    page.on(
+        "request", lambda r: errors.append(f"request {r.url}") if not r.url.startswith(("file:", "data:")) else None
+    )
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
     return page, errors
@@ -106,7 +113,9 @@ def test_report_in_chromium(filled, browser):
         assert page.locator(f"section#{sid} h2").count() == 1
         assert page.locator(f"section#{sid} p.empty").count() == 0, sid  # every section has something
     sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-    assert len(sizes) == 4 and all(done and w > 0 and h > 0 for done, w, h in sizes)  # bars, few-shot, trade-off, history
+    assert len(sizes) == 4 and all(
+        done and w > 0 and h > 0 for done, w, h in sizes
+    )  # bars, few-shot, trade-off, history
 
     table = page.locator("section#benchmarks table").first
     column = table.locator("thead th").all_inner_texts().index("img/s")
@@ -246,9 +255,9 @@ def test_history_flags_a_regression_in_the_page(tmp_path):
     for value in (100.0, 102.0, 98.0, 80.0):
         store.add("bench", "testing", {"batch_size": 1, "dtype": "fp32", "status": "ok", "img_per_s": value,
                                        "round_img_per_s": [value, value], "contended": False}, env)  # fmt: skip
-    html = render(page_of(store.records(), "h.sqlite"))
-    assert "REGRESSION" in html and "1 regression(s) beyond noise" in html
-    assert "-20.0 %" in html  # 80 / median(100, 102, 98) - 1
+    md = render(page_of(store.records(), "h.sqlite"), "markdown")
+    assert "| REGRESSION |" in md and "1 regression(s) beyond noise" in md
+    assert "[-20.0 %](#r4)" in md  # 80 / median(100, 102, 98) - 1, linked to the run flagged
 
 
 @pytest.mark.parametrize(

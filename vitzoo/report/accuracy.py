@@ -60,7 +60,8 @@ def fewshot_section(records: Sequence[dict[str, Any]]) -> Section:
                      *(num(acc.get(k), 2, i) for k in shots), Cell(r["created"][:10], r["created"], i)])  # fmt: skip
         ks = sorted(k for k, v in acc.items() if isinstance(v, (int, float)))
         curves.append((f"{r['model']} · {m.get('dataset')} (#{i})", ks, [acc[k] for k in ks]))
-    figure = Figure("Few-shot accuracy", charts.fewshot_curves(curves), "few-shot accuracy against shots per class")
+    figure = Figure("Few-shot accuracy", lambda: charts.fewshot_curves(curves),
+                    "few-shot accuracy against shots per class")  # fmt: skip
     return Section("fewshot", "Few-shot",
                    "Linear few-shot accuracy (%) on frozen features, by images per class (the ViT paper's protocol).",
                    tables=(table(["model", "dataset", "seed", *(f"{k}-shot %" for k in shots), "date"], rows),),
@@ -119,7 +120,7 @@ def tradeoff_section(records: Sequence[dict[str, Any]]) -> Section:
                       text("★ " + ", ".join(marks) if marks else "")])  # fmt: skip
     figure = Figure(
         "Accuracy vs compute",
-        _svg(tradeoff_figure(rows, subtitle=where)),
+        lambda: charts.to_svg(tradeoff_figure(rows, subtitle=where)),
         "ImageNet top-1 against GMACs, measured throughput and the paper's pre-training compute",
     )
     flops = _flops_table(records)
@@ -132,10 +133,6 @@ def tradeoff_section(records: Sequence[dict[str, Any]]) -> Section:
                    tables=(table(["model", "family", "res", "params (M)", "GMACs", "img/s", "top-1 %", "top-1 is",
                                   "source", "Pareto"], cells), *flops),
                    figures=(figure,))  # fmt: skip
-
-
-def _svg(fig: Any) -> str:
-    return charts.to_svg(fig)
 
 
 def _flops_table(records: Sequence[dict[str, Any]]) -> tuple:

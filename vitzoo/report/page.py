@@ -8,8 +8,9 @@ and weights sha256). The same structure renders to HTML and to Markdown (``vitzo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +37,16 @@ class Table:
 
 @dataclass(frozen=True)
 class Figure:
-    """A plot: an SVG document (text) and what it shows."""
+    """A plot and what it shows; ``svg`` (the SVG document) is drawn when first asked for, so a Markdown report,
+    which has no plots, never draws one."""
 
     title: str
-    svg: str
+    draw: Callable[[], str]
     alt: str
+
+    @functools.cached_property
+    def svg(self) -> str:
+        return self.draw()
 
 
 @dataclass(frozen=True)

@@ -119,8 +119,9 @@ def benchmarks_section(records: Sequence[dict[str, Any]], envs: Environments) ->
         tables.append(matrix)
     figures = ()
     if values:
-        svg = charts.throughput_bars(labels, values, backends)
-        figures = (Figure("Throughput", svg, "bar chart of images per second for each benchmark setting"),)
+        bars = (labels, values, backends)
+        figures = (Figure("Throughput", lambda: charts.throughput_bars(*bars),
+                          "bar chart of images per second for each benchmark setting"),)  # fmt: skip
     return Section("benchmarks", "Benchmarks",
                    "`vitzoo bench`: images/s (median over rounds), latency per batch (p50/p90/p99), peak memory, "
                    "achieved TFLOP/s and its share of the GEMM roofline measured on the same machine. Contended "
@@ -188,12 +189,13 @@ def history_section(series: Sequence[Series]) -> Section:
     drawn = [s for s in series if len(s.points) > 1][:MAX_LINES]
     figures = ()
     if drawn:
-        svg = charts.history_lines([
+        lines = [
             (s.label, [_parse(p.created) for p in s.points], [p.img_per_s for p in s.points],
              [p.contended for p in s.points], [p.record == s.regressed_record for p in s.points])
             for s in drawn
-        ])  # fmt: skip
-        figures = (Figure("Throughput over time", svg, "line chart of images per second over time per setting"),)
+        ]  # fmt: skip
+        figures = (Figure("Throughput over time", lambda: charts.history_lines(lines),
+                          "line chart of images per second over time per setting"),)  # fmt: skip
     flagged = sum(s.regression for s in series)
     notes = (f"{flagged} regression(s) beyond noise: see the verdict column.",) if flagged else ()
     return Section("history", "History",
