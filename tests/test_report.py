@@ -289,3 +289,27 @@ def test_compare_help_teaches_the_selectors():
     result = run("results", "compare", "--help")
     assert result.exit_code == 0
     assert "host=box1 host=box2 --db lab.sqlite" in result.stdout and "KEY=VALUE" in result.stdout
+
+
+def test_accuracy_shows_intervals_calibration_and_protocol_when_recorded(tmp_path):
+    store = ResultStore(tmp_path / "e.sqlite")
+    env = {"host": "h"}
+    store.add("eval", "vit-b16", {"dataset": "val", "num_images": 50000, "top1": 81.07, "top5": 95.3}, env)
+    store.add("eval", "vit-b16", {"dataset": "val", "num_images": 50000, "top1": 81.2, "ci95": {"top1": [80.86, 81.54]},
+                                  "ece": 0.0412, "protocol": {"name": "in1k-val", "crop_pct": 0.875}}, env)  # fmt: skip
+    store.add("eval", "vit-s16", {"dataset": "a", "top1": 30.5, "ci95": [29.9, 31.1]}, env)
+    md = render(page_of(store.records(), "e.sqlite"), "markdown")
+    header = next(line for line in md.splitlines() if line.startswith("| model | dataset | images | top-1 %"))
+    assert "| 95 % CI | ECE | protocol |" in header
+    assert "[top1 \\[80.86, 81.54\\]](#r2)" in md and "[0.0412](#r2)" in md and "[name=in1k-val, crop\\_pct=0.875](#r2)" in md
+    assert "[\\[29.90, 31.10\\]](#r3)" in md  # a bare [low, high]
+    first = next(line for line in md.splitlines() if "[81.07](#r1)" in line)
+    assert first.count("| — |") >= 3  # the older row has none of them
+
+
+def test_models_pattern_that_matches_nothing_says_so(filled, tmp_path):
+    _, db = filled
+    result = run("report", "--db", db, "--models", "nomatch*", "--format", "markdown", "-o", tmp_path / "r.md")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r.md").read_text()
+    assert "**This database holds no results**" in text and "models matching 'nomatch*'" in text
