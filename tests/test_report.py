@@ -301,7 +301,8 @@ def test_accuracy_shows_intervals_calibration_and_protocol_when_recorded(tmp_pat
     md = render(page_of(store.records(), "e.sqlite"), "markdown")
     header = next(line for line in md.splitlines() if line.startswith("| model | dataset | images | top-1 %"))
     assert "| 95 % CI | ECE | protocol |" in header
-    assert "[top1 \\[80.86, 81.54\\]](#r2)" in md and "[0.0412](#r2)" in md and "[name=in1k-val, crop\\_pct=0.875](#r2)" in md
+    assert "[top1 \\[80.86, 81.54\\]](#r2)" in md and "[0.0412](#r2)" in md
+    assert "[name=in1k-val, crop\\_pct=0.875](#r2)" in md
     assert "[\\[29.90, 31.10\\]](#r3)" in md  # a bare [low, high]
     first = next(line for line in md.splitlines() if "[81.07](#r1)" in line)
     assert first.count("| — |") >= 3  # the older row has none of them
@@ -313,3 +314,11 @@ def test_models_pattern_that_matches_nothing_says_so(filled, tmp_path):
     assert result.exit_code == 0, result.output
     text = (tmp_path / "r.md").read_text()
     assert "**This database holds no results**" in text and "models matching 'nomatch*'" in text
+
+
+def test_html_escapes_what_the_records_hold(tmp_path):
+    store = ResultStore(tmp_path / "x.sqlite")
+    store.add("flops", "<script>alert(1)</script>", {"img_size": 224, "gmacs": 1.5, "gflops": 3.0}, {"host": "a&b"})
+    html = render(page_of(store.records(), "x.sqlite"))
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "a&amp;b" in html and html.count("<script>") == 1  # the page's own sorting script only

@@ -206,10 +206,10 @@ COMPARE_COLUMNS = [
     ("a_img_per_s", "A img/s", number(2), 4),
     ("b_img_per_s", "B img/s", number(2), 5),
     ("ratio", "B/A", _ratio, 1),
-    ("a_peak_tflops", "A GEMM peak TFLOP/s", number(3), 10),
-    ("b_peak_tflops", "B GEMM peak TFLOP/s", number(3), 11),
-    ("predicted", "predicted B/A (roofline)", _ratio, 6),
-    ("software", "measured / predicted", _ratio, 7),
+    ("a_peak_tflops", "A GEMM TFLOP/s", number(3), 10),
+    ("b_peak_tflops", "B GEMM TFLOP/s", number(3), 11),
+    ("predicted", "predicted B/A", _ratio, 6),
+    ("software", "measured/predicted", _ratio, 7),
     ("busy", "contended", None, 8),
 ]
 
@@ -285,7 +285,8 @@ def compare_cmd(a: str, b: str, pattern: str | None, db: str | None, fmt: str) -
         return
     for r in rows:
         r["busy"] = ", ".join(s for s, flag in (("A", r["a_contended"]), ("B", r["b_contended"])) if flag)
-    render_table(rows, COMPARE_COLUMNS, title=f"A = {result.a}\nB = {result.b}")
+    title = f"A = {result.a}\nB = {result.b}\npredicted B/A: the ratio of the two GEMM rooflines (the machines alone)"
+    render_table(rows, COMPARE_COLUMNS, title=title)
     if diff:
         render_table(diff, [("key", "environment", None), ("a", "A", None), ("b", "B", None)],
                      title="what differs between the two environments")  # fmt: skip

@@ -51,10 +51,10 @@ def throughput_bars(labels: Sequence[str], values: Sequence[float], backends: Se
     ax.set_xlabel("images/s (latest run of each setting)")
     ax.margins(x=0.12)
     ax.grid(True, axis="x", alpha=0.25)
-    for name, colour in BACKEND_COLOURS.items():
-        if name in backends:
-            ax.barh([], [], color=colour, label=name)
-    ax.legend(fontsize=8, loc="lower right")
+    from matplotlib.patches import Patch
+
+    shown = [Patch(color=colour, label=name) for name, colour in BACKEND_COLOURS.items() if name in backends]
+    ax.legend(handles=shown, fontsize=8, loc="lower right")
     return to_svg(fig)
 
 
@@ -65,6 +65,9 @@ def fewshot_curves(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]])
     for label, shots, acc in curves:
         ax.plot(shots, acc, marker="o", label=label)
     ax.set_xscale("log")
+    shots = sorted({k for _, ks, _ in curves for k in ks})
+    ax.set_xticks(shots, [str(k) for k in shots])  # the shot counts measured, not powers of ten
+    ax.minorticks_off()
     ax.set_xlabel("images per class (log)")
     ax.set_ylabel("accuracy (%)")
     ax.grid(True, which="both", alpha=0.25)
