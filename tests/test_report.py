@@ -107,6 +107,10 @@ def test_report_in_chromium(filled, browser):
     (ev,) = [r for r in records if r["kind"] == "eval"]
     assert f'href="#r{ev["id"]}"' in html and f">{ev['metrics']['top1']:,.2f}</a>" in html
     assert ev["metrics"]["weights_sha256"] in html
+    last = {r["metrics"]["batch_size"]: r for r in records if r["kind"] == "bench" and r["model"] == "testing"}
+    for r in last.values():  # the latest run of each batch size, linked to its own record
+        assert f'<a href="#r{r["id"]}" title="record #{r["id"]} (bench, testing, ' in html
+        assert f">{r['metrics']['img_per_s']:,.2f}</a>" in html and f">{r['metrics']['pct_peak']:,.1f}</a>" in html
 
     page, errors = open_page(browser, out)
     for sid in SECTIONS:
@@ -179,7 +183,7 @@ def _store(path, host, rows, peak=None, torch="2.13.0"):
     return store
 
 
-def test_compare_two_databases_gives_exact_ratios(tmp_path):
+def test_compare_two_databases_gives_exact_ratios(tmp_path, monkeypatch):
     _store(tmp_path / "a.sqlite", "boxA", [(1, 100.0, False), (1, 120.0, False), (1, 110.0, False), (8, 400.0, True)],
            peak=0.5)  # fmt: skip
     _store(tmp_path / "b.sqlite", "boxB", [(1, 220.0, True), (1, 165.0, False), (8, 500.0, True), (16, 9.0, False)],
@@ -195,6 +199,9 @@ def test_compare_two_databases_gives_exact_ratios(tmp_path):
     assert (out["only_a"], out["only_b"]) == (0, 1)
     assert {d["key"]: (d["a"], d["b"]) for d in out["env_diff"]} == {"host": ("boxA", "boxB"),
                                                                      "torch": ("2.13.0", "2.12.0")}  # fmt: skip
+    from vitzoo.cli._output import console
+
+    monkeypatch.setattr(console, "_width", 80)  # an 80-column terminal keeps the ratios
     table = run("results", "compare", tmp_path / "a.sqlite", tmp_path / "b.sqlite")
     assert "1.50x" in table.stdout and "2.00x" in table.stdout and "0.75x" in table.stdout
     assert "contended runs only" in table.stderr

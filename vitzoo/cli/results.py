@@ -198,18 +198,18 @@ def _ratio(v: Any) -> str:
     return "—" if v is None else f"{v:.2f}x"
 
 
-COMPARE_COLUMNS = [
+COMPARE_COLUMNS = [  # at 80 columns the ratios stay, the raw numbers go first
     ("model", "model", None, 0),
     ("backend", "backend", None, 9),
-    ("dtype", "dtype", None, 2),
-    ("batch_size", "batch", None, 3),
-    ("a_img_per_s", "A img/s", number(2), 4),
-    ("b_img_per_s", "B img/s", number(2), 5),
+    ("dtype", "dtype", None, 4),
+    ("batch_size", "batch", None, 5),
+    ("a_img_per_s", "A img/s", number(2), 6),
+    ("b_img_per_s", "B img/s", number(2), 7),
     ("ratio", "B/A", _ratio, 1),
     ("a_peak_tflops", "A GEMM TFLOP/s", number(3), 10),
     ("b_peak_tflops", "B GEMM TFLOP/s", number(3), 11),
-    ("predicted", "predicted B/A", _ratio, 6),
-    ("software", "measured/predicted", _ratio, 7),
+    ("predicted", "predicted B/A", _ratio, 2),
+    ("software", "measured/predicted", _ratio, 3),
     ("busy", "contended", None, 8),
 ]
 
