@@ -26,7 +26,6 @@ DEFAULT_OUTPUT = {"html": "report.html", "markdown": "report.md"}
 def report_cmd(db: str | None, pattern: str | None, fmt: str, output: str | None) -> None:
     """Write a report of the results database: one HTML file to open offline, attach or publish.
 
-    \b
     Sections: environments (CPU ISA, GPU, torch, threads, heap, kernels, GEMM peak), benchmarks (table, bar
     chart, deployment matrix), accuracy (with confidence intervals where recorded), few-shot curves, compute vs
     accuracy (Pareto front, BiT baselines, the paper's Table 6), history (throughput over time per machine, a

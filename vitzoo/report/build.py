@@ -24,10 +24,10 @@ def build_page(store: ResultStore, models: str | None = None) -> Page:
     """
     records = store.records(model=models)
     where = str(store.path) + (f", models matching {models!r}" if models else "")
-    return page_of(records, where)
+    return page_of(records, where, pattern=models)
 
 
-def page_of(records: Sequence[dict[str, Any]], source: str) -> Page:
+def page_of(records: Sequence[dict[str, Any]], source: str, *, pattern: str | None = None) -> Page:
     """The report of already-read store ``records`` (dicts as ``ResultStore.records`` returns them)."""
     envs = Environments(records)
     sections = (
@@ -41,7 +41,7 @@ def page_of(records: Sequence[dict[str, Any]], source: str) -> Page:
     )
     refs = {r["id"]: RecordRef(r["id"], r["created"], r["kind"], r["model"], r["metrics"].get("weights_sha256"),
                                envs.label(r)) for r in records}  # fmt: skip
-    return Page("vitzoo results", source, now_utc(), sections, refs, empty=not records)
+    return Page("vitzoo results", source, now_utc(), sections, refs, empty=not records, pattern=pattern)
 
 
 def records_section(records: Sequence[dict[str, Any]], envs: Environments) -> Section:

@@ -94,6 +94,7 @@ class Page:
     sections: tuple[Section, ...]
     records: dict[int, RecordRef] = field(default_factory=dict)
     empty: bool = False
+    pattern: str | None = None  # the --models pattern the records were selected by
 
 
 def now_utc() -> str:
