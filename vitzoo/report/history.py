@@ -118,7 +118,7 @@ def series_of(records: Sequence[dict[str, Any]]) -> list[Series]:
         value = m.get("img_per_s")
         if r["model"] == "gemm-peak" or m.get("status") not in (None, "ok") or not isinstance(value, (int, float)):
             continue
-        if m.get("ranks", 1) > 1:  # a data-parallel aggregate is another kind of number
+        if (m.get("ranks") or 1) > 1:  # a data-parallel aggregate is another kind of number
             continue
         key = (r["model"], *(env.get(k) for k in MACHINE_KEYS), *(str(m.get(k)) for k in SETTING_KEYS))
         groups.setdefault(key, []).append(r)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vitzoo.report import charts
-from vitzoo.report.history import NOISE_FLOOR, Series
+from vitzoo.report.history import NOISE_FLOOR, Series, machine_of
 from vitzoo.report.page import Cell, Figure, Section, describe, num, table, text
 
 # env keys in the order a reader looks for them; any other key the env JSON holds follows
@@ -105,7 +105,7 @@ def benchmarks_section(records: Sequence[dict[str, Any]], envs: Environments) ->
                      num(m.get("pct_peak"), 1, i), text(m.get("kernels")),
                      text(None if busy is None else ("yes" if busy else "no")), _date(r)])  # fmt: skip
         if isinstance(m.get("img_per_s"), (int, float)) and m.get("status", "ok") == "ok":
-            dp = f" x{m['ranks']} ranks" if m.get("ranks", 1) > 1 else ""
+            dp = f" x{m['ranks']} ranks" if (m.get("ranks") or 1) > 1 else ""
             labels.append(f"{r['model']} · {m.get('dtype', 'fp32')} · b{m.get('batch_size')}{dp} · {envs.label(r)}")
             values.append(float(m["img_per_s"]))
             backends.append(backend)
@@ -114,7 +114,7 @@ def benchmarks_section(records: Sequence[dict[str, Any]], envs: Environments) ->
     columns = ["model", "env", "backend", "device", "dtype", "batch", "status", "img/s", "ms/batch p50", "p90",
                "p99", "mem MiB", "TFLOP/s", "% GEMM peak", "kernels", "contended", "date"]  # fmt: skip
     tables = [table(columns, rows, "Latest run of each setting in each environment; earlier runs: History.")]
-    matrix = _matrix(latest, envs)
+    matrix = _matrix(latest)
     if matrix is not None:
         tables.append(matrix)
     figures = ()
@@ -129,27 +129,28 @@ def benchmarks_section(records: Sequence[dict[str, Any]], envs: Environments) ->
                    tables=tuple(tables), figures=figures)  # fmt: skip
 
 
-def _matrix(latest: Sequence[dict[str, Any]], envs: Environments) -> Any:
-    """The deployment matrix: img/s of each (model, batch, environment) under each (backend, dtype) measured;
-    None when only one (backend, dtype) was measured."""
+def _matrix(latest: Sequence[dict[str, Any]]) -> Any:
+    """The deployment matrix: img/s of each (model, batch, machine, threads) under each (backend, dtype) measured
+    (the latest run of each); None when only one (backend, dtype) was measured."""
     cols: dict[str, None] = {}
     grid: dict[tuple, dict[str, dict[str, Any]]] = {}
-    for r in latest:
+    for r in sorted(latest, key=lambda r: r["id"]):
         m = r["metrics"]
-        if m.get("status", "ok") != "ok" or m.get("ranks", 1) > 1:
+        if m.get("status", "ok") != "ok" or (m.get("ranks") or 1) > 1:
             continue
         col = f"{m.get('backend', 'torch')} {m.get('dtype', 'fp32')}"
         cols[col] = None
-        grid.setdefault((r["model"], m.get("batch_size"), envs.label(r)), {})[col] = r
+        threads = m.get("threads", r["env"].get("threads"))
+        grid.setdefault((r["model"], m.get("batch_size"), machine_of(r["env"]), threads), {})[col] = r
     if len(cols) < 2:
         return None
     rows = []
-    for (model, batch, env), cells in grid.items():
-        rows.append([text(model), num(batch, 0), text(env),
+    for (model, batch, machine, threads), cells in grid.items():
+        rows.append([text(model), num(batch, 0), text(machine), text(threads),
                      *(num(cells[c]["metrics"].get("img_per_s"), 2, cells[c]["id"]) if c in cells else Cell("—")
                        for c in cols)])  # fmt: skip
-    return table(["model", "batch", "env", *(f"{c} img/s" for c in cols)], rows,
-                 "Deployment matrix: the same model under each backend and dtype measured.")  # fmt: skip
+    return table(["model", "batch", "machine", "threads", *(f"{c} img/s" for c in cols)], rows,
+                 "Deployment matrix: the same model under each backend and dtype measured on one machine.")  # fmt: skip
 
 
 def _date(r: dict[str, Any]) -> Cell:
