@@ -329,3 +329,16 @@ def test_html_escapes_what_the_records_hold(tmp_path):
     html = render(page_of(store.records(), "x.sqlite"))
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "a&amp;b" in html and html.count("<script>") == 1  # the page's own sorting script only
+
+
+def test_tradeoff_numbers_link_to_the_records_they_came_from(tmp_path):
+    store = ResultStore(tmp_path / "t.sqlite")
+    env = {"host": "h"}
+    store.add("bench", "vit-ti16", {"batch_size": 8, "dtype": "fp32", "status": "ok", "img_per_s": 12.5}, env)
+    store.add("eval", "vit-ti16.augreg-in21k-ft-in1k-384", {"imagenet": True, "limit": None, "top1": 77.9,
+                                                            "img_size": 384, "dataset": "val"}, env)  # fmt: skip
+    md = render(page_of(store.records(), "t.sqlite"), "markdown")
+    row = next(line for line in md.splitlines() if line.startswith("| vit-ti16.augreg-in21k-ft-in1k-384 | vit |"))
+    assert "| [12.5](#r1) |" in row and "| [77.90](#r2) | measured |" in row
+    reported = next(line for line in md.splitlines() if line.startswith("| vit-b16.orig-in21k-ft-in1k | vit |"))
+    assert "](#r" not in reported  # a reported accuracy is no record of this database

@@ -115,8 +115,10 @@ def tradeoff_section(records: Sequence[dict[str, Any]]) -> Section:
     cells = []
     for r in rows:
         marks = (["GMACs"] if r.pareto_gmacs else []) + (["img/s"] if r.pareto_throughput else [])
+        measured_top1 = _source(records, "eval", r.model, "top1", r.top1) if r.top1_kind == "measured" else None
         cells.append([text(r.model), text(r.family), text(r.img_size), num(r.params / 1e6, 2), num(r.gmacs, 3),
-                      num(r.throughput, 1), num(r.top1, 2), text(r.top1_kind), text(r.top1_source),
+                      num(r.throughput, 1, _source(records, "bench", r.model, "img_per_s", r.throughput)),
+                      num(r.top1, 2, measured_top1), text(r.top1_kind), text(r.top1_source),
                       text("★ " + ", ".join(marks) if marks else "")])  # fmt: skip
     figure = Figure(
         "Accuracy vs compute",
@@ -133,6 +135,16 @@ def tradeoff_section(records: Sequence[dict[str, Any]]) -> Section:
                    tables=(table(["model", "family", "res", "params (M)", "GMACs", "img/s", "top-1 %", "top-1 is",
                                   "source", "Pareto"], cells), *flops),
                    figures=(figure,))  # fmt: skip
+
+
+def _source(records: Sequence[dict[str, Any]], kind: str, model: str, key: str, value: Any) -> int | None:
+    """The id of the latest record a trade-off number was read from: of ``kind``, for checkpoint ``model``
+    (``arch.tag``, or ``arch`` for a default tag), whose ``key`` is ``value``."""
+    if value is None:
+        return None
+    names = {model, model.split(".", 1)[0]}
+    ids = [r["id"] for r in records if r["kind"] == kind and r["model"] in names and r["metrics"].get(key) == value]
+    return ids[-1] if ids else None
 
 
 def _flops_table(records: Sequence[dict[str, Any]]) -> tuple:

@@ -51,10 +51,11 @@ def records_section(records: Sequence[dict[str, Any]], envs: Environments) -> Se
         return Section("records", "Records", empty="The database holds no results.")
     rows = [
         [Cell(f"#{r['id']}", r["id"]), Cell(r["created"].replace("T", " ")[:19], r["created"]), text(r["kind"]),
-         text(r["model"]), text(envs.label(r)), text(r["metrics"].get("weights_sha256") or "random weights")]
+         text(r["model"]), text(envs.label(r)), text(r["metrics"].get("weights_sha256"))]
         for r in records
     ]  # fmt: skip
     return Section("records", "Records",
-                   "Every number above links here, to the record it was read from.",
+                   "Every number above links here, to the record it was read from. weights sha256: the file the "
+                   "result measured (— for random weights, or a result that needs none).",
                    tables=(Table(("id", "created (UTC)", "kind", "model", "env", "weights sha256"),
                                  tuple(tuple(r) for r in rows), anchor_column=0),))  # fmt: skip

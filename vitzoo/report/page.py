@@ -79,7 +79,7 @@ class RecordRef:
 
     @property
     def title(self) -> str:
-        sha = f", weights sha256 {self.weights_sha256[:12]}…" if self.weights_sha256 else ", random weights"
+        sha = f", weights sha256 {self.weights_sha256[:12]}…" if self.weights_sha256 else ", no weights file"
         when = self.created[:19].replace("T", " ")
         return f"record #{self.id} ({self.kind}, {self.model}, {self.environment}), {when} UTC{sha}"
 
