@@ -12,7 +12,7 @@ import importlib
 import click
 
 from vitzoo import __version__
-from vitzoo.cli._output import fail
+from vitzoo.cli._output import command_name, fail
 from vitzoo.errors import VitzooError
 
 # command name -> "module:attribute"; a module that is not there yet just hides its commands.
@@ -31,6 +31,7 @@ COMMANDS = {
     "fewshot": "vitzoo.cli.evaluate:fewshot_cmd",
     "tradeoff": "vitzoo.cli.tradeoff:tradeoff_cmd",
     "inspect": "vitzoo.cli.inspect:inspect_cmd",
+    "report": "vitzoo.cli.report:report_cmd",
 }
 
 
@@ -42,7 +43,7 @@ class SuggestingGroup(click.Group):
         if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
             commands = self.list_commands(ctx)
             close = difflib.get_close_matches(name, commands, n=1, cutoff=0.5)
-            path = " ".join(["vitzoo", *ctx.command_path.split()[1:]])  # the root's name may differ (tests, -m)
+            path = command_name(ctx)  # the root's name may differ (tests, -m)
             hint = f"did you mean `{path} {close[0]}`?" if close else f"see `{path} --help`"
             fail(f"no command {name!r}; {hint}", code=2)
         return super().resolve_command(ctx, args)

@@ -55,7 +55,27 @@ class Command(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as e:
-            fail(f"{e.format_message()} (see `vitzoo {self.name} -h`)", code=2)
+            fail(f"{e.format_message()} (see `{command_name(ctx)} -h`)", code=2)
+
+
+class CommandGroup(click.Group):
+    """A group of subcommands whose own usage mistakes are one ``error:`` line, exit code 2, as ``Command``'s."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            fail(f"{e.format_message()} (see `{command_name(ctx)} -h`)", code=2)
+
+
+def command_name(ctx: click.Context) -> str:
+    """The command as the user typed it, e.g. ``vitzoo results compare``, whatever the root is called (``python -m
+    vitzoo``, a test's runner)."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["vitzoo", *reversed(names)])
 
 
 # One wording of the results-database options for every command that stores or reads results.

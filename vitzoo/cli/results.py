@@ -7,11 +7,14 @@ from typing import Any
 
 import click
 
+from vitzoo.cli import SuggestingGroup
 from vitzoo.cli._output import (
     Command,
+    CommandGroup,
     console,
     db_option,
     emit,
+    emit_json,
     format_options,
     info,
     millions,
@@ -20,6 +23,7 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
+from vitzoo.errors import VitzooError
 
 FLOPS_COLUMNS = [
     ("model", "model", None),
@@ -123,7 +127,11 @@ def _scalar(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and math.isnan(v))
 
 
-@click.command("results", cls=Command)
+class ResultsGroup(SuggestingGroup, CommandGroup):
+    """`vitzoo results` shows the database; `vitzoo results compare` is its one subcommand."""
+
+
+@click.group("results", cls=ResultsGroup, invoke_without_command=True)
 @click.option(
     "--kind",
     type=click.Choice(["bench", "flops", "eval", "fewshot"]),
@@ -136,11 +144,15 @@ def _scalar(v: Any) -> bool:
 @click.option("--last", type=click.IntRange(min=1), default=None, metavar="N", help="Only the last N results.")
 @db_option
 @format_options
-def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str | None, fmt: str) -> None:
+@click.pass_context
+def results_cmd(
+    ctx: click.Context, kind: str | None, pattern: str | None, last: int | None, db: str | None, fmt: str
+) -> None:
     """Show, filter and export the results database (bench, flops and eval results).
 
     The table shows one headline per result; --json and --csv export every metric and the environment
     (env_* columns). In Python: `vitzoo.measure.store.ResultStore().query(kind=..., model=...)` (a DataFrame).
+    `vitzoo results compare A B` sets two databases, machines or releases side by side (see its --help).
     Reading never creates a file: a missing database is an error. Bench results measured while other
     processes used the CPU are marked "(contended)".
 
@@ -149,7 +161,10 @@ def results_cmd(kind: str | None, pattern: str | None, last: int | None, db: str
       vitzoo results
       vitzoo results --kind bench --model 'vit-b*' --csv > bench.csv
       vitzoo results --db other.sqlite --json
+      vitzoo results compare old.sqlite new.sqlite
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from vitzoo.measure.store import ResultStore
 
     store = ResultStore(db, readonly=True)
@@ -177,3 +192,108 @@ def _is_true(v: Any) -> bool:
 
 def _is_nan(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
+
+
+def _ratio(v: Any) -> str:
+    return "—" if v is None else f"{v:.2f}x"
+
+
+COMPARE_COLUMNS = [  # at 80 columns the ratios stay, the raw numbers go first
+    ("model", "model", None, 0),
+    ("backend", "backend", None, 9),
+    ("dtype", "dtype", None, 4),
+    ("batch_size", "batch", None, 5),
+    ("a_img_per_s", "A img/s", number(2), 6),
+    ("b_img_per_s", "B img/s", number(2), 7),
+    ("ratio", "B/A", _ratio, 1),
+    ("a_peak_tflops", "A GEMM TFLOP/s", number(3), 10),
+    ("b_peak_tflops", "B GEMM TFLOP/s", number(3), 11),
+    ("predicted", "predicted B/A", _ratio, 2),
+    ("software", "measured/predicted", _ratio, 3),
+    ("busy", "contended", None, 8),
+]
+
+
+def _side_records(selector: str, db: str | None, pattern: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """A side of `results compare`: a database file, or KEY=VALUE filters on the --db database."""
+    from pathlib import Path
+
+    from vitzoo.measure.store import ResultStore
+    from vitzoo.report.compare import parse_filters, select
+
+    if "=" in selector and not Path(selector).expanduser().exists():
+        filters = parse_filters(selector)
+        store = ResultStore(db, readonly=True)
+        label, records = f"{selector} in {store.path}", select(store.records(kind="bench", model=pattern), filters)
+    else:
+        store = ResultStore(selector, readonly=True)
+        label, records = str(store.path), store.records(kind="bench", model=pattern)
+    if not any(r["model"] != "gemm-peak" for r in records):
+        raise VitzooError(
+            f"{label} holds no benchmark results" + (f" of models matching {pattern!r}" if pattern else "")
+        )
+    return label, records
+
+
+@results_cmd.command("compare", cls=Command)
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option(
+    "--model",
+    "pattern",
+    default=None,
+    metavar="PATTERN",
+    help="Only models matching this shell pattern, e.g. 'vit-b*'.",
+)
+@db_option
+@format_options
+def compare_cmd(a: str, b: str, pattern: str | None, db: str | None, fmt: str) -> None:
+    """Compare benchmark throughput of two sides, A and B: is a difference the machine or the software?
+
+    Each of A and B is a results database FILE, or KEY=VALUE[,KEY=VALUE...] filters on the records of --db: KEY
+    is any metric or environment field (host, device_name, torch, threads, dtype, backend, label, ...), VALUE a
+    shell pattern. For each setting both sides measured (model, backend, dtype, batch, resolution, compile): the
+    median img/s of each side's uncontended runs, the ratio B/A, the ratio of the two sides' GEMM rooflines (what
+    the machines alone predict, from `vitzoo bench --peak` or the peak each benchmark measured) and measured /
+    predicted: near 1.00x the machine explains the difference, below it B's software or settings lose speed the
+    hardware would give. Then the environment fields that differ. A side with only contended runs (other
+    processes used the CPU) is flagged. Databases from older vitzoo versions work (missing fields: fp32, torch).
+
+    \b
+    Examples:
+      vitzoo results compare laptop.sqlite gpu-box.sqlite
+      vitzoo results compare host=box1 host=box2 --db lab.sqlite
+      vitzoo results compare 'torch=2.12*' 'torch=2.13*' --model 'vit-b*'
+      vitzoo results compare old.sqlite new.sqlite --json
+    """
+    from vitzoo.report.compare import compare
+
+    label_a, records_a = _side_records(a, db, pattern)
+    label_b, records_b = _side_records(b, db, pattern)
+    result = compare(records_a, records_b, a_label=label_a, b_label=label_b)
+    if not result.rows:
+        raise VitzooError(f"no benchmark setting (model, backend, dtype, batch, resolution) was measured on both "
+                          f"sides: A has {result.only_a}, B has {result.only_b}")  # fmt: skip
+    rows = [r.as_dict() for r in result.rows]
+    diff = [{"key": k, "a": va, "b": vb} for k, va, vb in result.env_diff]
+    if fmt == "json":
+        emit_json({"a": result.a, "b": result.b, "rows": rows, "env_diff": diff, "only_a": result.only_a,
+                   "only_b": result.only_b})  # fmt: skip
+        return
+    if fmt == "csv":
+        emit(rows, fmt, [])
+        return
+    for r in rows:
+        r["busy"] = ", ".join(s for s, flag in (("A", r["a_contended"]), ("B", r["b_contended"])) if flag)
+    title = f"A = {result.a}\nB = {result.b}\npredicted B/A: the ratio of the two GEMM rooflines (the machines alone)"
+    render_table(rows, COMPARE_COLUMNS, title=title)
+    if diff:
+        render_table(diff, [("key", "environment", None), ("a", "A", None), ("b", "B", None)],
+                     title="what differs between the two environments")  # fmt: skip
+    else:
+        info("the two environments record the same fields and values")
+    if result.only_a or result.only_b:
+        info(f"settings measured on one side only (not compared): A {result.only_a}, B {result.only_b}")
+    busy = sum(1 for r in rows if r["busy"])
+    if busy:
+        warn(f"{busy} row(s) rest on contended runs only (other processes used the CPU): they understate that side")

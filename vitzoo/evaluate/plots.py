@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vitzoo.evaluate.tradeoff import DATASET_TITLES, TradeoffRow, pareto_front
 from vitzoo.zoo.paper import TABLE6, ScalingRow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 STYLE = {  # family -> (marker, colour, legend label)
     "vit": ("o", "#1f77b4", "ViT"),
@@ -84,17 +88,11 @@ def _paper_panel(ax, table: Sequence[ScalingRow]) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-def plot_tradeoff(rows: Sequence[TradeoffRow], prefix: str | os.PathLike, *, subtitle: str = "") -> list[Path]:
-    """Draw the trade-off of ``rows`` and write ``prefix.png`` and ``prefix.svg``; returns the paths written.
-
-    The figure is a ``matplotlib.figure.Figure`` on its own Agg canvas: no pyplot, no global backend, nothing
-    left open. Each file is written atomically (a temporary file beside it, then renamed).
-    """
-    import matplotlib
+def tradeoff_figure(rows: Sequence[TradeoffRow], *, subtitle: str = "") -> Figure:
+    """The trade-off figure of ``rows``: a ``matplotlib.figure.Figure`` on its own Agg canvas (no pyplot, no global
+    backend, nothing left open), for ``plot_tradeoff`` and ``vitzoo report``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from vitzoo.weights.checkpoint import atomic_path
 
     scored = [r for r in rows if r.top1 is not None]
     timed = [r for r in scored if r.throughput is not None]
@@ -111,6 +109,19 @@ def plot_tradeoff(rows: Sequence[TradeoffRow], prefix: str | os.PathLike, *, sub
     _paper_panel(axes[-1], TABLE6)
     note = "Filled markers: reported top-1; black edge: measured with `vitzoo eval`."
     fig.suptitle(f"Accuracy vs compute — ViT, hybrids and BiT ResNets. {note}", fontsize=11)
+    return fig
+
+
+def plot_tradeoff(rows: Sequence[TradeoffRow], prefix: str | os.PathLike, *, subtitle: str = "") -> list[Path]:
+    """Draw the trade-off of ``rows`` and write ``prefix.png`` and ``prefix.svg``; returns the paths written.
+
+    Each file is written atomically (a temporary file beside it, then renamed).
+    """
+    import matplotlib
+
+    from vitzoo.weights.checkpoint import atomic_path
+
+    fig = tradeoff_figure(rows, subtitle=subtitle)
     prefix = Path(prefix).expanduser()
     paths = [prefix.with_name(prefix.name + ext) for ext in (".png", ".svg")]
     with atomic_path(paths[0]) as tmp:
