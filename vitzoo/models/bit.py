@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitzoo.models.layers import StdConv2d, make_stages
+from vitzoo.models.layers import StdConv2d, make_stages, set_grad_checkpointing
 from vitzoo.zoo.configs import BiTConfig
 
 GN_EPS = 1e-5  # big_transfer group_normalize / nn.GroupNorm default
@@ -96,3 +96,7 @@ class ResNetV2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> ResNetV2:
+        """Checkpoint every bottleneck unit in training; returns the model."""
+        return set_grad_checkpointing(self, enabled)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.models.hybrid import HybridBackbone
-from vitzoo.models.layers import Linear
+from vitzoo.models.layers import Linear, run_blocks, set_grad_checkpointing
 from vitzoo.zoo.configs import ViTConfig
 
 LN_EPS = 1e-6  # flax.linen.LayerNorm default
@@ -109,6 +109,8 @@ class PreLogits(nn.Module):
 class VisionTransformer(nn.Module):
     """ViT and hybrid ViT. ``forward`` maps (B, 3, S, S) images to (B, C) logits, or features if C = 0."""
 
+    grad_checkpointing: bool = False  # recompute each block's activations in backward
+
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.config = config
@@ -149,7 +151,7 @@ class VisionTransformer(nn.Module):
                 f"input gives {x.shape[1]} tokens but the model was built for {self.pos_embed.shape[1]} "
                 f"(img_size={self.config.img_size}); rebuild or load with img_size=..."
             )
-        x = self.blocks(x + self.pos_embed.to(x.dtype))
+        x = run_blocks(self.blocks, x + self.pos_embed.to(x.dtype), self.grad_checkpointing)
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -160,6 +162,10 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> VisionTransformer:
+        """Checkpoint every transformer block (and hybrid ResNet stage) in training; returns the model."""
+        return set_grad_checkpointing(self, enabled)
 
 
 def resize_pos_embed(
