@@ -30,6 +30,7 @@ COMMANDS = {
     "fewshot": "vitzoo.cli.evaluate:fewshot_cmd",
     "tradeoff": "vitzoo.cli.evaluate:tradeoff_cmd",
     "inspect": "vitzoo.cli.inspect:inspect_cmd",
+    "finetune": "vitzoo.cli.train:finetune_cmd",
 }
 
 
