@@ -149,7 +149,7 @@ def test_inception_crop_stays_in_the_image_with_the_originals_ranges():
     rng = np.random.default_rng(0)
     for _ in range(300):
         left, top, w, h = inception_crop(40, 30, rng)
-        assert 0 <= left and left + w <= 40 and 0 <= top and top + h <= 30
+        assert left >= 0 and left + w <= 40 and top >= 0 and top + h <= 30
         assert 0.04 * 1200 <= w * h <= 1200
         assert ASPECT_RANGE[0] - 0.1 <= w / h <= ASPECT_RANGE[1] + 0.1  # rounding to whole pixels
     assert inception_crop(1, 1, np.random.default_rng(0)) == (0, 0, 1, 1)
@@ -176,7 +176,7 @@ def test_every_image_once_per_epoch_and_micro_batches_partition_a_step():
     assert step_images(5, num_images=n, batch_size=batch, seed=3)[0][0] == 1
     step = step_images(2, num_images=n, batch_size=batch, seed=3)
     parts = [micro_batches(2, num_images=n, batch_size=batch, accum=3, seed=3, rank=r, world_size=2) for r in (0, 1)]
-    assert [len(m) for p in parts for m in p] == [2] * 6 and sum((m for p in parts for m in p), []) == step
+    assert [len(m) for p in parts for m in p] == [2] * 6 and [k for p in parts for m in p for k in m] == step
 
 
 def test_recipe_rejects_bad_values():
