@@ -53,7 +53,8 @@ def _weights(path) -> dict[str, torch.Tensor]:
 
 
 def test_finetune_then_eval_bench_and_export_take_the_output(setup, tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "gemm_peak", lambda device, dtype: GemmPeak("cpu", "fp32", 2, 0.5, ()))  # test_bench    out = tmp_path / "ft.safetensors"
+    monkeypatch.setattr(bench, "gemm_peak", lambda device, dtype: GemmPeak("cpu", "fp32", 2, 0.5, ()))  # test_bench
+    out = tmp_path / "ft.safetensors"
     res = run("finetune", setup / "testing.safetensors", "--data", setup / "train", "--val", setup / "val",
               "--steps", 16, *FAST, "-o", out, "--json")  # fmt: skip
     assert res.exit_code == 0, res.output
