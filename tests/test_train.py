@@ -277,3 +277,25 @@ def test_bf16_autocast_run(folders, source, tmp_path):
     result = train(prepare(source, folders[0], tmp_path / "bf.safetensors", recipe), workers=0)
     assert result.info.recipe.dtype == "bf16" and math.isfinite(result.loss)
     assert vitzoo.load(result.out).pos_embed.dtype == torch.float32  # fp32 weights; autocast only computes in bf16
+
+
+def test_a_failure_while_writing_the_model_keeps_every_step(folders, source, tmp_path, monkeypatch):
+    import vitzoo.train.loop as loop
+    from vitzoo.weights.checkpoint import OutputError
+
+    recipe = Recipe(steps=3, batch_size=6, accum=1, img_size=32, dtype="fp32", warmup_steps=0)
+    out = tmp_path / "f.safetensors"
+    real = loop.save_finetuned
+
+    def disk_full(*args, **kwargs):
+        raise OutputError(f"{out}: writing failed (No space left on device)")
+
+    monkeypatch.setattr(loop, "save_finetuned", disk_full)
+    with pytest.raises(OutputError):
+        train(prepare(source, folders[0], out, recipe), workers=0)
+    monkeypatch.setattr(loop, "save_finetuned", real)
+    again = resume(out)
+    assert again.step == 3 and not out.exists()
+    done = train(again, workers=0)
+    whole = train(prepare(source, folders[0], tmp_path / "g.safetensors", recipe), workers=0)
+    assert done.steps == 3 and all(torch.equal(v, _weights(whole.out)[k]) for k, v in _weights(out).items())

@@ -234,7 +234,11 @@ def train(
         raise
     seconds = run.seconds + time.perf_counter() - start
     if rank == 0:
-        save_finetuned(run.out, model, info, run.history)
+        try:
+            save_finetuned(run.out, model, info, run.history)
+        except BaseException:
+            save()  # every step is done: a resumed run only writes the model
+            raise
         state_path(run.out).unlink(missing_ok=True)
     done = run.step - first
     return FineTuneResult(run.out, info, run.step, first, loss_mean, tuple(run.history), seconds,
