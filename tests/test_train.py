@@ -299,3 +299,27 @@ def test_a_failure_while_writing_the_model_keeps_every_step(folders, source, tmp
     done = train(again, workers=0)
     whole = train(prepare(source, folders[0], tmp_path / "g.safetensors", recipe), workers=0)
     assert done.steps == 3 and all(torch.equal(v, _weights(whole.out)[k]) for k, v in _weights(out).items())
+
+
+def test_ctrl_c_during_a_validation_is_resumed_with_that_validation(folders, source, tmp_path, monkeypatch):
+    import vitzoo.parallel.sharded as sharded
+
+    recipe = Recipe(steps=8, lr=0.03, warmup_steps=2, batch_size=12, accum=2, img_size=32, dtype="fp32")
+    whole = train(prepare(source, folders[0], tmp_path / "a.safetensors", recipe, val_dir=folders[1]), workers=0)
+    real, calls = sharded.evaluate_sharded, []
+
+    def second_validation_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out = tmp_path / "b.safetensors"
+    monkeypatch.setattr(sharded, "evaluate_sharded", second_validation_interrupted)
+    with pytest.raises(Interrupted) as stopped:
+        train(prepare(source, folders[0], out, recipe, val_dir=folders[1]), workers=0)
+    monkeypatch.setattr(sharded, "evaluate_sharded", real)
+    assert stopped.value.step == 8  # 4 steps an epoch: stopped while validating after the last one
+    again = train(resume(out), workers=0)
+    assert again.history == whole.history and len(again.history) == 2
+    assert all(torch.equal(v, _weights(whole.out)[k]) for k, v in _weights(out).items())

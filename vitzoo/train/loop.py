@@ -202,6 +202,11 @@ def train(
 
     batches = iter(loader)
     try:
+        done_epoch = run.step > 0 and (run.step % per_epoch == 0 or run.step == recipe.steps)
+        if run.val is not None and done_epoch and (not run.history or run.history[-1]["step"] != run.step):
+            # stopped during the validation that ends an epoch: do it now, as the uninterrupted run did
+            _validate(run, model, run.step, (run.step - 1) // per_epoch + 1, workers, recipe.batch_size // recipe.accum,
+                      report)  # fmt: skip
         for step in range(run.step + 1, recipe.steps + 1):
             micro = [next(batches) for _ in range(recipe.accum)]
             for b in micro:
