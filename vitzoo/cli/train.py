@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from typing import Any
 
 import click
@@ -276,8 +277,18 @@ def _new_run(name: str | None, kw: dict[str, Any], device: str, world: int) -> A
     recipe = Recipe(steps=kw["steps"] or 500, lr=kw["lr"], warmup_steps=kw["warmup_steps"],
                     batch_size=kw["batch_size"], accum=kw["accum"], seed=kw["seed"], img_size=kw["img_size"],
                     dtype=kw["dtype"])  # fmt: skip
-    return prepare(name, kw["data"], kw["output"], recipe, val_dir=kw["val"], epochs=kw["epochs"], device=device,
-                   world_size=world)  # fmt: skip
+    from vitzoo.weights.sources import SourceFallbackWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SourceFallbackWarning)
+        run = prepare(name, kw["data"], kw["output"], recipe, val_dir=kw["val"], epochs=kw["epochs"], device=device,
+                      world_size=world)  # fmt: skip
+    for w in caught:  # which source was used when the first failed: one line, not a Python warning
+        if issubclass(w.category, SourceFallbackWarning):
+            warn(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return run
 
 
 def _announce(run: Any, device: str) -> None:
