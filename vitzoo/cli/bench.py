@@ -286,6 +286,8 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
              "they understate this machine; rerun when it is idle")  # fmt: skip
     fused, why = kernels_for(options)
     how = "autocast" if options.precision == "autocast" and options.dtype != "fp32" else "cast"
+    if options.mode == "train":  # fp32 weights, optimizer and loss always; --dtype is the autocast compute dtype
+        how = "fp32 weights" if options.dtype == "fp32" else "autocast, fp32 weights"
     peak_tf = next((r.peak_tflops for r in results if r.peak_tflops), None)
     what = ""
     if options.mode == "train":
