@@ -286,15 +286,16 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
              "they understate this machine; rerun when it is idle")  # fmt: skip
     fused, why = kernels_for(options)
     how = "autocast" if options.precision == "autocast" and options.dtype != "fp32" else "cast"
+    precision = f"{options.dtype} ({how})"
     if options.mode == "train":  # fp32 weights, optimizer and loss always; --dtype is the autocast compute dtype
-        how = "fp32 weights" if options.dtype == "fp32" else "autocast, fp32 weights"
+        precision = "fp32" if options.dtype == "fp32" else f"{options.dtype} autocast (fp32 weights)"
     peak_tf = next((r.peak_tflops for r in results if r.peak_tflops), None)
     what = ""
     if options.mode == "train":
         what = "training steps (forward + backward + SGD)" + (", grad checkpointing" if options.grad_checkpointing
                                                                else "") + " · "  # fmt: skip
     title = (
-        f"{what}{env['device_name']} · {env['threads']} threads · torch {env['torch']} · {options.dtype} ({how})"
+        f"{what}{env['device_name']} · {env['threads']} threads · torch {env['torch']} · {precision}"
         f" · compile {'on' if options.compile else 'off'}"
         f" · {'fused kernels' if fused else f'aten kernels ({why})'}"
         + (f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else "")
