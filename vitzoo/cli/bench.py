@@ -137,7 +137,7 @@ def _line(r: Any) -> str:
 @click.option(
     "--grad-checkpointing",
     is_flag=True,
-    help="With --mode train: recompute each block's activations in backward (less memory, about a third slower).",
+    help="With --mode train: recompute each block's activations in backward (less memory, one more forward pass).",
 )
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")

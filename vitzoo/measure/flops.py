@@ -23,7 +23,7 @@ from vitzoo.weights.names import source_config
 from vitzoo.zoo.analytic import count_macs, count_params
 from vitzoo.zoo.configs import ModelConfig
 
-__all__ = ["EXTRA_FORMULAS", "FlopCount", "count_flops", "counted_macs"]
+__all__ = ["EXTRA_FORMULAS", "FlopCount", "count_flops", "counted_macs", "counted_train_macs"]
 
 
 def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
