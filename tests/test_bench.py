@@ -655,3 +655,73 @@ def test_a_copy_that_does_not_fit_is_an_oom_result():
     opts = BenchOptions(batch_sizes=(1,), dtype="bf16", **TINY)  # casting the caller's model needs a copy
     (r,) = benchmark_model(Huge(4), opts, name="huge", img_size=8, macs_per_image=0)
     assert (r.status, r.batch_size) == ("oom", 0) and "MemoryError" in r.error
+
+
+# -- --mode train ----------------------------------------------------------------------------------------------
+
+
+def test_train_mode_times_whole_training_steps():
+    from vitzoo.measure.flops import counted_train_macs
+
+    (r,) = bench_models(["testing"], BenchOptions(batch_sizes=(2,), img_size=32, mode="train", threads=1, **TINY))
+    assert r.status == "ok" and r.mode == "train" and not r.grad_checkpointing and r.img_per_s > 0
+    assert r.kernels == "aten" and "training" in r.kernels_note and r.memory_mib is not None
+    assert r.gflops == pytest.approx(2 * counted_train_macs(resolve_config("testing", img_size=32)[2]) / 1e9)
+    assert json.loads(json.dumps(r.as_dict()))["mode"] == "train"
+
+
+def test_train_mode_on_vit_ti_with_grad_checkpointing_and_bf16_autocast():
+    opts = BenchOptions(batch_sizes=(2,), img_size=32, mode="train", grad_checkpointing=True, dtype="bf16",
+                        precision="autocast", threads=1, **TINY)  # fmt: skip
+    (r,) = bench_models(["vit-ti16"], opts)
+    assert r.status == "ok" and r.grad_checkpointing and r.dtype == "bf16" and r.precision == "autocast", r.error
+    from vitzoo.zoo.analytic import count_params
+
+    assert r.params == count_params(resolve_config("vit-ti16", img_size=32)[2])
+
+
+def test_a_training_pass_is_one_clipped_sgd_step(monkeypatch):
+    """The runner's pass: cross-entropy, backward, clipping at global norm 1, then torch's SGD with momentum."""
+    import copy
+
+    from vitzoo.measure.training import TrainRunner
+
+    torch.manual_seed(0)
+    model = vitzoo.create("testing", img_size=32)
+    plain = copy.deepcopy(model)
+    opts = BenchOptions(batch_sizes=(3,), mode="train", gemm_peak=False)
+    run = TrainRunner(model, opts, 32, torch.device("cpu"), 1)
+    x = run.inputs(3)
+    run.forward(x.clone())
+    loss = F.cross_entropy(plain(x), run.labels)
+    loss.backward()
+    norm = torch.cat([p.grad.flatten() for p in plain.parameters()]).norm()
+    scale = min(1.0, 1.0 / (float(norm) + 1e-6))  # torch's clip_grad_norm_: max_norm / (norm + 1e-6)
+    for (name, p), q in zip(model.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad * scale, rtol=1e-4, atol=1e-8, msg=name)
+        assert run.optimizer.state[p]["momentum_buffer"] is not None
+    assert model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_train_mode_never_changes_the_callers_model():
+    model = vitzoo.create("testing", img_size=32).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    (r,) = benchmark_model(
+        model, BenchOptions(batch_sizes=(2,), mode="train", threads=1, **TINY), name="m", img_size=32
+    )
+    assert r.status == "ok" and not model.training and all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "train", "backend": "onnxruntime"}, "only runs inference"),
+        ({"mode": "train", "dtype": "bf16"}, "autocast"),
+        ({"grad_checkpointing": True}, "only applies to --mode train"),
+        ({"mode": "eval"}, "mode must be"),
+    ],
+)
+def test_train_mode_options_are_checked(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        BenchOptions(**kwargs)

@@ -9,8 +9,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import vitzoo
 
@@ -87,3 +89,17 @@ def test_the_peer_history_keeps_every_run_and_refuses_a_foreign_file(peer, tmp_p
     with pytest.raises(SystemExit, match="other columns"):
         peer.check_history(foreign)
     assert foreign.read_text() == "dtype,model,img_per_s\nfp32,a,3.0\n"  # untouched
+
+
+def test_finetune_demo_writes_a_four_class_folder(tmp_path):
+    demo = _script("finetune_demo")
+    root = demo.make_folder(tmp_path / "train", 2, 0)
+    from vitzoo.evaluate.data import image_folder
+
+    data = image_folder(root)
+    assert data.classes.names == ("blue", "green", "red", "stripes") and len(data) == 8
+    stripes = np.asarray(Image.open(root / "stripes" / "000.png"), dtype=float)
+    red = np.asarray(Image.open(root / "red" / "000.png"), dtype=float)
+    assert stripes.shape == red.shape == (48, 48, 3)
+    assert red[..., 0].mean() > 150 > red[..., 2].mean()
+    assert abs(stripes[::8].mean() - stripes[4::8].mean()) > 100  # 4 rows on, 4 off

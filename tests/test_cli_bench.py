@@ -231,3 +231,21 @@ def test_every_option_has_help_and_one_db_wording():
                 assert param.help == output.DB_HELP
             if "--no-store" in getattr(param, "opts", ()):
                 assert param.help == output.NO_STORE_HELP
+
+
+def test_bench_mode_train_is_stored_and_shown_by_results(files, monkeypatch):
+    monkeypatch.setattr(output.console, "_width", 250)  # the table as on a wide terminal
+    db = files / "train.sqlite"
+    args = ["bench", "testing", "--mode", "train", "--grad-checkpointing", "-b", "2", "--threads", "1", *FAST]
+    out = CliRunner().invoke(main, [*args, "--db", str(db), "--json"])
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.stdout)
+    assert (row["mode"], row["grad_checkpointing"], row["status"]) == ("train", True, "ok")
+    stored = ResultStore(db).query(kind="bench")
+    assert stored["mode"].tolist() == ["train"] and bool(stored["grad_checkpointing"][0])
+    table = CliRunner().invoke(main, ["results", "--db", str(db)])
+    assert table.exit_code == 0 and "batch 2 fp32 train (grad checkpointing)" in table.stdout
+    shown = CliRunner().invoke(main, [*args, "--no-store"])
+    assert shown.exit_code == 0 and "training steps (forward + backward + SGD)" in shown.stdout
+    bad = CliRunner().invoke(main, ["bench", "testing", "--grad-checkpointing", "--no-store"])
+    assert bad.exit_code != 0 and bad.stderr.strip() == "error: gradient checkpointing only applies to --mode train"

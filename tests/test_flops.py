@@ -115,3 +115,17 @@ def test_weight_files_are_counted_from_their_own_architecture(tmp_path, monkeypa
         check_source(str(tmp_path))
     with pytest.raises(ConfigError, match=r"no such weight file: ti16\.safetensors"):
         check_source("ti16.safetensors")
+
+
+def test_a_training_pass_counts_forward_and_backward():
+    """Backward costs twice the forward (gradients of inputs and of weights) except for the input image, which
+    needs none: 3 x forward minus the patch embedding's input-gradient MACs, for the `testing` ViT."""
+    from vitzoo.measure.flops import counted_train_macs
+    from vitzoo.zoo.lookup import resolve_config
+
+    config = resolve_config("testing")[2]
+    patches = (config.img_size // config.patch_size) ** 2
+    patch_embedding = patches * 3 * config.patch_size**2 * config.width
+    assert counted_train_macs(config) == 3 * count_macs(config) - patch_embedding
+    big = resolve_config("vit-b16")[2]
+    assert 2.9 < counted_train_macs(big) / count_macs(big) < 3.0  # attention's softmax is not a MAC

@@ -309,3 +309,52 @@ def test_bit_accepts_dynamic_img_size():
     model = vitzoo.create("bit-r50x1", dynamic_img_size=True, img_size=64)  # fully convolutional: any size anyway
     with torch.inference_mode():
         assert model(torch.randn(1, 3, 64, 96)).shape == (1, 1000)
+
+
+GRAD_CHECKPOINT_CONFIGS = {
+    "vit": ViTConfig(8, 32, 3, 2, 64, img_size=32, num_classes=5),
+    "hybrid": ViTConfig(1, 32, 1, 2, 32, img_size=64, num_classes=3, backbone=HybridConfig((1, 2))),
+    "bit": BiTConfig((1, 2), 1, img_size=64, num_classes=5),
+}
+
+
+@pytest.mark.parametrize("family", list(GRAD_CHECKPOINT_CONFIGS))
+def test_grad_checkpointing_recomputes_blocks_and_changes_no_number(family, monkeypatch):
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: much faster on one thread when other processes load the CPUs
+    try:
+        _check_grad_checkpointing(family, monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_grad_checkpointing(family, monkeypatch):
+    import torch.utils.checkpoint
+
+    model = build_model(GRAD_CHECKPOINT_CONFIGS[family])
+    x = torch.randn(1, 3, model.config.img_size, model.config.img_size)
+
+    def grads():
+        model.zero_grad()
+        out = model(x)
+        out.square().sum().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    out, ref = grads()
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda fn, *a, **k: calls.append(fn) or real(fn, *a, **k))
+    assert model.set_grad_checkpointing() is model
+    out2, got = grads()
+    units = {"vit": 3, "hybrid": 1 + 3, "bit": 3}[family]  # blocks, or bottleneck units (hybrid: both)
+    assert len(calls) == units and torch.equal(out, out2)
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-5, atol=1e-7, msg=name)
+    with torch.no_grad():  # inference never checkpoints
+        calls.clear()
+        assert torch.equal(model(x), out) and not calls
+    model.set_grad_checkpointing(False)
+    calls.clear()
+    grads()
+    assert not calls

@@ -10,7 +10,8 @@ from pathlib import Path
 import vitzoo
 
 # The README's layout table, top to bottom: a module may import from its own layer and the ones above it.
-LAYERS = ["base", "zoo", "models", "weights", "exporting", "measure", "evaluate", "inspection", "parallel", "report",
+LAYERS = ["base", "zoo", "models", "weights", "exporting", "measure", "evaluate", "inspection", "parallel", "train",
+          "report",
           "cli"]  # fmt: skip
 ROOT = Path(vitzoo.__file__).parent
 

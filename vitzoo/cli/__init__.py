@@ -31,6 +31,7 @@ COMMANDS = {
     "fewshot": "vitzoo.cli.evaluate:fewshot_cmd",
     "tradeoff": "vitzoo.cli.tradeoff:tradeoff_cmd",
     "inspect": "vitzoo.cli.inspect:inspect_cmd",
+    "finetune": "vitzoo.cli.train:finetune_cmd",
     "report": "vitzoo.cli.report:report_cmd",
 }
 

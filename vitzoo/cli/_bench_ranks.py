@@ -38,7 +38,7 @@ def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, swe
     if store is not None:
         env = None if sweep else bench_environment(options)  # a sweep row carries its own rank's environment
         for row in rows:
-            metrics = {k: v for k, v in row.items() if k not in ("model", "env")} | ({"mode": "sweep"} if sweep else {})
+            metrics = {k: v for k, v in row.items() if k not in ("model", "env")} | ({"sweep": True} if sweep else {})
             store.add("bench", row["model"], metrics, row["env"] if sweep else env)
         info(f"{len(rows)} {'sweep' if sweep else 'data-parallel'} result(s) appended to {store.path}")
     if sweep:

@@ -126,6 +126,19 @@ def _line(r: Any) -> str:
     show_default=True,
     help="What runs the model: vitzoo's PyTorch path, or its exported ONNX graph in ONNX Runtime / OpenVINO (CPU).",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["inference", "train"]),
+    default="inference",
+    show_default=True,
+    help="inference: forward passes under inference_mode; train: whole training steps (forward, backward, clipping, "
+    "SGD with momentum; fp32 weights, --dtype bf16/fp16 as autocast): what fine-tuning costs.",
+)
+@click.option(
+    "--grad-checkpointing",
+    is_flag=True,
+    help="With --mode train: recompute each block's activations in backward (less memory, one more forward pass).",
+)
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
 @click.option("--sweep", is_flag=True, help="Under torchrun/--nproc: spread the models and batch sizes over the "
@@ -135,7 +148,8 @@ def _line(r: Any) -> str:
 @format_options
 @scale_out
 def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool, fmt: str, **kw: Any) -> None:
-    """Measure inference speed: img/s, latency per batch (p50/p90/p99), peak memory, TFLOP/s, % of GEMM peak.
+    """Measure inference (or, with --mode train, training) speed: img/s, latency per batch (p50/p90/p99), peak
+    memory, TFLOP/s, % of GEMM peak.
 
     NAME is a model (arch or arch.tag, see `vitzoo list`), a shell PATTERN of them ('vit-s*', quoted), or a
     weight file (.safetensors, .npz, .bin, .pth).
@@ -153,6 +167,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
       vitzoo bench vit-l16 --device cuda --dtype bf16 -b auto
       vitzoo bench ./ti16.safetensors                 # a weight file
       vitzoo bench --peak --dtype bf16               # the GEMM roofline only
+      vitzoo bench vit-b16 --mode train -b 8,32 --grad-checkpointing   # training steps: can I fine-tune it here?
     """
     from vitzoo.measure.bench import BenchOptions, check_names, parse_batch_sizes
     from vitzoo.weights.names import expand_sources
@@ -165,10 +180,13 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         return _peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
     if not names:
         fail("name at least one model (see `vitzoo list`) or weight file, or use --peak")
+    train = kw["mode"] == "train"
     options = BenchOptions(
         device=kw["device"],
         dtype=kw["dtype"],
-        precision=kw["precision"],
+        precision="autocast" if train and kw["dtype"] != "fp32" else kw["precision"],
+        mode=kw["mode"],
+        grad_checkpointing=kw["grad_checkpointing"],
         batch_sizes=parse_batch_sizes(kw["batch_size"]),
         img_size=kw["img_size"],
         compile=kw["compile_"],
@@ -268,9 +286,16 @@ def _report_bench(results: list[Any], options: Any, fmt: str) -> None:
              "they understate this machine; rerun when it is idle")  # fmt: skip
     fused, why = kernels_for(options)
     how = "autocast" if options.precision == "autocast" and options.dtype != "fp32" else "cast"
+    precision = f"{options.dtype} ({how})"
+    if options.mode == "train":  # fp32 weights, optimizer and loss always; --dtype is the autocast compute dtype
+        precision = "fp32" if options.dtype == "fp32" else f"{options.dtype} autocast (fp32 weights)"
     peak_tf = next((r.peak_tflops for r in results if r.peak_tflops), None)
+    what = ""
+    if options.mode == "train":
+        what = "training steps (forward + backward + SGD)" + (", grad checkpointing" if options.grad_checkpointing
+                                                               else "") + " · "  # fmt: skip
     title = (
-        f"{env['device_name']} · {env['threads']} threads · torch {env['torch']} · {options.dtype} ({how})"
+        f"{what}{env['device_name']} · {env['threads']} threads · torch {env['torch']} · {precision}"
         f" · compile {'on' if options.compile else 'off'}"
         f" · {'fused kernels' if fused else f'aten kernels ({why})'}"
         + (f" · GEMM peak {peak_tf:.3f} TFLOP/s" if peak_tf else "")

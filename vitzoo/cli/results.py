@@ -106,12 +106,16 @@ def _summary(row: dict[str, Any]) -> str:
         return f"{g('dtype')} GEMM peak {g('peak_tflops') or 0:.3f} TFLOP/s"
     if row["kind"] == "bench":
         if g("status") != "ok":
-            return f"batch {_int(g('batch_size'))} {g('dtype')}: {g('status')}"
+            return (
+                f"batch {_int(g('batch_size'))} {g('dtype')}{' train' if g('mode') == 'train' else ''}: {g('status')}"
+            )
         pct = "" if g("pct_peak") is None else f", {g('pct_peak'):.0f}% peak"
         pct += f" [{g('backend')}]" if g("backend") not in (None, "torch") else ""
         busy = " (contended)" if _is_true(g("contended")) else ""
-        return (f"batch {_int(g('batch_size'))} {g('dtype')}: {g('img_per_s'):.2f} img/s, {g('latency_ms'):.1f} ms"
-                f"{pct}{busy}")  # fmt: skip
+        train = " train" + (" (grad checkpointing)" if _is_true(g("grad_checkpointing")) else "") if g(
+            "mode") == "train" else ""  # fmt: skip
+        return (f"batch {_int(g('batch_size'))} {g('dtype')}{train}: {g('img_per_s'):.2f} img/s, "
+                f"{g('latency_ms'):.1f} ms{pct}{busy}")  # fmt: skip
     if row["kind"] == "flops":
         return f"{g('img_size')} px: {g('gmacs'):.3f} GMACs, {g('gflops'):.3f} GFLOPs"
     skip = {"id", "created", "kind", "model", "summary"}

@@ -46,7 +46,12 @@ __all__ = ["BenchOptions", "BenchResult", "Progress", "bench_environment", "benc
 
 
 def _make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device, threads: int) -> Runner:
-    """Backend hook: vitzoo's torch runner, or one of vitzoo.measure.backends (ONNX Runtime, OpenVINO)."""
+    """Backend hook: vitzoo's torch runner (a training step with ``mode="train"``), or one of
+    vitzoo.measure.backends (ONNX Runtime, OpenVINO)."""
+    if options.mode == "train":
+        from vitzoo.measure.training import TrainRunner
+
+        return TrainRunner(model, options, img_size, device, threads)
     if options.backend == "torch":
         return Runner(model, options, img_size, device, threads)
     from vitzoo.measure.backends import make_runner
@@ -91,7 +96,14 @@ def _measure(
     report = progress or (lambda p: None)
     params = sum(p.numel() for p in model.parameters())
     macs = macs_per_image
-    if macs is None:
+    if options.mode == "train":  # forward + backward, counted
+        from vitzoo.measure.flops import counted_train_macs
+
+        try:
+            macs = counted_train_macs(model.config)
+        except Exception:  # a module without a vitzoo config: no FLOP figures
+            macs = None
+    elif macs is None:
         try:
             macs = _macs_of(model, img_size)
         except Exception:  # a model that cannot run one image fails below, with its own error
@@ -179,6 +191,8 @@ def kernels_for(options: BenchOptions) -> tuple[bool, str | None]:
     """Whether the fused kernels run for ``options`` here, and why not (``vitzoo.measure.cpu.fused_kernels``)."""
     if options.backend != "torch":
         return False, f"{options.backend} runs the exported ONNX graph"
+    if options.mode == "train":
+        return False, "training runs aten (the fused kernels are for inference)"
     return fused_kernels(
         options.fused, device=options.device, dtype=options.dtype, precision=options.precision, compile=options.compile
     )
@@ -186,6 +200,8 @@ def kernels_for(options: BenchOptions) -> tuple[bool, str | None]:
 
 def _changes_tensors(model: nn.Module, options: BenchOptions, device: torch.device) -> bool:
     """Whether preparing ``model`` for ``options`` would cast, move or re-layout its tensors."""
+    if options.mode == "train":  # a training step changes the weights: never the caller's own
+        return True
     tensors = [*model.parameters(), *model.buffers()]
     dtype = options.torch_dtype if options.precision == "cast" else None
     return (
@@ -295,7 +311,7 @@ def bench_models(names: Sequence[str], options: BenchOptions, progress: Progress
 
 def _setting(name: str, options: BenchOptions, img_size: int, threads: int) -> dict[str, Any]:
     """The BenchResult fields that describe what was run (the kernels: what this machine runs, not the request)."""
-    keys = ("dtype", "precision", "compile", "channels_last", "backend")
+    keys = ("dtype", "precision", "compile", "channels_last", "backend", "mode", "grad_checkpointing")
     fused, why = kernels_for(options)
     return {"model": name, "img_size": img_size, "device": options.device, "threads": threads,
             "fused": fused, "kernels": "fused" if fused else "aten", "kernels_note": why,

@@ -21,8 +21,9 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from vitzoo.models import build_model
 from vitzoo.weights.names import source_config
 from vitzoo.zoo.analytic import count_macs, count_params
+from vitzoo.zoo.configs import ModelConfig
 
-__all__ = ["EXTRA_FORMULAS", "FlopCount", "count_flops", "counted_macs"]
+__all__ = ["EXTRA_FORMULAS", "FlopCount", "count_flops", "counted_macs", "counted_train_macs"]
 
 
 def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -116,6 +117,19 @@ def counted_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str,
         str(op).removeprefix("aten."): flops // 2 for op, flops in counter.get_flop_counts().get("Global", {}).items()
     }
     return counter.get_total_flops() // 2, by_op
+
+
+def counted_train_macs(config: ModelConfig) -> int:
+    """MACs per image of one training pass of the network ``config`` describes: the forward pass and the backward
+    pass (gradients of every weight and of every activation but the input image), counted by ``FlopCounterMode`` on
+    the meta device (no memory, no compute). Losses and optimizer updates are elementwise: not counted."""
+    with torch.device("meta"):
+        model = build_model(config)
+        x = torch.empty(1, 3, config.img_size, config.img_size)
+    counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
+    with counter:
+        model(x).float().square().sum().backward()
+    return counter.get_total_flops() // 2
 
 
 def count_flops(name: str, *, img_size: int | None = None, device: str | torch.device = "meta") -> FlopCount:

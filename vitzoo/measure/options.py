@@ -42,6 +42,8 @@ class BenchOptions:
     gemm_peak: bool = True  # measure the GEMM roofline once per (device, dtype) for the % of peak column
     auto_max_pass_s: float = 10.0  # "auto" does not grow the batch past one pass of this many seconds
     backend: str = "torch"  # torch | onnxruntime | openvino (vitzoo.measure.backends: the exported ONNX graph)
+    mode: Literal["inference", "train"] = "inference"  # train: forward + backward + SGD step (vitzoo.measure.training)
+    grad_checkpointing: bool = False  # train: recompute each block's activations in backward (less memory)
 
     def __post_init__(self) -> None:
         if self.dtype not in dtypes.NAMES:
@@ -62,6 +64,14 @@ class BenchOptions:
             raise ConfigError(f"seconds must be > 0, not {self.seconds!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, not {self.threads!r}")
+        if self.mode not in ("inference", "train"):
+            raise ConfigError(f"mode must be 'inference' or 'train', not {self.mode!r}")
+        if self.mode == "train" and self.backend != "torch":
+            raise ConfigError(f"--mode train runs PyTorch; {self.backend} only runs inference")
+        if self.mode == "train" and self.precision == "cast" and self.dtype != "fp32":
+            raise ConfigError(f"training keeps fp32 weights: {self.dtype} runs under autocast (precision='autocast')")
+        if self.grad_checkpointing and self.mode != "train":
+            raise ConfigError("gradient checkpointing only applies to --mode train")
         if self.backend != "torch":  # backend hook: vitzoo.measure.backends checks the others
             from vitzoo.measure.backends import check_backend
 
@@ -74,7 +84,10 @@ class BenchOptions:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """One (model, batch size) measurement. Throughput in images/s, latency in ms per batch, memory in MiB."""
+    """One (model, batch size) measurement. Throughput in images/s, latency in ms per batch, memory in MiB.
+
+    In train mode a pass is one training step (forward, backward, clipping, SGD update) and ``gflops`` counts the
+    forward and backward passes (``vitzoo.measure.flops.counted_train_macs``)."""
 
     model: str
     batch_size: int
@@ -112,6 +125,8 @@ class BenchResult:
     other_cpu: float | None = None  # cores other processes used during the timed rounds (/proc/stat)
     contended: bool | None = None  # other work probably slowed this measurement down
     weights_sha256: str | None = None  # the file the weights came from (``model.weights_sha256``); None: random
+    mode: str = "inference"  # inference: forward passes; train: forward + backward + SGD step per pass
+    grad_checkpointing: bool = False  # train: activations recomputed per block in backward
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able) for tables, export and the results store."""

@@ -58,6 +58,10 @@ class Runner:
                 return self.model(x)
         return self.model(x)
 
+    def context(self):
+        """The autograd mode of a pass: inference mode (``vitzoo.measure.training`` records a graph instead)."""
+        return torch.inference_mode()
+
     def sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -76,7 +80,7 @@ class Runner:
         x = self.inputs(batch)
         if self.device.type == "cpu":
             trim_memory()
-        with torch.inference_mode(), self.memory:
+        with self.context(), self.memory:
             self._first_call(x)
             seconds = self.timed_pass(x)
         return self.memory.peak_bytes, seconds
@@ -91,7 +95,7 @@ class Runner:
         x = self.inputs(batch)
         if self.device.type == "cpu":
             trim_memory()
-        with torch.inference_mode(), self.memory:
+        with self.context(), self.memory:
             self._first_call(x)
             last = self.first_call_s or 0.0
             warm_start = time.perf_counter()

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.models.features import OutputFormat, check_output_format, take_indices
-from vitzoo.models.layers import StdConv2d, make_stages
+from vitzoo.models.layers import StdConv2d, make_stages, set_grad_checkpointing
 from vitzoo.zoo.configs import BiTConfig
 
 GN_EPS = 1e-5  # big_transfer group_normalize / nn.GroupNorm default
@@ -163,3 +163,7 @@ class ResNetV2(nn.Module):
             self.head = nn.Identity()
             self.config = self.config.replace(num_classes=0)
         return taken
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> ResNetV2:
+        """Checkpoint every bottleneck unit in training; returns the model."""
+        return set_grad_checkpointing(self, enabled)

@@ -105,6 +105,8 @@ class StdConv2d(nn.Conv2d):
 class Stage(nn.Module):
     """A stack of bottleneck units (``unit(cin, mid, stride)``); only the first may change stride and width."""
 
+    grad_checkpointing: bool = False  # recompute each unit's activations in backward (``set_grad_checkpointing``)
+
     def __init__(self, unit: Callable[[int, int, int], nn.Module], cin: int, mid: int, depth: int, stride: int):
         super().__init__()
         self.blocks = nn.Sequential(
@@ -112,7 +114,28 @@ class Stage(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
+        return run_blocks(self.blocks, x, self.grad_checkpointing)
+
+
+def run_blocks(blocks: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """``blocks(x)``; with ``checkpointed`` and autograd recording, each block through ``torch.utils.checkpoint``
+    (its activations recomputed in backward instead of kept: less memory for about one more forward)."""
+    if not (checkpointed and torch.is_grad_enabled()):
+        return blocks(x)
+    from torch.utils.checkpoint import checkpoint
+
+    for block in blocks:
+        x = checkpoint(block, x, use_reentrant=False)
+    return x
+
+
+def set_grad_checkpointing(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch activation checkpointing per block on or off in every module that has it (ViT blocks, ResNet
+    stages); returns ``model``. Inference and ``torch.no_grad`` passes are unchanged either way."""
+    for m in model.modules():
+        if isinstance(getattr(type(m), "grad_checkpointing", None), bool):
+            m.grad_checkpointing = enabled
+    return model
 
 
 def make_stages(unit: Callable[[int, int, int], nn.Module], layers: tuple[int, ...], width: int) -> nn.Sequential:

@@ -16,7 +16,7 @@ from torch import nn
 
 from vitzoo.models.features import OutputFormat, check_output_format, take_indices
 from vitzoo.models.hybrid import HybridBackbone
-from vitzoo.models.layers import Linear, _compiling, _without_caches
+from vitzoo.models.layers import Linear, _compiling, _without_caches, run_blocks, set_grad_checkpointing
 from vitzoo.zoo.configs import ViTConfig
 
 LN_EPS = 1e-6  # flax.linen.LayerNorm default
@@ -124,6 +124,8 @@ class VisionTransformer(nn.Module):
     compiled or exported graphs, it is resampled on every call.
     """
 
+    grad_checkpointing: bool = False  # recompute each block's activations in backward
+
     def __init__(
         self,
         config: ViTConfig,
@@ -164,7 +166,7 @@ class VisionTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """All tokens after the final LayerNorm: (B, T, D)."""
-        return self.norm(self.blocks(self.embed(x)))
+        return self.norm(run_blocks(self.blocks, self.embed(x), self.grad_checkpointing))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """What the first block sees: patch embeddings, the class token, plus the position embedding: (B, T, D)."""
@@ -295,6 +297,10 @@ class VisionTransformer(nn.Module):
             self.pre_logits, self.head = nn.Identity(), nn.Identity()
             self.config = self.config.replace(num_classes=0, representation_size=None)
         return taken
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> VisionTransformer:
+        """Checkpoint every transformer block (and hybrid ResNet stage) in training; returns the model."""
+        return set_grad_checkpointing(self, enabled)
 
 
 def _exporting() -> bool:

@@ -21,7 +21,7 @@ from vitzoo.weights.convert import Converted, check_architecture, convert_file, 
 from vitzoo.zoo.catalog import REGISTRY
 from vitzoo.zoo.configs import ModelConfig, ViTConfig, family_of
 from vitzoo.zoo.lookup import check_memory, check_overrides, resolve_config
-from vitzoo.zoo.preprocess import Preprocess, default_preprocess, tag_preprocess
+from vitzoo.zoo.preprocess import Preprocess, default_preprocess, preprocess_from_json, tag_preprocess
 from vitzoo.zoo.provenance import LoadedCheckpoint, attach, head_labels
 from vitzoo.zoo.registry import ModelSpec, Weights
 
@@ -160,11 +160,15 @@ def checkpoint_preprocess(
 ) -> tuple[Preprocess, str]:
     """The evaluation preprocessing of a loaded checkpoint at ``config.img_size``, and where it comes from.
 
-    A registry checkpoint has its tag's; a file the one of the registry tag it was made from (see
-    ``registry_tag_of_file``), else its family's default (``vitzoo.zoo.preprocess.default_preprocess``).
+    A registry checkpoint has its tag's; a file the one it stores (``preprocess`` metadata, written by ``vitzoo
+    finetune``), else the one of the registry tag it was made from (see ``registry_tag_of_file``), else its
+    family's default (``vitzoo.zoo.preprocess.default_preprocess``).
     """
     if weights is not None:
         return tag_preprocess(config, weights, display)
+    if (metadata or {}).get("preprocess"):  # a fine-tuned file (``vitzoo finetune``) stores its own
+        pp = preprocess_from_json(metadata["preprocess"])  # type: ignore[index]
+        return replace(pp, img_size=config.img_size), "stored in the file"
     tag = registry_tag_of_file(metadata or {}, config)
     if tag is not None:
         pp = REGISTRY.resolve(tag)[1].preprocess  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ overrides; ``vitzoo.evaluate.data`` is the one implementation that applies it to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from vitzoo.errors import VitzooError
@@ -104,3 +104,22 @@ def resolve_preprocess(model: Any, *, img_size: int | None = None, crop_pct: flo
     config: ModelConfig = model.config
     pp = getattr(model, "preprocess", None) or default_preprocess(family_of(config), config.img_size)
     return override_preprocess(pp, img_size=img_size, crop_pct=crop_pct)
+
+
+def preprocess_to_json(pp: Preprocess) -> str:
+    """``pp`` as JSON, for a weight file's metadata (``vitzoo finetune`` stores its checkpoint's)."""
+    import json
+
+    return json.dumps(asdict(pp), sort_keys=True)
+
+
+def preprocess_from_json(text: str) -> Preprocess:
+    """Inverse of ``preprocess_to_json``; a ``VitzooError`` for anything that is not a valid ``Preprocess``."""
+    import json
+
+    try:
+        data = json.loads(text)
+        pp = Preprocess(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+    except (ValueError, TypeError, KeyError) as e:
+        raise VitzooError(f"invalid preprocessing metadata: {e}") from None
+    return validate_preprocess(pp)
