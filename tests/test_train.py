@@ -212,6 +212,7 @@ def test_finetuning_testing_learns_from_a_zero_head(folders, source, tmp_path):
     with safe_open(str(result.out), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["labels"]) == ["blue", "green", "red"] and meta["finetuned_from"] == str(source)
+    assert model.checkpoint.labels == ("blue", "green", "red") and model.checkpoint.label_space == "custom"
     assert evaluate(model, model.preprocess, image_folder(folders[1])).top1 == pytest.approx(result.history[-1]["top1"])
 
 
