@@ -53,12 +53,10 @@ def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None = None) 
         if labels.shape != (len(ref),):
             raise ValueError(f"{len(ref)} images but {labels.shape} labels")
         acc, ref_acc = float(np.mean(top1(got) == labels)), float(np.mean(top1(ref) == labels))
-    why = degraded_why(agree, acc, ref_acc)
     finite = bool(np.isfinite(diff).all())
-    if not finite:
-        why = "non-finite logits"
-    return Fidelity(len(ref), float(diff.max()) if finite else float("nan"), float(diff.mean()) if finite else
-                    float("nan"), agree, acc, ref_acc, why is not None, why)  # fmt: skip
+    why = degraded_why(agree, acc, ref_acc) if finite else "non-finite logits"
+    max_err, mean_err = (float(diff.max()), float(diff.mean())) if finite else (float("nan"), float("nan"))
+    return Fidelity(len(ref), max_err, mean_err, agree, acc, ref_acc, why is not None, why)
 
 
 def degraded_why(agreement: float, accuracy: float | None = None, ref_accuracy: float | None = None) -> str | None:
