@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def export(
     tolerance: float = TOLERANCE,
     dtype: str = "fp32",
     int8_method: str = "static",
-    calibration: tuple[Any, Calibration] | None = None,
+    calibration: tuple[Any, Calibration] | Callable[[Any], tuple[Any, Calibration]] | None = None,
 ) -> Exported:
     """Export a registry model (``arch`` / ``arch.tag``) or a weight file to ``format`` at ``out``.
 
@@ -91,8 +92,8 @@ def export(
         tolerance: largest relative logit difference accepted by the check (fp32).
         dtype: "fp32", or "int8" (ONNX only): the graph quantized by ONNX Runtime with ``int8_method``.
         int8_method: "static" (QDQ, calibrated on ``calibration``) or "dynamic".
-        calibration: (images NCHW float32 as the model takes them, their ``Calibration`` record) for static int8;
-            None: ``synthetic_images(64, img_size)``.
+        calibration: (images NCHW float32 as the model takes them, their ``Calibration`` record) for static int8,
+            or a function of the loaded model that returns them; None: ``synthetic_images(64, img_size)``.
 
     Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then.
     """
@@ -116,6 +117,8 @@ def export(
     if format == "onnx" and dtype == "int8":
         if int8_method == "static" and calibration is None:
             calibration = synthetic_images(64, model.config.img_size)
+        elif int8_method == "static" and callable(calibration):
+            calibration = calibration(model)
         return _export_onnx_int8(model, out, opset, int8_method, calibration if int8_method == "static" else None)
     if format == "onnx":
         return _export_onnx(model, out, opset, tolerance)
