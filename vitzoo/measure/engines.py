@@ -45,7 +45,7 @@ _NEEDS = {
     "onnxruntime": {"": ("onnx", "onnxscript", "onnxruntime")},
     "openvino": {"": ("onnx", "onnxscript", "openvino"), "int8": ("nncf",)},
 }
-_HINT = {"torchao": "pip install torchao", "nncf": "pip install nncf", "openvino": "pip install 'vitzoo[openvino]'"}
+_HINT = {"torchao": "pip install 'vitzoo[int8]'", "nncf": "pip install nncf", "openvino": "pip install 'vitzoo[openvino]'"}
 
 
 @dataclass(frozen=True)
