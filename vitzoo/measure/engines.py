@@ -39,13 +39,13 @@ from vitzoo.errors import first_line
 from vitzoo.measure.cpu import fused_kernels, int8_note, native_dtype
 
 INT8_METHODS = {"torch": ("pt2e", "torchao"), "onnxruntime": ("static", "dynamic"), "openvino": ("nncf",)}
-DEFAULT_TORCH_INT8 = "pt2e"  # the faster non-degraded torch int8 path on the CPUs measured (README: deployment)
+DEFAULT_TORCH_INT8 = "pt2e"  # the default until measured: the matrix then makes the faster non-degraded one default
 _NEEDS = {
     "torch": {"int8": ("torchao",)},
     "onnxruntime": {"": ("onnx", "onnxscript", "onnxruntime")},
     "openvino": {"": ("onnx", "onnxscript", "openvino"), "int8": ("nncf",)},
 }
-_HINT = {"torchao": "pip install 'vitzoo[int8]'", "nncf": "pip install nncf", "openvino": "pip install 'vitzoo[openvino]'"}
+_HINT = {"torchao": "pip install 'vitzoo[int8]'", "nncf": "pip install nncf", "openvino": "pip install openvino"}
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,37 @@ def _torch(cell: Cell, model: nn.Module) -> Engine:
     return Engine(cell, run, "fused oneDNN kernels" if fused else f"aten ({why})")
 
 
+class _PlainLinear(nn.Module):
+    """vitzoo's ``Linear`` (with its GELU/residual arguments) around a plain ``nn.Linear`` holding the same weights:
+    PyTorch's quantizers find linears by module class (``torch.nn.Linear`` itself, not a subclass)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear = nn.Linear(linear.in_features, linear.out_features, linear.bias is not None)
+        self.linear.weight, self.linear.bias = linear.weight, linear.bias
+
+    def forward(self, x: torch.Tensor, activation: str | None = None, residual: torch.Tensor | None = None):
+        y = self.linear(x)
+        if activation is not None:
+            y = torch.nn.functional.gelu(y, approximate="tanh")
+        return y if residual is None else residual + y
+
+
+def plain_linears(net: nn.Module) -> nn.Module:
+    """``net`` with every subclass of ``nn.Linear`` wrapped around a plain one (``_PlainLinear``), in place."""
+    for name, m in list(net.named_modules()):
+        if isinstance(m, nn.Linear) and type(m) is not nn.Linear:
+            parent, _, attr = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, attr, _PlainLinear(m))
+    return net
+
+
 def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
     from torch._inductor import config as inductor_config
 
     from vitzoo.exporting import deployable
 
-    net = deployable(model)
+    net = plain_linears(deployable(model))
     if cell.method == "pt2e":
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq

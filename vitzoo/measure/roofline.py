@@ -47,11 +47,12 @@ def vit_gemm_shapes(tokens: int = 16 * 197, width: int = 768, mlp_dim: int = 307
     return [(tokens, width, 3 * width), (tokens, width, width), (tokens, width, mlp_dim), (tokens, mlp_dim, width)]
 
 
-def _kernels(device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, Callable]:
+INT8_KERNELS: dict[str, Callable] = {"int_mm": lambda x, w, b: functools.partial(torch._int_mm, x, w.t().contiguous())}
+
+
+def _kernels(device: torch.device) -> dict[str, Callable]:
     """name -> prepare(x, W, b) -> call(): aten's nn.Linear path and, on CPU, oneDNN's linear (the weight plain,
-    and pre-packed in its blocked layout as vitzoo's fused kernels keep it); int8: ``torch._int_mm`` only."""
-    if dtype == torch.int8:
-        return {"int_mm": lambda x, w, b: functools.partial(torch._int_mm, x, w.t().contiguous())}
+    and pre-packed in its blocked layout as vitzoo's fused kernels keep it)."""
     kernels: dict[str, Callable] = {"aten": lambda x, w, b: functools.partial(F.linear, x, w, b)}
     mkldnn = getattr(torch.ops, "mkldnn", None)
     if device.type != "cpu" or not torch.backends.mkldnn.is_available() or not hasattr(mkldnn, "_linear_pointwise"):
@@ -87,7 +88,7 @@ def measure_gemm_peak(
                 x = torch.randn(M, K, generator=gen).to(device, dtype)
                 w = (torch.randn(N, K, generator=gen) * K**-0.5).to(device, dtype)
                 b = torch.randn(N, generator=gen).to(device, dtype)
-            for name, prepare in _kernels(device, dtype).items():
+            for name, prepare in (INT8_KERNELS if dtype == torch.int8 else _kernels(device)).items():
                 try:
                     call = prepare(x, w, b)
                     call()  # warm-up (and the check that the kernel takes this dtype)
@@ -102,7 +103,8 @@ def measure_gemm_peak(
     dtype_name = "int8" if dtype == torch.int8 else dtypes.name_of(dtype)
     if not rows:
         raise ConfigError(
-            f"no matmul kernel runs in {dtype_name} on {device} ({', '.join(_kernels(device, dtype))} all failed: "
+            f"no matmul kernel runs in {dtype_name} on {device} "
+            f"({', '.join(INT8_KERNELS if dtype == torch.int8 else _kernels(device))} all failed: "
             f"{errors[-1] if errors else 'no shapes'})"
         )
     return GemmPeak(str(device), dtype_name, torch.get_num_threads(), max(r[-1] for r in rows), tuple(rows))
