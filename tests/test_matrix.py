@@ -158,3 +158,28 @@ def test_cli_runs_the_matrix_prints_one_table_and_stores_every_cell(tmp_path):
     ]  # fmt: skip
     assert set(stored["env_mode"]) == {"matrix"} and stored["top1_agreement"].tolist()[0] == 1.0
     assert stored["status"].tolist()[1] == "skipped" and stored["error"].tolist()[1]  # why, in the record too
+
+
+def test_cli_data_gives_disjoint_calibration_and_labelled_fidelity_images(tmp_path):
+    from PIL import Image
+
+    for i in range(10):  # ten class folders: the `testing` model's ten classes, so top-1 accuracy is measured
+        (tmp_path / "data" / f"c{i}").mkdir(parents=True)
+        Image.new("RGB", (48, 40), (25 * i, 200 - 20 * i, 60)).save(tmp_path / "data" / f"c{i}" / f"{i}.png")
+    db = tmp_path / "r.sqlite"
+    out = CliRunner().invoke(main, ["bench", "testing", "--img-size", "32", "--backend", "onnxruntime", "--dtype",
+                                    "int8", "-b", "2", "--rounds", "1", "--iters", "1", "--warmup", "0", "--threads",
+                                    "1", "--data", str(tmp_path / "data"), "--calib", "3", "--fidelity-images", "4",
+                                    "--db", str(db), "--json"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    rows = ResultStore(db).query(kind="bench").to_dict("records")
+    assert [r["method"] for r in rows] == ["static", "dynamic"]
+    for r in rows:
+        assert r["fid_images"] == 4 and r["fid_source"].startswith("4 other images of")
+        assert 0 <= r["top1_accuracy"] <= 1 and 0 <= r["ref_top1_accuracy"] <= 1
+    assert rows[0]["calib_images"] == 3 and rows[0]["calib_source"].startswith("3 images of")
+    out = CliRunner().invoke(main, ["bench", "testing", "--dtype", "int8", "--data", str(tmp_path / "data"),
+                                    "--calib", "10", "--no-store"])  # fmt: skip
+    assert out.exit_code == 1 and out.stderr.strip().splitlines() == [
+        f"error: --data {tmp_path / 'data'} has 10 images; --calib 10 needs at least 11 (the rest measure fidelity)"
+    ]

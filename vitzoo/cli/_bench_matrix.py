@@ -57,16 +57,12 @@ def _row(r: Any) -> dict[str, Any]:
     return d
 
 
-def _images(path: str, model: Any, calib: int, count: int) -> Any:
+def _images(folder: Any, path: str, model: Any, calib: int, count: int) -> Any:
     """Calibration and fidelity images from an ImageFolder, disjoint, seeded; labels where they are the model's."""
-    from vitzoo.evaluate.data import image_folder
     from vitzoo.measure.matrix import MatrixData
     from vitzoo.zoo.preprocess import resolve_preprocess
 
-    data = image_folder(path).with_preprocess(resolve_preprocess(model))
-    if len(data) < calib + 1:
-        fail(f"--data {path} has {len(data)} images; --calib {calib} needs at least {calib + 1} (the rest measure "
-             "fidelity)")  # fmt: skip
+    data = folder.with_preprocess(resolve_preprocess(model))
     order = np.random.default_rng(0).permutation(len(data))
     picked: dict[str, list] = {"calib": [], "eval": []}
     labels: list[int] = []
@@ -122,16 +118,20 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
             fail(f"--{flag.replace('_', '-')} must be at least 1, not {kw[flag]}")
     names = tuple(expand_sources(names))
     check_names(names, BenchOptions(img_size=kw["img_size"]))  # before anything runs
+    folder = None
     if kw["data"]:
         from vitzoo.evaluate.data import image_folder
 
-        image_folder(kw["data"])  # a missing or empty folder: one line now, not after the model is built
+        folder = image_folder(kw["data"])  # a missing or empty folder: one line now, not after the model is built
+        if len(folder) < kw["calib"] + 1:
+            fail(f"--data {kw['data']} has {len(folder)} images; --calib {kw['calib']} needs at least "
+                 f"{kw['calib'] + 1} (the rest measure fidelity)")  # fmt: skip
     store = None if db is False else ResultStore(db)
     env = bench_environment(BenchOptions(threads=kw["threads"], gemm_peak=False))
     degraded_any = failed_any = False
     for name in names:
         model, img_size, _ = _build(name, BenchOptions(img_size=kw["img_size"], pretrained=kw["pretrained"]))
-        data = (_images(kw["data"], model, kw["calib"], kw["fidelity_images"]) if kw["data"]
+        data = (_images(folder, kw["data"], model, kw["calib"], kw["fidelity_images"]) if folder is not None
                 else synthetic_data(img_size, kw["calib"], kw["fidelity_images"]))  # fmt: skip
         with err_console.status(f"{name}: starting") as status:
             results = run_matrix(model, name, options, data, lambda text, s=status, n=name: s.update(f"{n}: {text}"))
