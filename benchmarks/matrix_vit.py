@@ -4,9 +4,10 @@ It runs what `vitzoo bench vit-b16 --backend torch,onnxruntime,openvino --dtype 
 (vitzoo.measure.matrix: interleaved rounds, the order reversed every other round; img/s at the throughput batch,
 batch-1 latency, RSS growth, % of the matching GEMM roofline, fidelity to the fp32 PyTorch model with MLPerf's 99%
 rule), with random weights (speed does not depend on them; the zero head is re-drawn so logits mean something)
-on the four real photos of tests/data/reference and their mirror images (fidelity) and seeded synthetic images
-(int8 calibration): no pretrained ViT-B/16 or labelled data is needed to run it. Writes the run's .md and .json
-and appends it to this machine kind's history (the CPU's ISA, its cores and torch's version in the file name).
+on the four real photos of tests/data/reference and their mirror images (fidelity) and the same photos upside down
+and transposed (int8 calibration, apart from the fidelity images): no pretrained ViT-B/16 or labelled data needed.
+Writes the run's .md and .json and appends it to this machine kind's history (the CPU's ISA, its cores and torch's
+version in the file name).
 
     python benchmarks/matrix_vit.py                        # batch 16, 4 rounds
     python benchmarks/matrix_vit.py --rounds 2 --dtypes fp32,int8 --backends torch,openvino
@@ -123,14 +124,13 @@ def main() -> None:
                         "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--latency-iters", type=int, default=3, help="batch-1 passes per cell and round (default: "
                         "%(default)s)")  # fmt: skip
-    parser.add_argument("--calib", type=int, default=16, help="int8 calibration images (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, one per core)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the run's .md and .json and the .csv "
                         "history every run appends to (default: %(default)s)")  # fmt: skip
     args = parser.parse_args()
     import vitzoo
     from vitzoo.measure.env import environment
-    from vitzoo.measure.matrix import MatrixData, MatrixOptions, run_matrix, synthetic_data
+    from vitzoo.measure.matrix import MatrixData, MatrixOptions, run_matrix
 
     stem = result_stem()
     history = args.out / f"{stem}.csv"
@@ -139,18 +139,19 @@ def main() -> None:
     options = MatrixOptions(backends=tuple(args.backends.split(",")), dtypes=tuple(args.dtypes.split(",")),
                             batch_size=args.batch_size, rounds=args.rounds, iters=args.iters,
                             latency_iters=args.latency_iters, threads=args.threads)  # fmt: skip
-    calib = synthetic_data(224, calib=args.calib, images=1)
     photos = np.load(PHOTOS, allow_pickle=False)
     images = np.ascontiguousarray(np.concatenate([photos, photos[..., ::-1]]))
     shown = "the 4 photos of tests/data/reference and their mirror images"
-    data = MatrixData(calib.calib, calib.calib_source, images, shown)
+    calib = np.ascontiguousarray(np.concatenate([photos[..., ::-1, :], photos.transpose(0, 1, 3, 2)]))
+    calib_source = "8 other images: the 4 photos upside down and transposed (not the fidelity images)"
+    data = MatrixData(calib, calib_source, images, shown)
     torch.manual_seed(0)
     model = vitzoo.create("vit-b16")
     load_start = os.getloadavg()
     results = run_matrix(model, "vit-b16", options, data, lambda text: print(f"... {text}", flush=True))
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = {"date": date, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "calib_source":
-            f"{args.calib} images, {calib.calib_source}", "load_start": ", ".join(f"{a:.2f}" for a in load_start),
+            calib_source, "load_start": ", ".join(f"{a:.2f}" for a in load_start),
             "load_end": ", ".join(f"{a:.2f}" for a in os.getloadavg()),
             "args": " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")}  # fmt: skip
     env = environment("cpu")
