@@ -20,6 +20,7 @@ from vitzoo.measure.cpu import int8_note, native_dtype
 from vitzoo.measure.engines import Cell, cells, why_not
 from vitzoo.measure.fidelity import compare
 from vitzoo.measure.matrix import MatrixData, MatrixOptions, run_matrix, synthetic_data
+from vitzoo.measure.roofline import GemmPeak
 from vitzoo.measure.store import ResultStore
 
 pytest.importorskip("onnxruntime")
@@ -144,7 +145,15 @@ def test_degraded_trips_on_a_broken_calibration_and_not_on_a_good_one(ti16, cali
     assert not broken["dynamic"].degraded  # no calibration: the constant images cannot break it
 
 
-def test_cli_runs_the_matrix_prints_one_table_and_stores_every_cell(tmp_path):
+@pytest.fixture
+def stub_peak(monkeypatch):
+    """The GEMM rooflines stubbed (measured for real in test_bench.py): 0.5 TFLOP/s for every precision."""
+    from vitzoo.measure import roofline
+
+    monkeypatch.setattr(roofline, "measure_gemm_peak", lambda device, dtype, **k: GemmPeak("cpu", "x", 1, 0.5, ()))
+
+
+def test_cli_runs_the_matrix_prints_one_table_and_stores_every_cell(tmp_path, stub_peak):
     db = tmp_path / "r.sqlite"
     args = ["bench", "testing", "--img-size", "32", "--backend", "onnxruntime,openvino", "--dtype", "fp32,bf16",
             "-b", "2", "--rounds", "1", "--iters", "1", "--warmup", "0", "--threads", "1", "--fidelity-images", "3",
@@ -158,9 +167,13 @@ def test_cli_runs_the_matrix_prints_one_table_and_stores_every_cell(tmp_path):
     ]  # fmt: skip
     assert set(stored["env_mode"]) == {"matrix"} and stored["top1_agreement"].tolist()[0] == 1.0
     assert stored["status"].tolist()[1] == "skipped" and stored["error"].tolist()[1]  # why, in the record too
+    ok = stored[stored["status"] == "ok"]
+    assert (ok["peak_tflops"] == 0.5).all() and ok["pct_peak"].tolist() == pytest.approx(
+        (100 * ok["tflops"] / 0.5).tolist()
+    )
 
 
-def test_cli_data_gives_disjoint_calibration_and_labelled_fidelity_images(tmp_path):
+def test_cli_data_gives_disjoint_calibration_and_labelled_fidelity_images(tmp_path, stub_peak):
     from PIL import Image
 
     for i in range(10):  # ten class folders: the `testing` model's ten classes, so top-1 accuracy is measured
