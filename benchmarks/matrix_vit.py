@@ -153,7 +153,8 @@ def main() -> None:
     meta = {"date": date, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "calib_source":
             calib_source, "load_start": ", ".join(f"{a:.2f}" for a in load_start),
             "load_end": ", ".join(f"{a:.2f}" for a in os.getloadavg()),
-            "args": " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")}  # fmt: skip
+            "args": " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                             if k != "out" and v is not None)}  # fmt: skip
     env = environment("cpu")
     (args.out / f"{stem}.json").write_text(json.dumps({**meta, "results": [r.as_dict() for r in results],
                                                        "env": env}, indent=2) + "\n")  # fmt: skip
