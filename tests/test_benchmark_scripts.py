@@ -103,3 +103,43 @@ def test_finetune_demo_writes_a_four_class_folder(tmp_path):
     assert stripes.shape == red.shape == (48, 48, 3)
     assert red[..., 0].mean() > 150 > red[..., 2].mean()
     assert abs(stripes[::8].mean() - stripes[4::8].mean()) > 100  # 4 rows on, 4 off
+
+
+def _cells() -> list:
+    from vitzoo.measure.matrix import MatrixResult
+
+    common = {"model": "vit-b16", "batch_size": 16, "img_size": 224, "threads": 2, "gflops": 35.1, "rounds": 2,
+              "iters": 2, "fid_source": "8 photos"}  # fmt: skip
+    ok = MatrixResult(backend="openvino", dtype="int8", method="nncf", status="ok", img_per_s=17.5,
+                      round_img_per_s=(17.0, 18.0), latency_b1_ms=70.0, latency_b1_p90_ms=71.0, latency_b1_p99_ms=72.0,
+                      memory_mib=300.0, tflops=0.61, peak_tflops=0.55, pct_peak=111.0, max_abs_err=0.05,
+                      mean_abs_err=0.01, top1_agreement=0.875, degraded=True, prepare_s=9.0, warmup_s=3.0,
+                      degraded_why="top-1 agreement with fp32 87.5% < 99%", other_cpu=0.2, **common)  # fmt: skip
+    skipped = MatrixResult(backend="onnxruntime", dtype="bf16", method=None, status="skipped",
+                           error="no bf16 MatMul kernel", **common)  # fmt: skip
+    return [ok, skipped]
+
+
+def test_the_matrix_history_keeps_every_run_and_the_table_says_why(tmp_path):
+    matrix = _script("matrix_vit")
+    history = tmp_path / "matrix.csv"
+    matrix.check_history(history)
+    for date in ("2026-12-06 20:00 UTC", "2026-12-06 21:00 UTC"):
+        matrix.append_history(history, matrix.history_rows(_cells(), date, 1.5))
+    matrix.check_history(history)
+    with open(history, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["date"][11:16], r["backend"], r["precision"], r["status"]) for r in rows] == [
+        ("20:00", "openvino", "int8 nncf", "ok"), ("20:00", "onnxruntime", "bf16", "skipped"),
+        ("21:00", "openvino", "int8 nncf", "ok"), ("21:00", "onnxruntime", "bf16", "skipped"),
+    ]  # fmt: skip
+    assert rows[0]["img_per_s"] == "17.500" and rows[0]["degraded"] == "True" and rows[1]["why"]
+    meta = {"date": "d", "cpu_capability": "AVX512", "calib_source": "c", "load_start": "1", "load_end": "2",
+            "args": "--rounds 2"}  # fmt: skip
+    text = matrix.markdown(_cells(), meta, {"device_name": "cpu"})
+    assert "| onnxruntime | bf16 | — |" in text and "skipped: no bf16 MatMul kernel" in text
+    assert "**degraded**: top-1 agreement" in text and "111% of 0.550" in text
+    foreign = tmp_path / "old.csv"
+    foreign.write_text("dtype,model\n")
+    with pytest.raises(SystemExit, match="other columns"):
+        matrix.check_history(foreign)

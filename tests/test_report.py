@@ -302,9 +302,21 @@ def test_accuracy_shows_intervals_calibration_and_protocol_when_recorded(tmp_pat
     store = ResultStore(tmp_path / "e.sqlite")
     env = {"host": "h"}
     store.add("eval", "vit-b16", {"dataset": "val", "num_images": 50000, "top1": 81.07, "top5": 95.3}, env)
-    store.add("eval", "vit-b16", {"dataset": "val", "set": "val", "num_images": 50000, "top1": 81.2,
-                                  "top1_ci_low": 80.86, "top1_ci_high": 81.54, "ece": 4.12, "protocol": "imagenet"},
-              env)  # the fields `vitzoo eval` records (vitzoo.evaluate.accuracy.EvalResult)
+    store.add(
+        "eval",
+        "vit-b16",
+        {
+            "dataset": "val",
+            "set": "val",
+            "num_images": 50000,
+            "top1": 81.2,
+            "top1_ci_low": 80.86,
+            "top1_ci_high": 81.54,
+            "ece": 4.12,
+            "protocol": "imagenet",
+        },
+        env,
+    )  # the fields `vitzoo eval` records (vitzoo.evaluate.accuracy.EvalResult)
     store.add("eval", "vit-s16", {"dataset": "a", "top1": 30.5, "top1_ci_low": 29.9, "top1_ci_high": 31.1,
                                   "protocol": "a"}, env)  # fmt: skip
     md = render(page_of(store.records(), "e.sqlite"), "markdown")

@@ -74,11 +74,11 @@ def _line(r: Any) -> str:
 )
 @click.option(
     "--dtype",
-    type=click.Choice(dtypes.NAMES),
     default="fp32",
     show_default=True,
+    metavar="fp32|bf16|fp16|int8[,...]",
     help="Precision of the run. A CPU without native bf16/fp16 gets a warning first (emulated: several times "
-    "slower than fp32).",
+    "slower than fp32). A list (fp32,bf16,int8) or int8 runs the deployment matrix.",
 )
 @click.option(
     "--precision",
@@ -121,10 +121,12 @@ def _line(r: Any) -> str:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnxruntime", "openvino"]),
     default="torch",
     show_default=True,
-    help="What runs the model: vitzoo's PyTorch path, or its exported ONNX graph in ONNX Runtime / OpenVINO (CPU).",
+    metavar="torch|onnxruntime|openvino[,...]",
+    help="What runs the model: vitzoo's PyTorch path, or its exported ONNX graph in ONNX Runtime / OpenVINO (CPU). "
+    "A list runs the deployment matrix: every runtime x --dtype in one interleaved run, with img/s at -b, batch-1 "
+    "latency, memory, %% of the roofline and fidelity to the fp32 PyTorch model (cells that cannot run say why).",
 )
 @click.option(
     "--mode",
@@ -139,6 +141,13 @@ def _line(r: Any) -> str:
     is_flag=True,
     help="With --mode train: recompute each block's activations in backward (less memory, one more forward pass).",
 )
+@click.option("--data", type=click.Path(), default=None, metavar="DIR",
+              help="Matrix: an ImageFolder to calibrate int8 on and measure fidelity (and, with labels, top-1) on "
+              "(default: fixed synthetic images).")  # fmt: skip
+@click.option("--calib", type=int, default=32, show_default=True, metavar="N",
+              help="Matrix: images static int8 calibrates on (apart from the fidelity images).")  # fmt: skip
+@click.option("--fidelity-images", type=int, default=32, show_default=True, metavar="N",
+              help="Matrix: images whose logits are compared with the fp32 PyTorch model's.")  # fmt: skip
 @click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
 @click.option("--sweep", is_flag=True, help="Under torchrun/--nproc: spread the models and batch sizes over the "
@@ -159,6 +168,11 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     database as soon as it is measured, so Ctrl-C keeps what was done (exit code 130). Results measured while
     other processes used the CPU are flagged. The exit code is 1 when any measurement failed.
 
+    With several --backend or --dtype values, or int8, it runs the deployment matrix instead: each runtime in each
+    precision (int8 quantized with the runtime's own tool, calibrated on --calib images of --data), timed in
+    interleaved rounds, each compared with the fp32 PyTorch model on the same images; a cell whose top-1 agreement
+    (accuracy, with labels) is below 99% of fp32's is marked DEGRADED.
+
     \b
     Examples:
       vitzoo bench vit-b16                            # fp32, batch 16, on the CPU
@@ -168,6 +182,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
       vitzoo bench ./ti16.safetensors                 # a weight file
       vitzoo bench --peak --dtype bf16               # the GEMM roofline only
       vitzoo bench vit-b16 --mode train -b 8,32 --grad-checkpointing   # training steps: can I fine-tune it here?
+      vitzoo bench vit-b16 --backend torch,onnxruntime,openvino --dtype fp32,bf16,int8 --data val/
     """
     from vitzoo.measure.bench import BenchOptions, check_names, parse_batch_sizes
     from vitzoo.weights.names import expand_sources
@@ -180,6 +195,14 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         return _peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
     if not names:
         fail("name at least one model (see `vitzoo list`) or weight file, or use --peak")
+    if "," in kw["backend"] + kw["dtype"] or "int8" in kw["dtype"] or kw["data"]:  # the deployment matrix
+        if kw["mode"] == "train":
+            fail("--mode train times one backend and dtype; the deployment matrix is inference only")
+        if _distributed():
+            fail("the deployment matrix runs in one process; run it without torchrun or --nproc")
+        from vitzoo.cli._bench_matrix import run_matrix_cmd
+
+        return run_matrix_cmd(names, kw, False if no_store else db, fmt)
     train = kw["mode"] == "train"
     options = BenchOptions(
         device=kw["device"],
@@ -324,19 +347,22 @@ PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), 
 
 
 def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:
+    import torch
+
     from vitzoo.measure.device import num_threads, resolve_device
     from vitzoo.measure.roofline import measure_gemm_peak
     from vitzoo.measure.store import ResultStore, environment
 
     resolve_device(device)
     store = None if no_store else ResultStore(db)
-    from vitzoo.measure.cpu import low_precision_warning
+    from vitzoo.measure.cpu import int8_note, low_precision_warning
 
-    slow = low_precision_warning(dtype, device)
+    slow = int8_note() if dtype == "int8" else low_precision_warning(dtype, device)
     if slow:
         warn(slow)
     with num_threads(threads), err_console.status(f"measuring {dtype} GEMM throughput on {device}"):
-        result = measure_gemm_peak(device, dtypes.to_torch(dtype), seconds=1.0)
+        torch_dtype = torch.int8 if dtype == "int8" else dtypes.to_torch(dtype)
+        result = measure_gemm_peak(device, torch_dtype, seconds=1.0)
         env = environment(device)
     data = result.as_dict()
     if store is not None:

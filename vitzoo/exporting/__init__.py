@@ -3,7 +3,10 @@
 * ``onnx``: one ``.onnx`` file from ``torch.onnx.export`` (the dynamo exporter), input ``pixel_values``
   (batch, 3, S, S) with a dynamic batch axis, output ``logits``, and the checkpoint's preprocessing and class
   names in its ``metadata_props`` (``preprocess_metadata``). It passes ``onnx.checker`` and ONNX Runtime
-  reproduces the PyTorch logits (at a batch size other than the traced one) before it replaces OUT.
+  reproduces the PyTorch logits (at a batch size other than the traced one) before it replaces OUT. With
+  ``dtype="int8"`` the graph is then quantized by ONNX Runtime (``vitzoo.exporting.quantize``: static QDQ calibrated
+  on the images given, or dynamic), its calibration recorded in the file's metadata; the check is that ONNX Runtime
+  runs it to finite logits (how close they are is measured by ``vitzoo bench --dtype int8``, on real images).
 * ``transformers``: a directory that ``ViTForImageClassification`` / ``BitForImageClassification`` (``ViTModel`` /
   ``BitModel`` for a model without head) load with ``from_pretrained``: config with the original numerics (tanh
   GELU, LayerNorm eps 1e-6, ``id2label``/``label2id`` from the checkpoint's class names), ``model.safetensors``
@@ -23,7 +26,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vitzoo.exporting._common import (
     Exported,
@@ -34,7 +39,8 @@ from vitzoo.exporting._common import (
     require,
     standardized_state_dict,
 )
-from vitzoo.exporting.to_onnx import _export_onnx, deployable, onnx_program, ort_session
+from vitzoo.exporting.quantize import Calibration, quantization_info, synthetic_images
+from vitzoo.exporting.to_onnx import _export_onnx, _export_onnx_int8, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
 from vitzoo.zoo.formats import EXPORT_FORMATS, ExportFormat
@@ -42,6 +48,7 @@ from vitzoo.zoo.preprocess import resolve_preprocess
 
 __all__ = [
     "TOLERANCE",
+    "Calibration",
     "ExportError",
     "Exported",
     "deployable",
@@ -50,8 +57,10 @@ __all__ = [
     "ort_session",
     "preprocess_metadata",
     "preprocessor_config",
+    "quantization_info",
     "relative_difference",
     "standardized_state_dict",
+    "synthetic_images",
     "timm_model",
     "timm_overlay",
     "timm_pretrained_cfg",
@@ -72,6 +81,9 @@ def export(
     force: bool = False,
     tolerance: float = TOLERANCE,
     dynamic_size: bool = False,
+    dtype: str = "fp32",
+    int8_method: str = "static",
+    calibration: tuple[Any, Calibration] | Callable[[Any], tuple[Any, Calibration]] | None = None,
 ) -> Exported:
     """Export a registry model (``arch`` / ``arch.tag``) or a weight file to ``format`` at ``out``.
 
@@ -86,6 +98,10 @@ def export(
         tolerance: largest relative logit difference accepted by the check (fp32).
         dynamic_size: (ONNX) dynamic height and width too: any multiples of ``config.stride``, the position
             embedding resampled in the graph as ``dynamic_img_size`` does; checked in ONNX Runtime at two sizes.
+        dtype: "fp32", or "int8" (ONNX only): the graph quantized by ONNX Runtime with ``int8_method``.
+        int8_method: "static" (QDQ, calibrated on ``calibration``) or "dynamic".
+        calibration: (images NCHW float32 as the model takes them, their ``Calibration`` record) for static int8,
+            or a function of the loaded model that returns them; None: ``synthetic_images(64, img_size)``.
 
     Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then.
     """
@@ -93,8 +109,16 @@ def export(
         raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if dynamic_size and format != "onnx":
         raise ExportError(f"dynamic_size (--dynamic-size) is for ONNX exports, not {format}")
+    if dynamic_size and dtype != "fp32":
+        raise ExportError("dynamic_size (--dynamic-size) exports fp32 graphs; int8 is quantized at one fixed size")
     out = Path(out).expanduser()
     check_destination(out, format, force)
+    if dtype not in ("fp32", "int8"):
+        raise ExportError(f"export dtype must be fp32 or int8, not {dtype!r}")
+    if dtype == "int8" and format != "onnx":
+        raise ExportError(f"int8 export is ONNX only (ONNX Runtime's quantizer), not {format}")
+    if int8_method not in ("static", "dynamic"):
+        raise ExportError(f"int8 method must be static or dynamic, not {int8_method!r}")
     require(format)
     from vitzoo.weights.loading import load
 
@@ -104,6 +128,14 @@ def export(
             name_or_path, img_size=img_size, pre_logits=pre_logits, dtype="fp32", dynamic_img_size=dynamic_size
         )
     preprocess = resolve_preprocess(model)
+    if format == "onnx" and dtype == "int8":
+        if int8_method == "static" and calibration is None:
+            calibration = synthetic_images(64, model.config.img_size)
+        elif int8_method == "static" and callable(calibration):
+            calibration = calibration(model)
+        return _export_onnx_int8(
+            model, out, opset, preprocess, int8_method, calibration if int8_method == "static" else None
+        )
     if format == "onnx":
         return _export_onnx(model, out, opset, tolerance, preprocess, dynamic_size)
     if format == "transformers":

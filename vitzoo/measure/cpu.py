@@ -19,14 +19,15 @@ from vitzoo.dtypes import to_torch
 from vitzoo.machine import cpu_flags
 from vitzoo.models.layers import onednn_linear_supports
 
-__all__ = ["Contention", "ContentionMeter", "fused_kernels", "low_precision_warning", "native_dtype"]
+__all__ = ["Contention", "ContentionMeter", "fused_kernels", "int8_note", "low_precision_warning", "native_dtype"]
 
 # ISA flags (x86 /proc/cpuinfo "flags", Arm "Features") that mean hardware arithmetic in the dtype.
 NATIVE_FLAGS = {
     "bf16": ("avx512_bf16", "amx_bf16", "bf16"),
     "fp16": ("avx512_fp16", "amx_fp16", "asimdhp"),
+    "int8": ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp"),  # int8 dot products (VNNI, AMX, Arm's SDOT)
 }
-_SHOWN = {"bf16": "AVX512_BF16/AMX", "fp16": "AVX512_FP16/AMX-FP16"}
+_SHOWN = {"bf16": "AVX512_BF16/AMX", "fp16": "AVX512_FP16/AMX-FP16", "int8": "AVX512-VNNI/AVX-VNNI/AMX-INT8"}
 
 
 def native_dtype(dtype: str, flags: frozenset[str] | None = None) -> bool | None:
@@ -47,6 +48,16 @@ def low_precision_warning(dtype: str, device: str = "cpu", flags: frozenset[str]
         return (f"{dtype} has no native instructions on this CPU (no {_SHOWN[dtype]}): its GEMMs convert to fp32, "
                 "expect no speed-up over fp32")  # fmt: skip
     return f"{dtype} is emulated on this CPU (no {_SHOWN[dtype]}): expect several times slower than fp32"
+
+
+def int8_note(flags: frozenset[str] | None = None) -> str | None:
+    """None where the CPU has int8 dot-product instructions; else one line saying int8 runs emulated."""
+    native = native_dtype("int8", flags)
+    if native:
+        return None
+    if native is None:
+        return "int8 support unknown (no CPU flags to read): it may run emulated"
+    return f"int8 emulated on this CPU (no {_SHOWN['int8']}): int8 GEMMs widen to int16/fp32"
 
 
 def fused_kernels(

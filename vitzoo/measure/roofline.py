@@ -1,7 +1,9 @@
 """The GEMM roofline: the matmul throughput this machine reaches for a dtype, the "peak" results are compared with.
 
 It is measured on the GEMMs of a ViT-B/16 forward pass (batch 16 x 197 tokens: qkv, attention output, MLP in and
-out), through both the aten ``nn.Linear`` path and, on CPU, oneDNN's linear; the best of them is the peak.
+out), through both the aten ``nn.Linear`` path and, on CPU, oneDNN's linear; the best of them is the peak. The int8
+roofline (``dtype=torch.int8``, in TOP/s) is ``torch._int_mm`` (int8 x int8 -> int32, oneDNN on CPU: VNNI where the
+CPU has it) on the same shapes; where that kernel does not exist or run, there is no int8 peak and the error says why.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def vit_gemm_shapes(tokens: int = 16 * 197, width: int = 768, mlp_dim: int = 307
     return [(tokens, width, 3 * width), (tokens, width, width), (tokens, width, mlp_dim), (tokens, mlp_dim, width)]
 
 
+INT8_KERNELS: dict[str, Callable] = {"int_mm": lambda x, w, b: functools.partial(torch._int_mm, x, w.t().contiguous())}
+
+
 def _kernels(device: torch.device) -> dict[str, Callable]:
     """name -> prepare(x, W, b) -> call(): aten's nn.Linear path and, on CPU, oneDNN's linear (the weight plain,
     and pre-packed in its blocked layout as vitzoo's fused kernels keep it)."""
@@ -75,10 +80,15 @@ def measure_gemm_peak(
     rows, errors = [], []
     with torch.inference_mode():
         for M, K, N in shapes or vit_gemm_shapes():
-            x = torch.randn(M, K, generator=gen).to(device, dtype)
-            w = (torch.randn(N, K, generator=gen) * K**-0.5).to(device, dtype)
-            b = torch.randn(N, generator=gen).to(device, dtype)
-            for name, prepare in _kernels(device).items():
+            if dtype == torch.int8:
+                x = torch.randint(-128, 128, (M, K), generator=gen, dtype=dtype).to(device)
+                w = torch.randint(-128, 128, (N, K), generator=gen, dtype=dtype).to(device)
+                b = None
+            else:
+                x = torch.randn(M, K, generator=gen).to(device, dtype)
+                w = (torch.randn(N, K, generator=gen) * K**-0.5).to(device, dtype)
+                b = torch.randn(N, generator=gen).to(device, dtype)
+            for name, prepare in (INT8_KERNELS if dtype == torch.int8 else _kernels(device)).items():
                 try:
                     call = prepare(x, w, b)
                     call()  # warm-up (and the check that the kernel takes this dtype)
@@ -90,10 +100,11 @@ def measure_gemm_peak(
                 per, _ = timer.time(call, iters)
                 per = per + once if iters < 3 else per
                 rows.append((name, M, K, N, 2 * M * K * N / statistics.median(per) / 1e12))
-    dtype_name = dtypes.name_of(dtype)
+    dtype_name = "int8" if dtype == torch.int8 else dtypes.name_of(dtype)
     if not rows:
         raise ConfigError(
-            f"no matmul kernel runs in {dtype_name} on {device} ({', '.join(_kernels(device))} all failed: "
+            f"no matmul kernel runs in {dtype_name} on {device} "
+            f"({', '.join(INT8_KERNELS if dtype == torch.int8 else _kernels(device))} all failed: "
             f"{errors[-1] if errors else 'no shapes'})"
         )
     return GemmPeak(str(device), dtype_name, torch.get_num_threads(), max(r[-1] for r in rows), tuple(rows))
