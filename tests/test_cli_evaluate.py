@@ -284,4 +284,5 @@ def test_eval_hf_dataset_directory(tmp_path, model_file):
     (row,) = json.loads(result.stdout)
     assert (row["num_images"], row["top1"], row["dataset"]) == (10, 80.0, f"{tmp_path / 'hf'} [test]")
     both = run("eval", model_file, "--hf-dataset", tmp_path / "hf", "--data", tmp_path, "--no-store")
-    assert both.exit_code == 1 and "either --data or --hf-dataset" in both.stderr
+    assert both.exit_code == 2
+    assert "--data and --hf-dataset cannot be used together" in both.stderr

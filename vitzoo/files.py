@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from vitzoo import settings
+
 
 def cache_dir() -> Path:
     """vitzoo's own folder: ``$VITZOO_CACHE``, else ``vitzoo`` in the user cache (``$XDG_CACHE_HOME`` or ``~/.cache``).
@@ -21,8 +23,8 @@ def cache_dir() -> Path:
     Converted checkpoints, downloaded originals and (unless ``$VITZOO_DB`` says otherwise) the results database
     live there.
     """
-    if env := os.environ.get("VITZOO_CACHE"):
-        return Path(env).expanduser()
+    if env := settings.path("VITZOO_CACHE"):
+        return env
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "vitzoo"
 
 

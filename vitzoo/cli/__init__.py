@@ -12,8 +12,12 @@ import importlib
 import click
 
 from vitzoo import __version__
-from vitzoo.cli._output import fail
+from vitzoo.cli._output import fail, warn
+from vitzoo.cli._preflight import check_exclusive
 from vitzoo.errors import VitzooError
+from vitzoo.settings import VARIABLES, check_environment
+
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C, on every command
 
 # command name -> "module:attribute"; a module that is not there yet just hides its commands.
 COMMANDS = {
@@ -41,10 +45,35 @@ class SuggestingGroup(click.Group):
         if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
             commands = self.list_commands(ctx)
             close = difflib.get_close_matches(name, commands, n=1, cutoff=0.5)
-            path = " ".join(["vitzoo", *ctx.command_path.split()[1:]])  # the root's name may differ (tests, -m)
+            path = command_path(ctx)
             hint = f"did you mean `{path} {close[0]}`?" if close else f"see `{path} --help`"
             fail(f"no command {name!r}; {hint}", code=2)
-        return super().resolve_command(ctx, args)
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not ctx.resilient_parsing:
+            try:
+                check_exclusive(command, rest)  # --json --csv: refused, not one silently winning
+            except click.UsageError as e:
+                fail(f"{e.format_message()} (see `{command_path(ctx)} {name} -h`)", code=2)
+        return name, command, rest
+
+    def invoke(self, ctx: click.Context):
+        """Every mistake in the options of any command is one line (exit code 2); Ctrl-C is exit code 130."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            where = command_path(e.ctx) if e.ctx is not None else command_path(ctx)
+            fail(f"{e.format_message()} (see `{where} -h`)", code=2)
+        except (KeyboardInterrupt, click.Abort):
+            fail("interrupted", code=EXIT_INTERRUPTED)
+
+
+def command_path(ctx: click.Context) -> str:
+    """``vitzoo cache clean``: the command as a user types it (the root's own name may differ: tests, -m)."""
+    names = []
+    while ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["vitzoo", *names])
 
 
 class Group(SuggestingGroup):
@@ -69,7 +98,10 @@ class Group(SuggestingGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
+        """vitzoo's environment variables are checked first, on every command (``vitzoo.settings``)."""
         try:
+            for name in check_environment():
+                warn(f"{name} is not a vitzoo variable (ignored); vitzoo reads {', '.join(VARIABLES)}")
             return super().invoke(ctx)
         except VitzooError as e:
             fail(str(e))

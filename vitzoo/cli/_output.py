@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -14,8 +15,25 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
-console = Console()  # data
-err_console = Console(stderr=True)  # progress, warnings, errors
+MIN_WIDTH = 40  # a COLUMNS below this (0, 1: a misconfigured terminal or CI) is not a layout anyone can read
+DEFAULT_WIDTH = 80  # rich's own width for a pipe
+
+
+def console_width(stream: Any) -> int | None:
+    """The width to lay out for: None (rich's choice: the terminal, else 80) unless ``COLUMNS`` is set to something
+    degenerate (0, 1, negative, garbage), which rich would take literally and print nothing or one character per
+    line; then the terminal's own width, else 80."""
+    text = os.environ.get("COLUMNS")
+    if text is None or (text.strip().isdigit() and int(text) >= MIN_WIDTH):
+        return None
+    try:
+        return max(MIN_WIDTH, os.get_terminal_size(stream.fileno()).columns)
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_WIDTH
+
+
+console = Console(width=console_width(sys.stdout))  # data
+err_console = Console(stderr=True, width=console_width(sys.stderr))  # progress, warnings, errors
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -24,6 +24,7 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
+from vitzoo.cli._preflight import refuse_unused
 from vitzoo.errors import VitzooError
 
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
@@ -44,6 +45,8 @@ BENCH_COLUMNS = [
     ("tflops", "TFLOP/s", number(3), 9),
     ("pct_peak", "% GEMM peak", number(1), 5),
 ]
+PEAK_IGNORES = ("precision", "batch_size", "img_size", "compile_", "channels_last", "aten", "warmup", "iters",
+                "seconds", "rounds", "max_batch", "backend", "pretrained", "sweep")  # fmt: skip
 CONTENDED_COLUMN = ("contended", "busy CPU", lambda v: "yes" if v else "", 2.5)  # shown when a row is flagged
 
 
@@ -157,7 +160,11 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     from vitzoo.measure.bench import BenchOptions, check_names, parse_batch_sizes
     from vitzoo.weights.names import expand_sources
 
+    if kw["sweep"] and not _distributed():
+        raise VitzooError("--sweep spreads the runs over the ranks of a launch; add --nproc N (N >= 2) or run it "
+                          "under torchrun")  # fmt: skip
     if peak:
+        refuse_unused(PEAK_IGNORES, "with --peak (it measures the GEMM roofline, not a model)")
         if _distributed():
             raise VitzooError("--peak measures one device; run it without torchrun or --nproc")
         if names:

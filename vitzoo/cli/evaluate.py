@@ -24,7 +24,7 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
-from vitzoo.cli._preflight import at_least, fraction, positive_number
+from vitzoo.cli._preflight import at_least, exclusive, fraction, positive_number, refuse_unused
 from vitzoo.cli._preflight import plot_prefix as check_plot_prefix
 from vitzoo.errors import VitzooError
 
@@ -75,7 +75,7 @@ def data_options(func: Callable) -> Callable:
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
-    return func
+    return exclusive("--data", "--hf-dataset")(exclusive("--labels", "--hf-dataset")(func))
 
 
 @contextmanager
@@ -101,8 +101,8 @@ def _describe_run(model, data, pp) -> str:
 def _dataset(data_path, labels_file, hf, split, limit):
     from vitzoo.evaluate.data import open_dataset
 
-    if labels_file and hf:
-        raise VitzooError("--labels goes with --data, not with --hf-dataset")
+    if not hf:
+        refuse_unused(["split"], "without --hf-dataset (an image folder has no splits)")
     data = open_dataset(data_path, labels_file=labels_file, hf=hf, split=split)
     return data.subset(limit) if limit is not None else data
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vitzoo.cli._output import emit_json, info
+from vitzoo.cli._output import emit_json, fail, info
 from vitzoo.zoo.formats import EXPORT_FORMATS
 
 
@@ -42,6 +42,8 @@ def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, force, as_json):
     """
     from vitzoo.exporting import export
 
+    if (out.exists() or out.is_symlink()) and not force:
+        fail(f"{out} exists; pass --force to overwrite it")
     result = export(src, out, fmt, img_size=img_size, pre_logits=not no_pre_logits, opset=opset, force=force)
     if as_json:
         emit_json(result.as_dict())

@@ -30,7 +30,7 @@ from vitzoo.exporting._common import (
     require,
     standardized_state_dict,
 )
-from vitzoo.exporting.to_onnx import _export_onnx, deployable, onnx_program, ort_session
+from vitzoo.exporting.to_onnx import _export_onnx, check_opset, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
 from vitzoo.zoo.formats import EXPORT_FORMATS, ExportFormat
@@ -83,9 +83,13 @@ def export(
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    if opset is not None and format != "onnx":
+        raise ExportError(f"an opset applies to ONNX exports only, not to {format}")
     out = Path(out).expanduser()
     check_destination(out, format, force)
     require(format)
+    if format == "onnx":
+        check_opset(opset)
     from vitzoo.weights.loading import load
 
     with warnings.catch_warnings():

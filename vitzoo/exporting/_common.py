@@ -74,7 +74,7 @@ def check_destination(out: Path, format: str, force: bool) -> None:
         raise ExportError(f"{out}: a transformers export is a directory, not a {out.suffix} file")
     if out.exists() or out.is_symlink():
         if not force:
-            raise ExportError(f"{out} exists; pass --force (force=True) to overwrite it")
+            raise ExportError(f"{out} exists; pass force=True to overwrite it")
         if format == "transformers" and not out.is_dir():
             raise ExportError(f"{out} exists and is not a directory")
         if format != "transformers" and out.is_dir():

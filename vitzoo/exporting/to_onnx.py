@@ -60,6 +60,21 @@ def onnx_program(model: nn.Module, opset: int | None = None):
         raise ExportError(f"{display_name(model)}: torch.onnx.export failed: {first_line(e)}") from None
 
 
+def check_opset(opset: int | None) -> None:
+    """Refuse, before any work, an opset no ONNX release defines (below 1 or above this onnx package's newest)."""
+    if opset is None:
+        return
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 1 <= opset <= newest:
+        raise ExportError(f"opset {opset!r} does not exist: onnx {onnx.__version__} defines opsets 1 to {newest}")
+
+
+def _opset_of(model_proto) -> int | None:
+    return next((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def ort_session(path: str | os.PathLike, threads: int | None = None):
     """An ONNX Runtime CPU session with all graph optimisations, ``threads`` intra-op threads (None: ORT's)."""
     import onnxruntime as ort
@@ -78,6 +93,11 @@ def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: floa
     import onnxruntime as ort
 
     program = onnx_program(model, opset)
+    written = _opset_of(program.model_proto)
+    if opset is not None and written != opset:  # the exporter keeps its own opset when it cannot convert the graph
+        raise ExportError(f"torch's ONNX exporter could not convert this model to opset {opset} (it stayed at "
+                          f"{written}); leave the opset out for {written}, or choose another")  # fmt: skip
+    asked = f" at opset {opset} (the exporter's own is {written})" if opset is not None else ""
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > ONNX_FILE_LIMIT
     with staging(out) as tmp:
         staged = tmp / out.name
@@ -86,18 +106,18 @@ def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: floa
                 program.save(str(staged), external_data=external)
             onnx.checker.check_model(str(staged), full_check=True)
         except Exception as e:
-            raise ExportError(f"{out}: the exported graph is not valid ONNX: {first_line(e)}") from None
+            raise ExportError(f"{out}: the exported graph is not valid ONNX{asked}: {first_line(e)}") from None
         session = ort_session(staged)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             try:
                 return torch.from_numpy(session.run(None, {"pixel_values": x.numpy()})[0])
             except Exception as e:
-                raise ExportError(f"{out}: ONNX Runtime cannot run the exported graph: {first_line(e)}") from None
+                why = first_line(e)
+                raise ExportError(f"{out}: ONNX Runtime cannot run the exported graph{asked}: {why}") from None
 
         rel = check_logits(model, run, tolerance, "ONNX Runtime")
-        opset_used = next((o.version for o in onnx.load(str(staged), load_external_data=False).opset_import
-                           if o.domain in ("", "ai.onnx")), None)  # fmt: skip
+        opset_used = _opset_of(onnx.load(str(staged), load_external_data=False))
         files = sorted(p.name for p in tmp.iterdir())
         for name in sorted(files, key=lambda n: n == out.name):  # external data first, the graph last
             move_into_place(tmp / name, out.parent / name)

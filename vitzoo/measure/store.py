@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vitzoo import settings
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import cache_dir, nearest_existing, probe_folder
 from vitzoo.measure.env import environment
@@ -61,9 +62,7 @@ CREATE INDEX IF NOT EXISTS results_kind_model ON results (kind, model);
 
 def default_db_path() -> Path:
     """``$VITZOO_DB`` if set, else ``results.sqlite`` in vitzoo's folder (``vitzoo.files.cache_dir``)."""
-    if os.environ.get("VITZOO_DB"):
-        return Path(os.environ["VITZOO_DB"]).expanduser()
-    return cache_dir() / "results.sqlite"
+    return settings.path("VITZOO_DB") or cache_dir() / "results.sqlite"
 
 
 def _json_safe(value: Any) -> Any:

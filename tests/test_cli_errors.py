@@ -1,0 +1,218 @@
+"""The CLI's shared handling of mistakes, class by class, over the commands each class applies to: every option is
+honoured or refused in one `error:` line (never silently replaced), vitzoo's environment variables are checked,
+option errors and Ctrl-C look the same on every command, and a degenerate terminal width still prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import vitzoo
+from vitzoo import settings
+from vitzoo.cli import COMMANDS, main
+from vitzoo.errors import ConfigError
+from vitzoo.weights.checkpoint import save_vitzoo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch) -> Path:
+    """A `testing` weight file with random (non-zero) weights, in a folder of its own; the cache is in tmp_path."""
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VITZOO_DB", str(tmp_path / "results.sqlite"))
+    torch.manual_seed(0)
+    model = vitzoo.create("testing")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    return save_vitzoo(folder / "t.safetensors", model.state_dict(), model.config)
+
+
+def one_line(result, code: int, *fragments: str) -> str:
+    """Assert exactly one `error:` line on stderr containing ``fragments``, exit ``code``, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert all(f in lines[0] for f in fragments), lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def untouched(tmp_path: Path, before: set[str]) -> None:
+    """Nothing was written: the files under tmp_path are those there before (no cache, database, output)."""
+    assert {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")} == before
+
+
+def snapshot(tmp_path: Path) -> set[str]:
+    return {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")}
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# --- options given together that exclude each other: one mechanism, refused, not one silently winning ----------
+
+EXCLUSIVE = [
+    (["list", "--json", "--csv"], "--json and --csv"),
+    (["info", "testing", "--table", "--json"], "--table and --json"),
+    (["tradeoff", "--no-store", "--csv", "--json"], "--json and --csv"),
+    (["cache", "list", "--json", "--csv"], "--json and --csv"),
+    (["bench", "testing", "--json", "--csv", "--no-store"], "--json and --csv"),
+    (["flops", "testing", "--csv", "--table"], "--table and --csv"),
+    (["results", "--json", "--csv"], "--json and --csv"),
+    (["eval", "{w}", "--data", "{d}", "--hf-dataset", "x"], "--data and --hf-dataset"),
+    (["eval", "{w}", "--labels", "l.txt", "--hf-dataset=x"], "--labels and --hf-dataset"),
+    (["fewshot", "{w}", "--data", "{d}", "--hf-dataset", "x"], "--data and --hf-dataset"),
+]
+
+
+@pytest.mark.parametrize("args, words", EXCLUSIVE, ids=[" ".join(a[:2]) + f" {w}" for a, w in EXCLUSIVE])
+def test_exclusive_options_are_refused(weights, tmp_path, args, words):
+    before = snapshot(tmp_path)
+    result = run(*(a.format(w=weights, d=tmp_path) for a in args))
+    one_line(result, 2, words, "cannot be used together", f"`vitzoo {args[0]}")
+    assert result.stdout == ""
+    untouched(tmp_path, before)
+
+
+# --- options that would have no effect: refused ------------------------------------------------------------------
+
+UNUSED = [
+    (["bench", "testing", "--sweep", "--no-store"], "--sweep", "add --nproc"),
+    (["bench", "testing", "--sweep", "--nproc", "1", "--no-store"], "--sweep", "add --nproc"),
+    (["bench", "--peak", "-b", "4", "--no-store"], "--batch-size", "no effect with --peak"),
+    (["bench", "--peak", "--pretrained", "--no-store"], "--pretrained", "no effect with --peak"),
+    (["eval", "{w}", "--data", "{d}", "--split", "train"], "--split", "without --hf-dataset"),
+    (["export", "{w}", "{d}/out.safetensors", "--format", "timm", "--opset", "18"], "opset", "ONNX exports only"),
+    (["export", "{w}", "{d}/out", "--format", "transformers", "--opset", "18"], "opset", "ONNX exports only"),
+    (["export", "{w}", "{d}/out.onnx", "--format", "onnx", "--opset", "99"], "opset 99 does not exist", "1 to"),
+    (["export", "{w}", "{d}/out.onnx", "--format", "onnx", "--opset", "0"], "opset 0 does not exist", "1 to"),
+]
+
+
+@pytest.mark.parametrize("args, option, why", UNUSED, ids=[f"{a[0]} {o} {w}" for a, o, w in UNUSED])
+def test_options_without_effect_are_refused(weights, tmp_path, args, option, why):
+    before = snapshot(tmp_path)
+    one_line(run(*(a.format(w=weights, d=tmp_path) for a in args)), 1, option, why)
+    untouched(tmp_path, before)
+
+
+def test_an_opset_the_exporter_cannot_convert_to_is_refused_not_replaced(weights, tmp_path):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    before = snapshot(tmp_path)
+    one_line(run("export", weights, tmp_path / "o7.onnx", "--format", "onnx", "--opset", "7"), 1, "opset 7", "18")
+    untouched(tmp_path, before)
+    result = run("export", weights, tmp_path / "o17.onnx", "--format", "onnx", "--opset", "17")  # honoured
+    assert result.exit_code == 0 and "opset 17" in result.stderr, result.output
+    import onnx
+
+    assert [o.version for o in onnx.load(str(tmp_path / "o17.onnx")).opset_import if o.domain in ("", "ai.onnx")] == [
+        17
+    ]
+
+
+def test_an_existing_output_names_the_cli_option_and_the_api_its_keyword(weights, tmp_path):
+    (tmp_path / "out.safetensors").write_bytes(b"keep")
+    line = one_line(run("export", weights, tmp_path / "out.safetensors", "--format", "timm"), 1, "pass --force")
+    assert "force=True" not in line
+    with pytest.raises(vitzoo.errors.VitzooError, match=r"pass force=True") as e:
+        from vitzoo.exporting import export
+
+        export(weights, tmp_path / "out.safetensors", "timm")
+    assert "--force" not in str(e.value)
+    assert (tmp_path / "out.safetensors").read_bytes() == b"keep"
+
+
+# --- vitzoo's own environment variables: a value it cannot use is one line naming it, on every command ------------
+
+BAD_ENV = [
+    ("VITZOO_HEAP", "sytem"),
+    ("VITZOO_GELU_EPILOGUE", "fused"),
+    ("VITZOO_DIST_TIMEOUT", "soon"),
+    ("VITZOO_DIST_TIMEOUT", "-5"),
+    ("VITZOO_DIST_TIMEOUT", "inf"),
+    ("VITZOO_DIST_TIMEOUT", "nan"),
+    ("VITZOO_CACHE", " /tmp/x"),
+    ("VITZOO_DB", "results.sqlite "),
+]
+
+
+@pytest.mark.parametrize("command", [["list"], ["info", "testing"], ["results"], ["bench", "testing", "--no-store"]])
+@pytest.mark.parametrize("name, value", BAD_ENV, ids=[f"{n}={v}" for n, v in BAD_ENV])
+def test_bad_environment_variables_are_one_line(weights, tmp_path, monkeypatch, command, name, value):
+    monkeypatch.setenv(name, value)
+    before = snapshot(tmp_path)
+    result = run(*command)
+    one_line(result, 1, name, repr(value))
+    assert result.stdout == ""
+    untouched(tmp_path, before)
+
+
+def test_environment_variables_in_the_library(monkeypatch):
+    monkeypatch.setenv("VITZOO_HEAP", "SYSTEM")
+    assert settings.choice("VITZOO_HEAP", "reuse") == "system"
+    monkeypatch.setenv("VITZOO_HEAP", "")  # empty: unset
+    assert settings.choice("VITZOO_HEAP", "reuse") == "reuse"
+    monkeypatch.setenv("VITZOO_DIST_TIMEOUT", "2.5")
+    assert settings.seconds("VITZOO_DIST_TIMEOUT", 1800.0) == 2.5
+    monkeypatch.setenv("VITZOO_GELU_EPILOGUE", "maybe")
+    with pytest.raises(ConfigError, match="VITZOO_GELU_EPILOGUE='maybe' is not one of separate, postop"):
+        settings.choice("VITZOO_GELU_EPILOGUE")
+
+
+def test_an_unknown_vitzoo_variable_is_a_warning(monkeypatch, tmp_path):
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path))
+    monkeypatch.setenv("VITZOO_CAHCE", "/tmp/x")
+    result = run("info", "testing", "--json")
+    assert result.exit_code == 0
+    assert "warning: VITZOO_CAHCE is not a vitzoo variable" in result.stderr and "VITZOO_CACHE" in result.stderr
+
+
+# --- every command: option mistakes are one line (exit 2), Ctrl-C is exit 130 --------------------------------------
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "cache"] + ["cache list", "cache clean"])
+def test_an_unknown_option_is_one_line_on_every_command(command, monkeypatch, tmp_path):
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path))
+    result = run(*command.split(), "--no-such-option")
+    one_line(result, 2, "--no-such-option", f"(see `vitzoo {command} -h`)")
+
+
+@pytest.mark.parametrize("command", [["list"], ["info", "testing"], ["flops", "testing"], ["tradeoff", "--no-store"]])
+def test_ctrl_c_is_exit_130_on_every_command(command, monkeypatch, tmp_path):
+    from vitzoo.cli._output import console
+
+    monkeypatch.setenv("VITZOO_DB", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(console, "print", interrupted)  # Ctrl-C while the command prints its result
+    result = run(*command)
+    assert result.exit_code == 130 and result.stderr.strip().splitlines()[-1] == "error: interrupted", result.output
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+
+
+# --- a degenerate terminal width still prints the table ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", ["0", "1", "-3", "abc", "39"])
+def test_a_degenerate_terminal_width_still_prints(columns):
+    env = {**os.environ, "COLUMNS": columns, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "vitzoo", "list", "vit-b*"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any("vit-b16" in line and "86.57" in line for line in lines), out.stdout
+    assert max(len(line) for line in lines) <= 80
