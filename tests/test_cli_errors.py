@@ -216,3 +216,202 @@ def test_a_degenerate_terminal_width_still_prints(columns):
     lines = out.stdout.splitlines()
     assert any("vit-b16" in line and "86.57" in line for line in lines), out.stdout
     assert max(len(line) for line in lines) <= 80
+
+
+# --- one memory check on every path that builds or runs a model -----------------------------------------------
+
+TOO_BIG = [  # with 1 GiB "available": a 4096 px `testing` model (65,537 tokens) or a 10^8-class head cannot fit
+    ["flops", "testing", "--img-size", "4096", "--count-on", "cpu", "--no-store"],
+    ["inspect", "testing", "--random-init", "--img-size", "4096", "-o", "{d}/insp"],
+    ["export", "{w}", "{d}/o.safetensors", "--format", "timm", "--img-size", "4096"],
+    ["export", "{w}", "{d}/o.onnx", "--format", "onnx", "--img-size", "4096"],
+    ["convert", "{w}", "{d}/c.safetensors", "--num-classes", "100000000"],
+    ["convert", "{w}", "{d}/c.safetensors", "--img-size", "200000"],
+    ["eval", "{w}", "--data", "{d}", "--img-size", "4096", "--no-store"],
+]
+
+
+@pytest.mark.parametrize("args", TOO_BIG, ids=[" ".join(a[:1] + a[-2:]) for a in TOO_BIG])
+def test_a_model_that_cannot_fit_is_one_line_on_every_path(weights, tmp_path, monkeypatch, args):
+    from vitzoo import machine
+
+    monkeypatch.setattr(machine, "available_ram", lambda: 2**30)
+    (tmp_path / "cls" / "n01440764").mkdir(parents=True)  # eval: a (empty-ish) class folder
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "cls" / "n01440764" / "a.png")
+    args = [a.format(w=weights, d=tmp_path / "cls" if a == "{d}" else tmp_path) for a in args]
+    before = snapshot(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "of memory needed, 1.0 GiB available" in errors[0], result.stderr
+    assert "Traceback" not in result.output
+    untouched(tmp_path, before)
+
+
+def test_the_python_api_checks_memory_before_building(weights, monkeypatch):
+    from vitzoo import machine
+
+    monkeypatch.setattr(machine, "available_ram", lambda: 2**30)
+    with pytest.raises(ConfigError, match=r"100,000,000 classes .* choose fewer classes"):
+        vitzoo.load(weights, num_classes=10**8)
+    with pytest.raises(ConfigError, match=r"choose fewer classes"):
+        vitzoo.create("testing", num_classes=10**8)
+    from vitzoo.models import build_model
+
+    with pytest.raises(ConfigError, match=r"the vit model at img_size=224"):
+        build_model(vitzoo.get_spec("testing").config.replace(num_classes=10**8))
+    with torch.device("meta"):  # nothing allocated: nothing to check
+        assert build_model(vitzoo.get_spec("testing").config.replace(num_classes=10**8)) is not None
+
+
+# --- a full disk: one line, no partial file ----------------------------------------------------------------------
+
+
+def _disk_full(*args, **kwargs):
+    path = next((a for a in args if isinstance(a, (str, os.PathLike))), None)
+    if path is not None:
+        Path(path).write_bytes(b"")  # what a full disk leaves: an empty file
+    raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_in_inspect_leaves_no_partial_png(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: _disk_full(*a, **k))
+    result = run("inspect", "testing", "--random-init", "-a", "filters", "-o", tmp_path / "out")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert "filters.png: writing failed (No space left on device)" in errors[0]
+    assert "Traceback" not in result.output
+    assert list((tmp_path / "out").iterdir()) == []  # no 0-byte filters.png, no temporary file
+
+
+@pytest.mark.parametrize("fmt, out", [("transformers", "hf"), ("timm", "t.safetensors")])
+def test_a_full_disk_in_export_leaves_nothing(weights, tmp_path, monkeypatch, fmt, out):
+    pytest.importorskip("transformers")
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "save_file", _disk_full)
+    before = snapshot(tmp_path)
+    result = run("export", weights, tmp_path / out, "--format", fmt)
+    one_line(result, 1, "No space left on device", "nothing was written")
+    untouched(tmp_path, before)
+
+
+def test_a_cache_path_that_is_a_file_is_one_line_in_bench(tmp_path, monkeypatch):
+    (tmp_path / "cachefile").write_text("not a folder")
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cachefile"))
+    monkeypatch.delenv("VITZOO_DB", raising=False)
+    before = snapshot(tmp_path)
+    one_line(run("bench", "testing", "-b", "1"), 1, "cannot create results database", "is not a directory")
+    one_line(run("bench", "testing", "--pretrained", "--no-store"), 1, "VITZOO_CACHE", "not a directory")
+    untouched(tmp_path, before)
+    assert (tmp_path / "cachefile").read_text() == "not a folder"
+
+
+# --- files that are not weights, and URLs: what it is and what is accepted, before any work ------------------------
+
+
+@pytest.fixture
+def bad_files(weights, tmp_path) -> dict[str, Path]:
+    from PIL import Image
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "chelsea.png")
+    (folder / "notes.safetensors").write_text("hello")
+    data = weights.read_bytes()
+    (folder / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    model = vitzoo.create("testing")
+    sd = model.state_dict()
+    sd["head.weight"][0, 0] = float("nan")
+    save_vitzoo(folder / "nan.safetensors", sd, model.config)
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v.numpy() for k, v in sd.items()})
+    (folder / "cut.npz").write_bytes(buffer.getvalue()[:2000])
+    return {p.name: p for p in folder.iterdir()}
+
+
+BAD_FILES = [
+    ("chelsea.png", "a PNG image, not a weight file; vitzoo reads"),
+    ("notes.safetensors", "a text file, not a weight file"),
+    ("cut.safetensors", "truncated or corrupt safetensors file"),
+    ("cut.npz", "a truncated or corrupt zip archive"),
+    ("nan.safetensors", "contains NaN or Inf"),
+]
+
+
+@pytest.mark.parametrize("command", ["bench", "flops", "export", "convert"])
+@pytest.mark.parametrize("name, message", BAD_FILES, ids=[n for n, _ in BAD_FILES])
+def test_a_bad_weight_file_is_one_line_up_front(bad_files, tmp_path, command, name, message):
+    src = bad_files[name]
+    args = {
+        "bench": ["bench", src, "-b", "1", "--no-store"],
+        "flops": ["flops", src, "--no-store"],
+        "export": ["export", src, tmp_path / "o.safetensors", "--format", "timm"],
+        "convert": ["convert", src, tmp_path / "c.safetensors"],
+    }[command]
+    before = snapshot(tmp_path)
+    result = run(*args)
+    one_line(result, 1, name, message)
+    assert result.stdout == ""  # no table with an error row
+    untouched(tmp_path, before)
+
+
+def test_an_existing_file_that_is_not_weights_is_not_called_an_unknown_model(bad_files, tmp_path, monkeypatch):
+    monkeypatch.chdir(bad_files["chelsea.png"].parent)  # a bare name, as a user types it
+    from vitzoo.weights.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"chelsea.png: a PNG image, not a weight file"):
+        vitzoo.load("chelsea.png")
+    one_line(run("export", "chelsea.png", tmp_path / "x.onnx", "--format", "onnx"), 1, "a PNG image")
+    one_line(run("tradeoff", "chelsea.png", "--no-store"), 1, "chelsea.png is a file", "vitzoo bench chelsea.png")
+
+
+URLS = [
+    (["convert", "ftp://example.com/ViT-B_16.npz", "{d}/o.safetensors"], "unsupported URL scheme ftp://"),
+    (["bench", "s3://bucket/ViT-B_16.npz", "--no-store"], "unsupported URL scheme s3://"),
+    (["flops", "gs://vit_models/ViT-B_16.npz", "--no-store"], "unsupported URL scheme gs://"),
+    (["export", "https://example.com/ViT-B_16.npz", "{d}/o.onnx", "--format", "onnx"], "download and convert it"),
+]
+
+
+@pytest.mark.parametrize("args, message", URLS, ids=[a[0] for a, _ in URLS])
+def test_an_unsupported_url_scheme_says_so(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))
+    before = snapshot(tmp_path)
+    one_line(run(*(a.format(d=tmp_path) for a in args)), 1, message)
+    untouched(tmp_path, before)
+    from vitzoo.weights.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="unsupported URL scheme gs://"):
+        vitzoo.load("gs://vit_models/ViT-B_16.npz")
+
+
+def test_labels_naming_missing_files_blame_the_labels(weights, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "val"
+    folder.mkdir()
+    for i in range(2):
+        Image.new("RGB", (8, 8)).save(folder / f"img{i}.png")
+    (tmp_path / "labels.txt").write_text("ILSVRC2012_val_00000001 n01440764\nILSVRC2012_val_00000002 n01443537\n")
+    result = run("eval", weights, "--data", folder, "--labels", tmp_path / "labels.txt", "--no-store")
+    one_line(result, 1, "labels.txt: none of the 2 files it labels is in", "(first: ILSVRC2012_val_00000001)")
+
+
+def test_hf_dataset_offline_is_one_line_without_retries(weights, monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    result = run("eval", weights, "--hf-dataset", "vitzoo-no-such/dataset", "--no-store")
+    one_line(result, 1, "'vitzoo-no-such/dataset' is not in the datasets cache", "HF_HUB_OFFLINE is set", "Offline")

@@ -13,13 +13,13 @@ from vitzoo.errors import VitzooError
 from vitzoo.evaluate.data import (
     collate,
     flat_folder,
-    hf_dataset,
     image_folder,
     open_dataset,
     preprocess_image,
     resize_shape,
     tf_resize,
 )
+from vitzoo.evaluate.hf_data import hf_dataset
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, synset_to_index
 from vitzoo.zoo.preprocess import (
     Preprocess,

@@ -219,8 +219,9 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     Returns (results, interrupted, the error that stopped storing or None).
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from vitzoo.cli._output import Progress
     from vitzoo.errors import VitzooError
     from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for
     from vitzoo.measure.cpu import low_precision_warning

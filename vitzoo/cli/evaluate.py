@@ -13,6 +13,8 @@ from vitzoo import dtypes
 from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._models import load_model
 from vitzoo.cli._output import (
+    KEY,
+    Progress,
     db_option,
     emit,
     err_console,
@@ -80,12 +82,11 @@ def data_options(func: Callable) -> Callable:
 
 @contextmanager
 def _progress(description: str):
-    """A transient rich progress bar on stderr (when it is a terminal); yields the (done, total) callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """A transient progress bar on stderr (off a terminal: a line every few seconds); yields its callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err_console, transient=True,
-                   disable=not err_console.is_terminal)  # fmt: skip
+                   TimeRemainingColumn(), console=err_console, transient=True)  # fmt: skip
     task = bar.add_task(description, total=None)
     with bar:
         yield lambda done, total: bar.update(task, completed=done, total=total)
@@ -181,7 +182,9 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     data = _dataset(data_path, labels_file, hf, split, limit)
     real = load_real_labels(real_labels) if real_labels else None
     _precheck(name, data, img_size)
-    model, pp, zeroed = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype)
+    model, pp, zeroed = load_model(
+        name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, batch=batch_size
+    )
     if zeroed:
         raise VitzooError(f"{model.name}: the classification head is all zeros (as in the ImageNet-21k files whose "
                           "authors zeroed it), so accuracy would be meaningless; evaluate a fine-tuned checkpoint, "
@@ -303,17 +306,17 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
         _store(db, "fewshot", model.name, metrics, device)
 
 
-TRADEOFF_COLUMNS = [
-    ("model", "model", None),
-    ("family", "family", None),
-    ("img_size", "res", None),
-    ("params", "params (M)", millions),
-    ("gmacs", "GMACs", None),
-    ("throughput", "img/s", lambda v: "—" if v is None else f"{v:,.1f}"),
-    ("top1", "top-1 %", _pct),
-    ("top1_kind", "top-1 is", None),
-    ("top1_source", "source", None),
-    ("pareto", "Pareto", None),
+TRADEOFF_COLUMNS = [  # at 80 columns: model, GMACs, img/s, top-1 and the Pareto mark stay (KEY)
+    ("model", "model", None, KEY),
+    ("family", "family", None, 6),
+    ("img_size", "res", None, 3),
+    ("params", "params (M)", millions, 4),
+    ("gmacs", "GMACs", None, KEY),
+    ("throughput", "img/s", lambda v: "—" if v is None else f"{v:,.1f}", KEY),
+    ("top1", "top-1 %", _pct, KEY),
+    ("top1_kind", "top-1 is", None, 2),
+    ("top1_source", "source", None, 5),
+    ("pareto", "Pareto", None, KEY),
 ]
 
 
@@ -365,9 +368,15 @@ def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, plot_prefix,
       vitzoo tradeoff --plot docs/tradeoff    # writes docs/tradeoff.png and .svg
     """
     from vitzoo.evaluate.tradeoff import build_tradeoff
+    from vitzoo.weights.names import is_file_source
 
     prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
     store = None if no_store else _existing_store(db)
+    for name in names:
+        if is_file_source(name):
+            raise VitzooError(f"{name} is a file: tradeoff compares registry checkpoints (NAME[.TAG] or PATTERN, see "
+                              "`vitzoo list --all`) by their reported or measured accuracy; measure a file with "
+                              f"`vitzoo bench {name}` and `vitzoo eval {name}`")  # fmt: skip
     rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags, backend=backend)
     if not rows:
         raise VitzooError("no checkpoint with an ImageNet-1k accuracy among these names")

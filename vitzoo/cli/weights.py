@@ -13,9 +13,9 @@ from vitzoo.cli._output import emit_json, fail, format_options, info, render_tab
 
 def _progress_bar(description: str):
     """A rich byte-progress bar on stderr, as a (callback, context manager) pair."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, TransferSpeedColumn
 
-    from vitzoo.cli._output import err_console
+    from vitzoo.cli._output import Progress, err_console
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    console=err_console, transient=True)  # fmt: skip
@@ -70,7 +70,7 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
     """
     from vitzoo.files import sha256_of
     from vitzoo.weights import hub
-    from vitzoo.weights.checkpoint import check_writable, save_vitzoo
+    from vitzoo.weights.checkpoint import check_writable, refuse_url, save_vitzoo
     from vitzoo.weights.convert import check_architecture, convert_file
     from vitzoo.weights.loading import Adaptation, adapt
     from vitzoo.zoo.lookup import check_memory, check_overrides
@@ -91,6 +91,7 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
         except ValueError as e:  # not a multiple of the patch size
             fail(f"{hint_name}: {e}")
         check_memory(target, hint_name, copies=2)
+    refuse_url(src, downloads=True)  # s3://, gs://, ftp://: one line, not "no such file"
     if src.startswith(("https://", "http://")):
         downloads = hub.writable_cache("downloads")
         callback, bar = _progress_bar(src.rsplit("/", 1)[-1])
@@ -108,7 +109,7 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
     result = convert_file(path, expected=hint)
     if hint is not None:
         check_architecture(result.config, hint, hint_name)
-    config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp))
+    config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp), src)
     save_vitzoo(dst, state_dict, config, {"source": src, "source_format": result.source_format})
     summary = {
         "src": src,

@@ -316,7 +316,10 @@ def flat_folder(path: str | os.PathLike, labels_file: str | os.PathLike) -> Imag
         sources, labels = [str(f) for f in files], [_parse_label(r[0], where) for r in rows]
     elif all(len(r) == 2 for r in rows):
         by_name = {f.name: f for f in files} | {f.stem: f for f in files}
-        sources = [str(by_name.get(r[0], root / r[0])) for r in rows]  # a missing file is reported when read
+        if not any(r[0] in by_name for r in rows):  # the label file's fault (or --data's), not unreadable images
+            raise VitzooError(f"{lf}: none of the {len(rows)} files it labels is in {root} (first: {rows[0][0]}); "
+                              "is it the label file of this folder?")  # fmt: skip
+        sources = [str(by_name.get(r[0], root / r[0])) for r in rows]  # a few missing: reported when read
         labels = [_parse_label(r[1], where) for r in rows]
     else:
         raise VitzooError(f"{lf}: mixes 'FILE LABEL' lines and 'LABEL' lines")
@@ -328,60 +331,13 @@ def _is_label(token: str) -> bool:
     return token in synset_to_index() or token.isdigit()
 
 
-@dataclass(frozen=True)
-class _HFReader:
-    """Reads row ``i``'s image from a Hugging Face dataset (picklable, for loader workers)."""
-
-    dataset: Any
-    column: str
-
-    def __call__(self, i: int) -> Image.Image:
-        image = self.dataset[i][self.column]
-        if not isinstance(image, Image.Image):
-            raise ValueError(f"column {self.column!r} holds {type(image).__name__}, not an image")
-        return image
-
-
-def hf_dataset(name_or_path: str, split: str) -> ImageDataset:
-    """A Hugging Face ``datasets`` split: a directory saved with ``save_to_disk``, or a dataset name.
-
-    The image column is the one of type ``Image``, the label column the ``ClassLabel`` one; ImageNet-1k is
-    recognised by its 1000 classes. Needs the optional ``datasets`` package.
-    """
-    try:
-        import datasets
-    except ImportError:
-        raise VitzooError("--hf-dataset needs the `datasets` package: pip install datasets") from None
-    try:
-        if Path(name_or_path).expanduser().is_dir():
-            loaded = datasets.load_from_disk(str(Path(name_or_path).expanduser()))
-            ds = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        else:
-            ds = datasets.load_dataset(name_or_path, split=split)
-    except KeyError:
-        raise VitzooError(f"{name_or_path}: no split {split!r}") from None
-    except Exception as e:  # datasets raises many types (hub, file, config errors)
-        raise VitzooError(f"cannot open Hugging Face dataset {name_or_path!r}: {e}".splitlines()[0]) from None
-    features = ds.features
-    image_cols = [k for k, v in features.items() if isinstance(v, datasets.Image)]
-    label_cols = [k for k, v in features.items() if isinstance(v, datasets.ClassLabel)]
-    if not image_cols or not label_cols:
-        raise VitzooError(f"{name_or_path}: needs an Image column and a ClassLabel column, has {dict(features)}")
-    names = tuple(features[label_cols[0]].names)
-    classes = IMAGENET_CLASSES if len(names) == NUM_IMAGENET_CLASSES else Classes(names)
-    labels = [int(v) for v in ds[label_cols[0]]]
-    if any(y < 0 for y in labels):
-        raise VitzooError(f"{name_or_path} [{split}] has unlabelled rows (label -1); evaluate a labelled split")
-    keys = [f"{split}[{i}]" for i in range(len(ds))]
-    reader = _HFReader(ds, image_cols[0])
-    return ImageDataset(range(len(ds)), keys, labels, classes, f"{name_or_path} [{split}]", reader)
-
-
 def open_dataset(
     path: str | None = None, *, labels_file: str | None = None, hf: str | None = None, split: str = "validation"
 ) -> ImageDataset:
     """The dataset the CLI options describe: ``hf`` name/path, a flat folder + label file, or an ImageFolder."""
     if hf is not None:
+        from vitzoo.evaluate.hf_data import hf_dataset
+
         if path is not None:
             raise VitzooError("give either --data or --hf-dataset, not both")
         return hf_dataset(hf, split)

@@ -18,14 +18,20 @@ then changes the result by less than 1e-7 instead of about 1e-4.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from vitzoo.exporting._common import (
+    CHECK_BATCH,
     Exported,
     ExportError,
     check_destination,
+    display_name,
     relative_difference,
     require,
     standardized_state_dict,
@@ -33,7 +39,9 @@ from vitzoo.exporting._common import (
 from vitzoo.exporting.to_onnx import _export_onnx, check_opset, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
+from vitzoo.zoo.configs import ModelConfig
 from vitzoo.zoo.formats import EXPORT_FORMATS, ExportFormat
+from vitzoo.zoo.lookup import check_memory
 from vitzoo.zoo.preprocess import resolve_preprocess
 
 __all__ = [
@@ -57,7 +65,7 @@ TOLERANCE = 1e-4  # max |exported - vitzoo| / max |vitzoo| over the logits, fp32
 
 
 def export(
-    name_or_path: str | os.PathLike,
+    name_or_path: str | os.PathLike | nn.Module,
     out: str | os.PathLike,
     format: ExportFormat,
     *,
@@ -67,10 +75,12 @@ def export(
     force: bool = False,
     tolerance: float = TOLERANCE,
 ) -> Exported:
-    """Export a registry model (``arch`` / ``arch.tag``) or a weight file to ``format`` at ``out``.
+    """Export a registry model (``arch`` / ``arch.tag``), a weight file or a vitzoo model in memory (one just
+    fine-tuned, say) to ``format`` at ``out``.
 
     Args:
-        name_or_path: what ``vitzoo.load`` accepts.
+        name_or_path: what ``vitzoo.load`` accepts, or a model of ``vitzoo.load``/``vitzoo.create`` (exported as it
+            is, in float32 on the CPU, with its ``preprocess``; it is copied, not changed).
         out: the ``.onnx`` file, the transformers directory or the timm ``.safetensors`` file to write.
         format: "onnx", "transformers" or "timm".
         img_size: resolution to export at (position embeddings resized as vit_jax does); default: the checkpoint's.
@@ -90,14 +100,35 @@ def export(
     require(format)
     if format == "onnx":
         check_opset(opset)
-    from vitzoo.weights.loading import load
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a zeroed 21k head is exported as it is; the loader's advice is for users
-        model = load(name_or_path, img_size=img_size, pre_logits=pre_logits, dtype="fp32")
+    model = _model(name_or_path, img_size, pre_logits)
+    check_memory(model.config, model.name, copies=1, batch=CHECK_BATCH)  # a traced copy, then the check's forward
     preprocess = resolve_preprocess(model)
     if format == "onnx":
         return _export_onnx(model, out, opset, tolerance)
     if format == "transformers":
         return _export_transformers(model, out, preprocess, tolerance)
     return _export_timm(model, out, preprocess, tolerance)
+
+
+def _model(src: str | os.PathLike | nn.Module, img_size: int | None, pre_logits: bool) -> nn.Module:
+    """The model to export: loaded from a name or file, or a copy of a vitzoo model given in memory."""
+    if isinstance(src, nn.Module):
+        if not isinstance(getattr(src, "config", None), ModelConfig):
+            raise ExportError(f"{type(src).__name__} is not a vitzoo model (no .config); export a model of "
+                              "vitzoo.load or vitzoo.create, a registry name or a weight file")  # fmt: skip
+        if img_size is not None and img_size != src.config.img_size:
+            raise ExportError(f"a model in memory is exported at its resolution ({src.config.img_size}); resize it "
+                              "with vitzoo.load(FILE, img_size=...) from a saved file")  # fmt: skip
+        if not pre_logits:
+            raise ExportError("pre_logits=False applies to a name or file; a model in memory is exported as it is")
+        check_memory(src.config, display_name(src), copies=1)
+        model = copy.deepcopy(src).to(device="cpu", dtype=torch.float32).eval()
+        for attr in ("name", "preprocess", "preprocess_source"):  # plain attributes deepcopy keeps; said explicitly
+            if hasattr(src, attr):
+                setattr(model, attr, getattr(src, attr))
+        return model
+    from vitzoo.weights.loading import load
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a zeroed 21k head is exported as it is; the loader's advice is for users
+        return load(src, img_size=img_size, pre_logits=pre_logits, dtype="fp32")

@@ -99,6 +99,19 @@ def staging(out: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """Errors while writing a staged export (a full disk: an OSError, or safetensors' own error) as one line; the
+    staging directory is removed by ``staging``, so nothing partial is left."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"{out}: writing the export failed ({why}); nothing was written") from None
+
+
 def move_into_place(src: Path, dst: Path) -> None:
     """Move a checked file or directory into place; an existing directory is swapped out, then removed."""
     for f in [src, *src.iterdir()] if src.is_dir() else [src]:

@@ -11,7 +11,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitzoo.errors import first_line
-from vitzoo.exporting._common import Exported, ExportError, check_logits, display_name, move_into_place, quiet, staging
+from vitzoo.exporting._common import (
+    Exported,
+    ExportError,
+    check_logits,
+    display_name,
+    move_into_place,
+    quiet,
+    staging,
+    writing,
+)
 from vitzoo.models.layers import StdConv2d, pad_same
 
 ONNX_FILE_LIMIT = 1_800_000_000  # bytes of weights above which they go to an external file (protobuf's 2 GiB cap)
@@ -101,9 +110,9 @@ def _export_onnx(model: nn.Module, out: Path, opset: int | None, tolerance: floa
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > ONNX_FILE_LIMIT
     with staging(out) as tmp:
         staged = tmp / out.name
+        with writing(out), quiet():
+            program.save(str(staged), external_data=external)
         try:
-            with quiet():
-                program.save(str(staged), external_data=external)
             onnx.checker.check_model(str(staged), full_check=True)
         except Exception as e:
             raise ExportError(f"{out}: the exported graph is not valid ONNX{asked}: {first_line(e)}") from None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from vitzoo.models.bit import ResNetV2
 from vitzoo.models.vit import VisionTransformer, resize_pos_embed
-from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig, family_of
+from vitzoo.zoo.lookup import check_memory
 
 __all__ = [
     "BiTConfig",
@@ -20,8 +22,14 @@ __all__ = [
 ]
 
 
-def build_model(config: ModelConfig) -> nn.Module:
-    """Instantiate the network a config describes (randomly initialised, on the current default device)."""
+def build_model(config: ModelConfig, label: str | None = None) -> nn.Module:
+    """Instantiate the network a config describes (randomly initialised, on the current default device).
+
+    Off the meta device, a model whose weights would not fit in the memory available is one line first
+    (``vitzoo.zoo.lookup.check_memory``; ``label`` names it there).
+    """
+    if torch.get_default_device().type == "cpu":
+        check_memory(config, label or f"the {family_of(config)} model")
     if isinstance(config, ViTConfig):
         return VisionTransformer(config)
     if isinstance(config, BiTConfig):

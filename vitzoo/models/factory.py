@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from vitzoo.models import build_model
-from vitzoo.zoo.lookup import check_memory, resolve_config
+from vitzoo.zoo.lookup import resolve_config
 from vitzoo.zoo.preprocess import tag_preprocess
 
 
@@ -19,9 +18,7 @@ def create(name: str, *, num_classes: int | None = None, img_size: int | None = 
     ``preprocess_source``).
     """
     spec, weights, config = resolve_config(name, num_classes=num_classes, img_size=img_size)
-    if torch.get_default_device().type == "cpu":
-        check_memory(config, spec.name)
-    model = build_model(config)
+    model = build_model(config, spec.name)  # checks the memory first
     model.name = spec.name if weights is None else f"{spec.name}.{weights.tag}"
     model.preprocess, model.preprocess_source = tag_preprocess(config, weights, model.name)
     return model

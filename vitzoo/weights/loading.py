@@ -15,7 +15,7 @@ from vitzoo import dtypes
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import sha256_of
 from vitzoo.models import build_model, resize_pos_embed
-from vitzoo.weights.checkpoint import CheckpointError, read_tensors, sniff
+from vitzoo.weights.checkpoint import CheckpointError, read_tensors, refuse_url, sniff
 from vitzoo.weights.convert import Converted, check_architecture, convert_file, convert_tensors
 from vitzoo.zoo.catalog import REGISTRY
 from vitzoo.zoo.configs import ModelConfig, ViTConfig, family_of
@@ -41,9 +41,21 @@ class Adaptation:
 
 
 def is_path(name_or_path: str | os.PathLike) -> bool:
-    """A file system path (as opposed to a registry name)."""
+    """A file system path (as opposed to a registry name): a PathLike, a name with a path separator or a
+    .npz/.safetensors/.bin/.pth suffix, or an existing file or folder that is not also a registry name (the registry
+    wins a tie). So ``load("chelsea.png")`` says what that file is, not that no model has that name."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        return False  # not a name either: the registry says so in one line
     s = os.fspath(name_or_path)
-    return isinstance(name_or_path, os.PathLike) or os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth"))
+    if isinstance(name_or_path, os.PathLike) or os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth")):
+        return True
+    if not os.path.lexists(s):
+        return False
+    try:
+        REGISTRY.resolve(s)
+    except VitzooError:
+        return True
+    return False
 
 
 def converted_checkpoint(name: str, lock: str | os.PathLike | None = None) -> tuple[Path, ModelSpec, Weights]:
@@ -69,6 +81,7 @@ def _load_converted(
 ) -> tuple[Converted, str, Weights | None, str | None]:
     """``load_converted`` plus the sha256 of the downloaded source file (None for a file given by path)."""
     if is_path(name_or_path):
+        refuse_url(name_or_path)
         path = Path(name_or_path).expanduser()
         return convert_file(path), str(path), None, None
     target, spec, weights = converted_checkpoint(str(name_or_path), lock)
@@ -77,16 +90,25 @@ def _load_converted(
     return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights, sha
 
 
-def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Apply a resolution / head / representation change to canonical weights (the paper's fine-tuning setup)."""
+def adapt(
+    converted: Converted, change: Adaptation, label: str = "the model"
+) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Apply a resolution / head / representation change to canonical weights (the paper's fine-tuning setup).
+
+    The adapted model's memory is checked first: a huge img_size or class count is one line, not an OOM.
+    """
     check_overrides(change.num_classes, change.img_size)
     config, sd = converted.config, dict(converted.state_dict)
+    try:
+        target = config.replace(img_size=change.img_size or config.img_size)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if change.num_classes is not None:
+        target = target.replace(num_classes=change.num_classes)
+    if target != config:
+        check_memory(target, label, copies=2)
     if change.img_size is not None and change.img_size != config.img_size:
-        try:
-            config = config.replace(img_size=change.img_size)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        check_memory(config, "the model", copies=2)  # before resizing: a huge img_size is one line, not an OOM
+        config = config.replace(img_size=change.img_size)
         if isinstance(config, ViTConfig):
             sd["pos_embed"] = resize_pos_embed(
                 sd["pos_embed"], config.grid_size, config.num_prefix_tokens, change.posemb_interp
@@ -194,11 +216,13 @@ def load(
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
     torch_dtype = dtypes.resolve(dtype)
+    if device is not None:
+        dtypes.resolve_device(device)  # an unavailable device: one line before any download
     if not is_path(name_or_path):  # unknown tags, bad sizes and too little memory: before any download
-        spec, _, target = resolve_config(str(name_or_path), num_classes=num_classes, img_size=img_size)
+        spec, _, target = resolve_config(name_or_path, num_classes=num_classes, img_size=img_size)
         check_memory(target, spec.name, copies=2)
     converted, display, weights, sha = _load_converted(name_or_path, lock)
-    config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp))
+    config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp), display)
     if num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd)):
         if config.num_classes:
             why, what = "its classifier head is all zeros (as in the 2020 ImageNet-21k files)", "constant logits"

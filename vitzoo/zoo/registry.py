@@ -225,6 +225,8 @@ class Registry:
         Unknown architectures and unknown tags (``vit-b16.bogus``, an empty ``vit-b16.``) raise
         ``UnknownModelError`` naming the closest candidates.
         """
+        if not isinstance(name, str):  # get_spec(None), load(a_model): one clear error, not an AttributeError
+            raise UnknownModelError(f"a model is named by a string such as 'vit-b16' or 'vit-b16.TAG', not {name!r}")
         arch, dot, tag = name.partition(".")
         if arch not in self._specs:
             raise UnknownModelError(_unknown(arch, list(self._specs)))
