@@ -182,11 +182,11 @@ def test_an_unknown_vitzoo_variable_is_a_warning(monkeypatch, tmp_path):
 # --- every command: option mistakes are one line (exit 2), Ctrl-C is exit 130 --------------------------------------
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "cache"] + ["cache list", "cache clean"])
+@pytest.mark.parametrize("command", ["", *[c for c in COMMANDS if c != "cache"], "cache", "cache list", "cache clean"])
 def test_an_unknown_option_is_one_line_on_every_command(command, monkeypatch, tmp_path):
     monkeypatch.setenv("VITZOO_CACHE", str(tmp_path))
     result = run(*command.split(), "--no-such-option")
-    one_line(result, 2, "--no-such-option", f"(see `vitzoo {command} -h`)")
+    one_line(result, 2, "--no-such-option", f"(see `{' '.join(['vitzoo', *command.split()])} -h`)")
 
 
 @pytest.mark.parametrize("command", [["list"], ["info", "testing"], ["flops", "testing"], ["tradeoff", "--no-store"]])
@@ -415,3 +415,22 @@ def test_hf_dataset_offline_is_one_line_without_retries(weights, monkeypatch):
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
     result = run("eval", weights, "--hf-dataset", "vitzoo-no-such/dataset", "--no-store")
     one_line(result, 1, "'vitzoo-no-such/dataset' is not in the datasets cache", "HF_HUB_OFFLINE is set", "Offline")
+
+
+# --- offline: what cannot be fetched says why and where to look -------------------------------------------------
+
+
+def test_testing_is_never_suggested_for_download(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    for args in (["download", "testing"], ["bench", "testing", "--pretrained", "--no-store"]):
+        result = run(*args)
+        line = result.stderr.strip().splitlines()[-1]
+        assert result.exit_code == 1 and "testing.random-10cls cannot be downloaded" in line, result.output
+        assert "--random-init" in line and "vitzoo download testing" not in result.stderr
+    line = one_line(run("download", "vit-b16"), 1, "HF_HUB_OFFLINE")
+    assert "README, Offline and air-gapped use" in line

@@ -95,7 +95,10 @@ class Group(SuggestingGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["vitzoo.args"] = tuple(args)  # the command line, for `--nproc N` to start its workers with
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:  # `vitzoo --bogus`: one line too
+            fail(f"{e.format_message()} (see `vitzoo -h`)", code=2)
 
     def invoke(self, ctx: click.Context):
         """vitzoo's environment variables are checked first, on every command (``vitzoo.settings``)."""

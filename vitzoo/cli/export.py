@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vitzoo.cli._output import emit_json, fail, info
+from vitzoo.cli._output import emit_json, fail, info, warn
 from vitzoo.zoo.formats import EXPORT_FORMATS
 
 
@@ -48,7 +48,13 @@ def export_cmd(src, out, fmt, img_size, no_pre_logits, opset, force, as_json):
     if as_json:
         emit_json(result.as_dict())
     info(f"wrote {result.path} ({result.target}; {result.model} at {result.img_size}px)")
-    info(f"checked with {result.checked_with}: max relative logit difference {result.max_rel_diff:.1e}")
+    if result.vacuous:
+        warn(
+            f"not really checked: the head is all zeros, so every logit is its bias and {result.checked_with} "
+            "agreeing on them proves nothing about the rest of the network; export a model with a trained head"
+        )
+    else:
+        info(f"checked with {result.checked_with}: max relative logit difference {result.max_rel_diff:.1e}")
     if fmt == "timm":
         from vitzoo.exporting import timm_overlay
 

@@ -110,7 +110,10 @@ def convert_cmd(src, dst, model, img_size, num_classes, no_pre_logits, posemb_in
     if hint is not None:
         check_architecture(result.config, hint, hint_name)
     config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp), src)
-    save_vitzoo(dst, state_dict, config, {"source": src, "source_format": result.source_format})
+    extra = {"source": src, "source_format": result.source_format}
+    if hint_name and "." in hint_name:  # --model NAME.TAG: the file keeps that tag's preprocessing
+        extra["name"] = hint_name
+    save_vitzoo(dst, state_dict, config, extra)
     summary = {
         "src": src,
         "dst": str(dst),

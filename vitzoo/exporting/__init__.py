@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -89,7 +90,9 @@ def export(
         force: overwrite ``out`` if it exists.
         tolerance: largest relative logit difference accepted by the check (fp32).
 
-    Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then.
+    Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then. With an all-zero
+    head (a ``vitzoo.create`` model, a 2020 ImageNet-21k file) every logit is the bias and the comparison proves
+    nothing about the rest of the network: the result says so (``vacuous``).
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
@@ -104,10 +107,13 @@ def export(
     check_memory(model.config, model.name, copies=1, batch=CHECK_BATCH)  # a traced copy, then the check's forward
     preprocess = resolve_preprocess(model)
     if format == "onnx":
-        return _export_onnx(model, out, opset, tolerance)
-    if format == "transformers":
-        return _export_transformers(model, out, preprocess, tolerance)
-    return _export_timm(model, out, preprocess, tolerance)
+        result = _export_onnx(model, out, opset, tolerance)
+    elif format == "transformers":
+        result = _export_transformers(model, out, preprocess, tolerance)
+    else:
+        result = _export_timm(model, out, preprocess, tolerance)
+    head = model.state_dict().get("head.weight")
+    return replace(result, vacuous=head is not None and not bool(head.any()))  # constant logits prove nothing
 
 
 def _model(src: str | os.PathLike | nn.Module, img_size: int | None, pre_logits: bool) -> nn.Module:

@@ -42,12 +42,14 @@ class Exported:
     max_rel_diff: float  # max |exported - vitzoo| / max |vitzoo| on a random batch
     files: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)  # format-specific: timm name/kwargs/pretrained_cfg, opset
+    vacuous: bool = False  # the head is all zeros: every logit is its bias, so the check proves nothing of the rest
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able)."""
         return {"path": str(self.path), "format": self.format, "model": self.model, "img_size": self.img_size,
                 "num_classes": self.num_classes, "target": self.target, "checked_with": self.checked_with,
-                "max_rel_diff": self.max_rel_diff, "files": list(self.files), "info": self.info}  # fmt: skip
+                "max_rel_diff": self.max_rel_diff, "files": list(self.files), "info": self.info,
+                "vacuous": self.vacuous}  # fmt: skip
 
 
 _EXTRAS = {

@@ -75,6 +75,8 @@ def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None 
             why = "; ".join(f"{s.label} failed ({_reason(e, full, s)})" for s, e in skipped)
             warnings.warn(f"{full}: used {source.label}: {why}", SourceFallbackWarning, stacklevel=3)
         return replace(fetched, skipped=tuple(f"{s.label}: {_reason(e, full, s)}" for s, e in skipped))
+    if not any(isinstance(e, CheckpointError) for _, e in skipped):  # not found anywhere: a file no one publishes?
+        check_published(full)
     if len(skipped) == 1:
         raise skipped[0][1]
     raise SourcesError(_all_failed(full, skipped), _all_failed(full, skipped, for_download=True))
@@ -86,6 +88,15 @@ def check_cache() -> None:
     problem = hub.cache_problem("converted")
     if problem and not cache_dir().is_dir():
         raise hub.HubError(problem)
+
+
+def check_published(name: str) -> None:
+    """One line for a checkpoint no one can download (the ``testing`` architecture's), instead of advice to
+    download it."""
+    spec, weights = REGISTRY.resolve(name)
+    if weights is not None and not weights.published:
+        why = weights.notes or "its weights are not published"
+        raise hub.HubError(f"{spec.name}.{weights.tag} cannot be downloaded: {why}")
 
 
 def _all_failed(full: str, skipped: list[tuple[Source, VitzooError]], for_download: bool = False) -> str:
@@ -178,9 +189,11 @@ def _download_url(source: UrlFile, full: str) -> Path:
     name = source.url.rstrip("/").rsplit("/", 1)[-1]
     if not (folder / name).exists():
         if constants.is_offline_mode():
-            raise hub.HubError(f"{full}: {source.url} was never downloaded and HF_HUB_OFFLINE is set")
+            raise hub.HubError(f"{full}: {source.url} was never downloaded and HF_HUB_OFFLINE is set; copy the "
+                               f"original {name} into {folder} ({hub.OFFLINE_HELP})")  # fmt: skip
         if not hub.reachable(source.url):  # one short probe instead of a hanging download
-            raise hub.HubError(f"{full}: {source.url} is unreachable")
+            raise hub.HubError(f"{full}: {source.url} is unreachable; copy the original {name} into {folder} "
+                               f"({hub.OFFLINE_HELP})")  # fmt: skip
     return hub.download_url(source.url, folder, source.sha256)
 
 

@@ -91,6 +91,7 @@ class Weights:
     representation_size: int | None = None  # pre_logits layer present in the checkpoint
     accuracies: tuple[Accuracy, ...] = ()  # the first is the one tables show; empty: not an ImageNet-1k classifier
     zero_head: bool = False  # the head was zeroed by its authors (2020 ImageNet-21k files): logits are useless
+    published: bool = True  # False: no one can download it (the `testing` architecture's weights exist only in tests)
     notes: str = ""
 
     def __post_init__(self) -> None:
