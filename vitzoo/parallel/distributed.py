@@ -113,7 +113,7 @@ def resolve_timeout(seconds: float | None = None) -> float:
     if seconds is None:
         seconds = settings.seconds(ENV_TIMEOUT, DEFAULT_TIMEOUT_S)
     if not (math.isfinite(seconds) and seconds > 0):
-        raise VitzooError(f"the distributed timeout must be > 0 seconds, not {seconds}")
+        raise VitzooError(f"the distributed timeout must be > 0 seconds and finite, not {seconds}")
     return float(seconds)
 
 
