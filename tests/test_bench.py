@@ -275,6 +275,7 @@ def test_percentile_matches_numpy():
 
 def test_cli_bench_flops_results_round_trip(tmp_path, monkeypatch):
     db = str(tmp_path / "r.sqlite")
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))  # the stubbed roofline must not reach a real cache
     monkeypatch.setattr(roofline, "measure_gemm_peak", lambda *a, **k: GemmPeak("cpu", "fp32", 2, 0.25, ()))
     roofline._cached_peak.cache_clear()  # measured once per process: forget any real measurement
     runner = CliRunner()
