@@ -67,6 +67,7 @@ def test_openvino_backend():
 
 def test_cli_header_store_and_results_name_the_backend(tmp_path, monkeypatch):
     db = str(tmp_path / "r.sqlite")
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))  # the stubbed roofline must not reach a real cache
     monkeypatch.setattr(roofline, "measure_gemm_peak", lambda *a, **k: GemmPeak("cpu", "fp32", 2, 0.25, ()))
     roofline._cached_peak.cache_clear()
     runner = CliRunner()

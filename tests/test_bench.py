@@ -275,6 +275,7 @@ def test_percentile_matches_numpy():
 
 def test_cli_bench_flops_results_round_trip(tmp_path, monkeypatch):
     db = str(tmp_path / "r.sqlite")
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path / "cache"))  # the stubbed roofline must not reach a real cache
     monkeypatch.setattr(roofline, "measure_gemm_peak", lambda *a, **k: GemmPeak("cpu", "fp32", 2, 0.25, ()))
     roofline._cached_peak.cache_clear()  # measured once per process: forget any real measurement
     runner = CliRunner()
@@ -725,3 +726,37 @@ def test_train_mode_never_changes_the_callers_model():
 def test_train_mode_options_are_checked(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         BenchOptions(**kwargs)
+
+
+def test_the_gemm_peak_is_kept_per_environment_and_measured_again_on_request(tmp_path, monkeypatch):
+    """The first bench measures the roofline and keeps it in the cache; the next run in the same environment
+    reuses it and says so in one line; `bench --peak` measures again and replaces it; another environment (here:
+    another torch version) does not see it."""
+    monkeypatch.setenv("VITZOO_CACHE", str(tmp_path))
+    calls = []
+
+    def fake(device, dtype, **kwargs):
+        calls.append(dtype)
+        return GemmPeak(str(device), "fp32", torch.get_num_threads(), 0.25 * len(calls), (("aten", 8, 8, 8, 0.1),))
+
+    monkeypatch.setattr(roofline, "measure_gemm_peak", fake)
+    roofline._cached_peak.cache_clear()
+    first = roofline.gemm_peak("cpu", torch.float32)
+    assert (first.tflops, first.measured_at, len(calls)) == (0.25, None, 1)
+    roofline._cached_peak.cache_clear()  # a new process
+    again = roofline.gemm_peak("cpu", torch.float32)
+    assert (again.tflops, len(calls)) == (0.25, 1) and again.measured_at.endswith("UTC")
+    assert again.results == (("aten", 8, 8, 8, 0.1),)
+    roofline._cached_peak.cache_clear()
+    args = ["bench", "testing", "-b", "1", "--warmup", "0", "--iters", "1", "--rounds", "1", "--no-store"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "GEMM peak 0.250 TFLOP/s from the cache (measured" in result.stderr and "bench --peak" in result.stderr
+    peak = CliRunner().invoke(main, ["bench", "--peak", "--no-store", "--json"])
+    assert peak.exit_code == 0, peak.output
+    roofline._cached_peak.cache_clear()
+    assert roofline.gemm_peak("cpu", torch.float32).tflops == 0.5 and len(calls) == 2  # replaced, not measured
+    monkeypatch.setattr(torch, "__version__", "9.9.9")  # another environment
+    roofline._cached_peak.cache_clear()
+    assert roofline.gemm_peak("cpu", torch.float32).measured_at is None and len(calls) == 3
+    roofline._cached_peak.cache_clear()

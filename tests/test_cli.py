@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import vitzoo
@@ -71,3 +74,36 @@ def test_no_match_fails():
 def test_python_dash_m_and_version():
     out = subprocess.run([sys.executable, "-m", "vitzoo", "--version"], capture_output=True, text=True, check=True)
     assert vitzoo.__version__ in out.stdout
+
+
+def _piped(*args: str, columns: str = "80") -> list[str]:
+    """A command's stdout as a pipe sees it (rich lays out for COLUMNS, else 80)."""
+    env = {**os.environ, "COLUMNS": columns, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-m", "vitzoo", *args], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+KEY_COLUMNS = [  # (command, a row it must show, the numbers and marks that row must keep at 80 columns)
+    (["tradeoff", "--no-store"], "vit-r-ti16.augreg-in21k-ft-in1k-384", ["1.33", "75.40", "★ GMACs", "—"]),
+    (["list", "--all"], "vit-b16.orig-in21k-ft-in1k ", ["17.56", "81.20"]),
+    (["list"], "vit-b16 ", ["86.57", "17.56", "81.20"]),
+    (["flops", "vit-b16", "--no-store"], "vit-b16.orig-in21k-ft-in1k", ["17.564", "✓"]),
+    (["info", "vit-b16"], "orig-in21k-ft-in1k ", ["17.56", "81.20"]),
+]
+
+
+@pytest.mark.parametrize("args, row, values", KEY_COLUMNS, ids=[" ".join(a) for a, _, _ in KEY_COLUMNS])
+def test_piped_tables_keep_their_key_columns_at_80(args, row, values):
+    lines = _piped(*args)
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    [line] = [line for line in lines if line.startswith(f"│ {row}")]
+    assert all(v in line for v in values), line
+
+
+def test_wide_shows_every_column_and_a_narrow_console_stacks_rows():
+    wide = _piped("tradeoff", "vit-b16", "--no-store", "--wide")
+    assert max(len(line) for line in wide) > 80 and "vit_jax README (2020)" in "\n".join(wide)
+    stacked = _piped("tradeoff", "vit-b16", "--no-store", columns="40")
+    assert "   top-1 %: 81.20" in stacked and "    Pareto: ★ GMACs" in stacked
+    assert max(len(line) for line in stacked) <= 40

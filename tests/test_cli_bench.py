@@ -215,7 +215,8 @@ def test_bench_table_fits_80_columns_without_splitting_names(files, monkeypatch)
     assert all(len(line) <= 80 for line in lines)
     assert sum(name in line for line in lines) == 2  # each row holds the whole name
     footnote = " ".join(out.stdout.split("not shown at 80 columns: ")[1].split())
-    assert "img/s" in out.stdout and "p90, p99" in footnote and "(--json or --csv have every column)" in footnote
+    assert "img/s" in out.stdout and "p90, p99" in footnote
+    assert "(--wide shows them; --json and --csv have every column)" in footnote
 
 
 def test_render_table_keeps_names_whole_and_wraps_prose(monkeypatch, capsys):

@@ -311,7 +311,8 @@ def test_eval_hf_dataset_directory(tmp_path, model_file):
     (row,) = json.loads(result.stdout)
     assert (row["num_images"], row["top1"], row["dataset"]) == (10, 80.0, f"{tmp_path / 'hf'} [test]")
     both = run("eval", model_file, "--hf-dataset", tmp_path / "hf", "--data", tmp_path, "--no-store")
-    assert both.exit_code == 1 and "either --data or --hf-dataset" in both.stderr
+    assert both.exit_code == 2
+    assert "--data and --hf-dataset cannot be used together" in both.stderr
 
 
 def _suite(root, model) -> dict[str, float]:
@@ -376,3 +377,19 @@ def test_tradeoff_dataset_cli(tmp_path):
     assert (bit["top1"], bit["top1_kind"], bit["dataset"]) == (67.89, "reported", "v2")
     table = run("tradeoff", "vit-b16", "--dataset", "v2", "--no-store")
     assert table.exit_code == 0 and "ImageNet-V2 accuracy vs compute" in table.stdout
+
+
+def test_progress_off_a_terminal_is_a_line_every_few_seconds(tmp_path, model_file, monkeypatch):
+    """Piped (CliRunner's stderr is no terminal), a long eval still says how far it is, on stderr only."""
+    import vitzoo.cli._output as output
+
+    build_folder(tmp_path / "data")
+    monkeypatch.setattr(output, "PROGRESS_EVERY_S", 0.0)  # every update, instead of every 5 s
+    result = run("eval", model_file, "--data", tmp_path / "data", "-j", "0", "-b", "4", "--no-store", "--json")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("evaluating: ")]
+    assert lines and lines[-1].startswith("evaluating: 16/16"), result.stderr
+    assert json.loads(result.stdout)[0]["num_images"] == 14  # stdout stays clean JSON
+    monkeypatch.setattr(output, "PROGRESS_EVERY_S", 3600.0)
+    quiet = run("eval", model_file, "--data", tmp_path / "data", "-j", "0", "-b", "4", "--no-store", "--json")
+    assert "evaluating: " not in quiet.stderr  # a short run says nothing more

@@ -42,6 +42,8 @@ def test_all_analyses_write_pngs_and_numbers(tmp_path, photos):
     for name in ("filters", "posemb", "attention_distance", "rollout"):
         with Image.open(out / f"{name}.png") as png:
             assert png.format == "PNG" and min(png.size) > 200
+            assert png.mode in ("RGB", "RGBA")  # true colour: a 256-colour palette bands the smooth maps
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
     assert np.load(out / "filters.npy").shape == (9, 3, 16, 16)
     assert np.load(out / "posemb.npy").shape == (14, 14, 14, 14)
     assert np.load(out / "rollout.npy").shape == (2, 14, 14)

@@ -333,3 +333,45 @@ def test_failed_check_keeps_nothing_and_force_replaces(tmp_path):
     export(src, out, "transformers", force=True)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
     assert _no_leftovers(tmp_path) == []
+
+
+def test_a_model_in_memory_is_exported_as_it_is(tmp_path):
+    """A model just fine-tuned (here: changed in memory, left in train mode) exports with its own weights and its
+    own preprocessing; the caller's model is not changed."""
+    from dataclasses import replace
+
+    model = vitzoo.create("testing")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    model.preprocess = replace(model.preprocess, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
+    model.train()
+    result = export(model, tmp_path / "hf", "transformers")
+    assert model.training and result.max_rel_diff <= RTOL
+    config = json.loads((tmp_path / "hf" / "preprocessor_config.json").read_text())
+    assert config["image_mean"] == [0.1, 0.2, 0.3] and config["image_std"] == [0.4, 0.5, 0.6]
+    hf = transformers.ViTForImageClassification.from_pretrained(tmp_path / "hf").eval()
+    x = _inputs(model.config.img_size, 2)
+    with torch.inference_mode():
+        assert _rel(hf(pixel_values=x).logits, model.eval()(x)) <= RTOL
+
+
+def test_what_is_not_a_vitzoo_model_is_refused(tmp_path):
+    with pytest.raises(ExportError, match=r"Linear is not a vitzoo model"):
+        export(torch.nn.Linear(2, 2), tmp_path / "m.onnx", "onnx")
+    with pytest.raises(ExportError, match=r"exported at its resolution"):
+        export(vitzoo.create("testing"), tmp_path / "m.onnx", "onnx", img_size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_zero_head_export_says_its_check_proves_nothing(tmp_path):
+    """`vitzoo.create` gives an all-zero head: every logit is the bias, so matching logits prove nothing."""
+    model = vitzoo.create("testing")
+    src = save_vitzoo(tmp_path / "zero.safetensors", model.state_dict(), model.config)
+    result = CliRunner().invoke(main, ["export", str(src), str(tmp_path / "z.safetensors"), "--format", "timm"])
+    assert result.exit_code == 0, result.output
+    assert "warning: not really checked: the head is all zeros" in result.stderr
+    assert "max relative logit difference" not in result.stderr
+    assert export(model, tmp_path / "z2.safetensors", "timm").vacuous
+    trained = _weights_file(model.config, tmp_path / "trained.safetensors")
+    assert not export(trained, tmp_path / "t.safetensors", "timm").vacuous

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -192,3 +193,60 @@ def test_a_read_only_cache_still_serves_what_it_holds(offline_hub, monkeypatch):
         for path in [vz_cache, *vz_cache.rglob("*")]:
             if path.is_dir():
                 path.chmod(0o755)
+
+
+@contextlib.contextmanager
+def read_only_mount(folder: Path):
+    """``folder`` bind-mounted read-only onto itself (root included cannot write there); skipped where mounting is
+    not permitted (not root, no CAP_SYS_ADMIN)."""
+    mount = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mount.stderr.strip() or mount.returncode}")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True, text=True)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {remount.stderr.strip()}")
+        with pytest.raises(OSError):
+            (folder / "probe").write_bytes(b"")
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # a loaded model may still map its file
+
+
+def _tree(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("leftover_lock", [False, True], ids=["no-lock-file", "lock-file-left"])
+def test_a_read_only_mounted_cache_serves_download_and_load(offline_hub, tmp_path, leftover_lock):
+    """A cluster's shared VITZOO_CACHE, read-only, already holding the converted file: `vitzoo download` and
+    `vitzoo.load` (by name, and of a file in it) read it without creating anything (no lock file)."""
+    _, vz_cache, sd = offline_hub
+    vitzoo.load("testing")
+    for lock in vz_cache.rglob("*.lock"):
+        if not leftover_lock:
+            lock.unlink()
+    [converted] = _converted(vz_cache)
+    before = _tree(vz_cache)
+    with read_only_mount(vz_cache):
+        result = CliRunner().invoke(main, ["download", "testing"])
+        assert result.exit_code == 0 and str(converted) in result.stderr, result.output
+        model = vitzoo.load("testing")
+        assert vitzoo.load(converted).name == str(converted)
+        assert _tree(vz_cache) == before
+    torch.testing.assert_close(model.state_dict()["head.weight"], sd["head.weight"], rtol=0, atol=0)
+
+
+def test_a_complete_cache_takes_no_lock(offline_hub, monkeypatch):
+    """Wherever mounting is not allowed: reading a converted checkpoint never opens a lock (or anything) for writing."""
+    import filelock
+
+    vitzoo.load("testing")
+
+    class NoLock:
+        def __init__(self, *args, **kwargs):
+            raise PermissionError(13, "Permission denied (read-only cache)")
+
+    monkeypatch.setattr(filelock, "FileLock", NoLock)
+    assert vitzoo.load("testing").name == "testing.random-10cls"
+    assert CliRunner().invoke(main, ["download", "testing"]).exit_code == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import re
 import stat
 import threading
 import time
@@ -20,7 +21,7 @@ from jax_writer import save_npz, vit_jax_arrays
 
 import vitzoo
 from vitzoo.cli import main
-from vitzoo.errors import ConfigError
+from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.models import build_model
 from vitzoo.weights.checkpoint import default_file_mode, save_vitzoo
 from vitzoo.weights.hub import HubError, download_url
@@ -227,7 +228,7 @@ def test_absurd_sizes_are_refused_before_allocating(npz, monkeypatch):
     with torch.device("meta"):  # the meta device allocates nothing, so nothing to refuse
         assert vitzoo.create("vit-b16", img_size=1_600_000).pos_embed.is_meta
     monkeypatch.setattr(vitzoo.machine, "available_ram", lambda: 10_000)  # the estimate is the parameter count
-    with pytest.raises(ConfigError, match=r"testing at img_size=224 has 10,500 parameters: about 0.0 MiB of memory"):
+    with pytest.raises(ConfigError, match=r"testing at img_size=224 with 10 classes has 10,500 parameters: about 0.0"):
         vitzoo.create("testing")
     monkeypatch.setattr(vitzoo.machine, "available_ram", lambda: None)  # unknown: not checked
     assert vitzoo.create("testing").config.img_size == 224
@@ -259,3 +260,26 @@ def test_a_weight_file_is_a_file_by_one_rule_everywhere(tmp_path, monkeypatch):
         assert result.exit_code == 0, (args, result.output)
         assert "unknown model" not in result.output
     assert vitzoo.create("testing").config.img_size == 224  # the registry name still wins over the folder
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: vitzoo.get_spec(None), "a model is named by a string such as 'vit-b16'"),
+        (lambda: vitzoo.load(3), "a model is named by a string such as 'vit-b16'"),
+        (lambda: vitzoo.create(None), "a model is named by a string such as 'vit-b16'"),
+        (lambda: vitzoo.load("testing", device="gpu"), "device must be cpu, cuda, cuda:N or mps, not 'gpu'"),
+    ],
+    ids=["get_spec(None)", "load(3)", "create(None)", "load(device=gpu)"],
+)
+def test_api_mistakes_are_vitzoo_errors(call, message):
+    with pytest.raises(VitzooError, match=re.escape(message)):
+        call()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_load_on_cuda_without_cuda_is_one_config_error(tmp_path):
+    model = build_model(ViTConfig(patch_size=8, width=16, depth=1, num_heads=2, mlp_dim=16, img_size=16, num_classes=3))
+    path = save_vitzoo(tmp_path / "m.safetensors", model.state_dict(), model.config)
+    with pytest.raises(ConfigError, match=r"device 'cuda' is not available"):
+        vitzoo.load(path, device="cuda")

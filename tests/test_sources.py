@@ -278,3 +278,38 @@ def test_results_record_the_sha256_of_the_weights_used(zoo, monkeypatch):
     assert record["metrics"]["weights_sha256"] == zoo["sha"]
     random = CliRunner().invoke(main, [*args[:2], *args[3:], "--db", str(db), "--json"])
     assert random.exit_code == 0 and ResultStore(db).records(kind="bench")[-1]["metrics"]["weights_sha256"] is None
+
+
+def test_readme_offline_original_npz(tmp_path, monkeypatch):
+    """README, Offline and air-gapped use, way 1 and 2 as written: the original .npz (here random weights in its
+    exact layout and file name) in $VITZOO_CACHE/downloads with HF_HUB_OFFLINE=1 serves `vitzoo download` and
+    `vitzoo.load` without a network; `vitzoo convert FILE --model NAME.TAG` keeps the tag's preprocessing."""
+    import huggingface_hub.constants as hf
+    import numpy as np
+    from jax_writer import vit_jax_arrays
+
+    name = "vit-ti16.augreg-in21k-ft-in1k"
+    url = next(s.url for s in vitzoo.get_spec(name).get_weights("augreg-in21k-ft-in1k").sources
+               if isinstance(s, UrlFile))  # fmt: skip
+    for key, value in {"VITZOO_CACHE": tmp_path / "vz", "HF_HUB_CACHE": tmp_path / "hf", "HF_HUB_OFFLINE": "1"}.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    torch.manual_seed(0)
+    model = vitzoo.create(name)
+    torch.nn.init.normal_(model.head.weight, std=0.02)  # a trained head is not zero
+    downloads = tmp_path / "vz" / "downloads"
+    downloads.mkdir(parents=True)
+    original = downloads / url.rsplit("/", 1)[-1]
+    np.savez(original, **vit_jax_arrays(model.state_dict(), model.config.num_heads))
+    result = CliRunner().invoke(main, ["download", name])
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.stderr and url in result.stderr
+    with pytest.warns(SourceFallbackWarning, match="Offline and air-gapped use"):  # the Hub copy is skipped
+        loaded = vitzoo.load(name)
+    assert loaded.name == name
+    torch.testing.assert_close(loaded.state_dict()["pos_embed"], model.state_dict()["pos_embed"], rtol=0, atol=0)
+    out = tmp_path / "out.safetensors"
+    converted = CliRunner().invoke(main, ["convert", str(original), str(out), "--model", name])
+    assert converted.exit_code == 0, converted.output
+    assert vitzoo.load(out).preprocess_source == f"registry tag {name}, named in the file"

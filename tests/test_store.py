@@ -234,3 +234,26 @@ def test_rows_written_before_the_contention_fields_still_read(tmp_path):
     store.add("bench", "new", {"img_per_s": 6.0, "batch_size": 1, "contended": True, "load_start": 3.1}, ENV)
     df = ResultStore(path, readonly=True).query(kind="bench")
     assert df["model"].tolist() == ["old", "new"] and df["contended"].tolist()[1] is True
+
+
+def test_a_full_disk_is_not_called_corrupt_and_loses_nothing(tmp_path, monkeypatch):
+    """SQLite's own SQLITE_FULL (the file capped at its current pages, as a full disk would): one line saying the
+    disk is full, and every row already there is kept."""
+    path = tmp_path / "results.sqlite"
+    store = ResultStore(path)
+    for i in range(3):
+        store.add("bench", f"m{i}", {"img_per_s": float(i)})
+    connect = sqlite3.connect
+
+    def full(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", full)
+    with pytest.raises(VitzooError, match=r"the disk is full; free some space") as e:
+        store.add("bench", "big", {"blob": "x" * 200_000})
+    assert "corrupt" not in str(e.value)
+    monkeypatch.undo()
+    assert list(ResultStore(path, readonly=True).query()["model"]) == ["m0", "m1", "m2"]

@@ -172,3 +172,27 @@ def test_tradeoff_on_another_set_measured_else_timms_number(tmp_path):
     assert build_tradeoff(["vit-b16.augreg-in21k"], dataset="r")[0].top1 is None
     with pytest.raises(VitzooError, match="unknown dataset 'b'"):
         build_tradeoff(dataset="b")
+
+
+def _overlaps(boxes) -> list[tuple[int, int]]:
+    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes[:i])
+            if a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1]  # fmt: skip
+
+
+def test_plot_labels_and_log_ticks_do_not_collide():
+    """Every panel of the full trade-off (all default checkpoints, a throughput panel, the paper's 21 points):
+    no two point labels overlap, and the x tick labels (plain numbers, none on minor ticks) do not either."""
+    from dataclasses import replace
+
+    from vitzoo.evaluate.plots import tradeoff_figure
+
+    rows = [replace(r, throughput=1000 / r.gmacs) for r in build_tradeoff(None)]
+    fig = tradeoff_figure(rows)
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(labels) >= 18 and not _overlaps(labels), [ax.texts[i].get_text() for pair in _overlaps(labels)
+                                                            for i in pair]  # fmt: skip
+        ticks = [t for t in ax.get_xticklabels(which="both") if t.get_visible() and t.get_text()]
+        assert ticks and all("times" not in t.get_text() and "^" not in t.get_text() for t in ticks)
+        assert not _overlaps([t.get_window_extent(renderer) for t in ticks]), [t.get_text() for t in ticks]

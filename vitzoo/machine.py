@@ -10,6 +10,8 @@ import gc
 import os
 import platform
 
+from vitzoo import settings
+
 
 @functools.cache
 def cpu_flags() -> frozenset[str] | None:
@@ -73,7 +75,7 @@ def reuse_freed_memory() -> bool:
     memory anyway, it is harmless. ``VITZOO_HEAP=system`` leaves glibc's defaults (False). The same from outside
     Python: ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647``.
     """
-    if os.environ.get("VITZOO_HEAP", "reuse") == "system" or platform.libc_ver()[0] != "glibc":
+    if settings.choice("VITZOO_HEAP", "reuse") == "system" or platform.libc_ver()[0] != "glibc":
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

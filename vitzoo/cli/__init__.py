@@ -12,8 +12,12 @@ import importlib
 import click
 
 from vitzoo import __version__
-from vitzoo.cli._output import command_name, fail
+from vitzoo.cli._output import command_name, fail, warn
+from vitzoo.cli._preflight import check_exclusive
 from vitzoo.errors import VitzooError
+from vitzoo.settings import VARIABLES, check_environment
+
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C, on every command
 
 # command name -> "module:attribute"; a module that is not there yet just hides its commands.
 COMMANDS = {
@@ -47,7 +51,23 @@ class SuggestingGroup(click.Group):
             path = command_name(ctx)  # the root's name may differ (tests, -m)
             hint = f"did you mean `{path} {close[0]}`?" if close else f"see `{path} --help`"
             fail(f"no command {name!r}; {hint}", code=2)
-        return super().resolve_command(ctx, args)
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not ctx.resilient_parsing:
+            try:
+                check_exclusive(command, rest)  # --json --csv: refused, not one silently winning
+            except click.UsageError as e:
+                fail(f"{e.format_message()} (see `{command_name(ctx)} {name} -h`)", code=2)
+        return name, command, rest
+
+    def invoke(self, ctx: click.Context):
+        """Every mistake in the options of any command is one line (exit code 2); Ctrl-C is exit code 130."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            where = command_name(e.ctx) if e.ctx is not None else command_name(ctx)
+            fail(f"{e.format_message()} (see `{where} -h`)", code=2)
+        except (KeyboardInterrupt, click.Abort):
+            fail("interrupted", code=EXIT_INTERRUPTED)
 
 
 class Group(SuggestingGroup):
@@ -69,10 +89,16 @@ class Group(SuggestingGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["vitzoo.args"] = tuple(args)  # the command line, for `--nproc N` to start its workers with
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:  # `vitzoo --bogus`: one line too
+            fail(f"{e.format_message()} (see `vitzoo -h`)", code=2)
 
     def invoke(self, ctx: click.Context):
+        """vitzoo's environment variables are checked first, on every command (``vitzoo.settings``)."""
         try:
+            for name in check_environment():
+                warn(f"{name} is not a vitzoo variable (ignored); vitzoo reads {', '.join(VARIABLES)}")
             return super().invoke(ctx)
         except VitzooError as e:
             fail(str(e))

@@ -5,18 +5,38 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
+import rich.progress
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
-console = Console()  # data
-err_console = Console(stderr=True)  # progress, warnings, errors
+MIN_WIDTH = 40  # a COLUMNS below this (0, 1: a misconfigured terminal or CI) is not a layout anyone can read
+DEFAULT_WIDTH = 80  # rich's own width for a pipe
+
+
+def console_width(stream: Any) -> int | None:
+    """The width to lay out for: None (rich's choice: the terminal, else 80) unless ``COLUMNS`` is set to something
+    degenerate (0, 1, negative, garbage), which rich would take literally and print nothing or one character per
+    line; then the terminal's own width, else 80."""
+    text = os.environ.get("COLUMNS")
+    if text is None or (text.strip().isdigit() and int(text) >= MIN_WIDTH):
+        return None
+    try:
+        return max(MIN_WIDTH, os.get_terminal_size(stream.fileno()).columns)
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_WIDTH
+
+
+console = Console(width=console_width(sys.stdout))  # data
+err_console = Console(stderr=True, width=console_width(sys.stderr))  # progress, warnings, errors
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -32,12 +52,12 @@ def warn(message: str) -> None:
 
 @contextmanager
 def progress_bar(description: str, show: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A transient rich progress bar on stderr (when it is a terminal and ``show``); yields a (done, total) callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """A transient progress bar on stderr (``Progress``: off a terminal, a line every few seconds) unless ``show`` is
+    False; yields a (done, total) callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err_console, transient=True,
-                   disable=not (show and err_console.is_terminal))  # fmt: skip
+                   TimeRemainingColumn(), console=err_console, transient=True, disable=not show)  # fmt: skip
     task = bar.add_task(description, total=None)
     with bar:
         yield lambda done, total: bar.update(task, completed=done, total=total)
@@ -46,6 +66,37 @@ def progress_bar(description: str, show: bool = True) -> Iterator[Callable[[int,
 def info(message: str) -> None:
     """Print one diagnostic line to stderr."""
     err_console.print(message, highlight=False, soft_wrap=True)
+
+
+PROGRESS_EVERY_S = 5.0  # off a terminal: one progress line per task this often
+
+
+class Progress(rich.progress.Progress):
+    """rich's progress bar on a terminal (stderr); elsewhere (a pipe, a batch job's log) a plain line per task every
+    ``PROGRESS_EVERY_S`` seconds, so a long run is not silent until it ends. Every command's progress goes here."""
+
+    def __init__(self, *columns: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("console", err_console)
+        self._plain = not kwargs["console"].is_terminal and not kwargs.get("disable", False)
+        if self._plain:
+            kwargs["disable"] = True  # no live display: it would print nothing until the end
+        super().__init__(*columns, **kwargs)
+        self._last_line: dict[Any, float] = {}
+
+    def update(self, task_id: Any, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        if not self._plain:
+            return
+        now = time.monotonic()
+        last = self._last_line.setdefault(task_id, now)  # the first update starts the clock
+        if now - last < PROGRESS_EVERY_S:
+            return
+        self._last_line[task_id] = now
+        task = self._tasks[task_id]
+        done = f"{task.completed:,.0f}" + (f"/{task.total:,.0f}" if task.total else "")
+        left = task.time_remaining
+        eta = f", about {left:,.0f} s left" if left is not None and task.total else ""
+        self.console.print(f"{task.description}: {done}{eta}", highlight=False, soft_wrap=True)
 
 
 class Command(click.Command):
@@ -85,8 +136,19 @@ db_option = click.option("--db", type=click.Path(path_type=str), default=None, m
 no_store_option = click.option("--no-store", is_flag=True, help=NO_STORE_HELP)
 
 
+_wide = False  # --wide: tables at full width (set by the option's callback, for the one command a process runs)
+
+
+def _set_wide(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    global _wide
+    _wide = bool(value)
+    return value
+
+
 def format_options(func: Callable) -> Callable:
-    """--table (default) / --json / --csv, stored in the ``fmt`` argument."""
+    """--table (default) / --json / --csv, stored in the ``fmt`` argument; --wide (tables: every column)."""
+    wide_help = "Table: every column at full width, however narrow the terminal (e.g. for `less -S`)."
+    func = click.option("--wide", is_flag=True, expose_value=False, callback=_set_wide, help=wide_help)(func)
     func = click.option("--csv", "fmt", flag_value="csv", help="Write CSV to stdout.")(func)
     func = click.option("--json", "fmt", flag_value="json", help="Write JSON to stdout.")(func)
     return click.option("--table", "fmt", flag_value="table", default=True, help="Rich table (default).")(func)
@@ -126,20 +188,33 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence, title: str
 
 
 WRAP_WIDTH = 20  # narrowest a column of several-word cells gets (unless its longest cell is shorter)
+FOLD_WIDTH = 12  # narrowest a key column of names gets before the table is stacked instead
+KEY = -1  # the priority of a key column: what the table is read for, kept at any width
 Column = tuple  # (key, header, formatter or None[, priority]): a lower priority number stays longer when narrow
 
 
 def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], title: str = "") -> None:
-    """A rich table of ``rows`` that fits the console width without ever splitting a name.
+    """A rich table of ``rows`` that fits the console width, keeping its key columns.
 
     Columns are ``(key, header, formatter)`` or ``(key, header, formatter, priority)``; numbers are right-aligned.
-    A column whose cells hold no space (names, tags, numbers) is never wrapped; one with spaces wraps between
+    A column whose cells hold no space (names, tags, numbers) is not wrapped; one with spaces wraps between
     words; one holding file paths folds. When the columns do not fit (a pipe or an 80-column terminal), the
-    lowest-priority ones (by default: the rightmost) are left out and named in a footnote; --json and --csv
-    always have every column.
+    lowest-priority ones (by default: the rightmost) are left out and named in a footnote, but never a key column
+    (priority ``KEY``) nor the first: names in a key column fold instead and, where even that does not fit, each
+    row is printed as a stack of ``header: value`` lines. ``--wide`` shows every column at full width; --json and
+    --csv always have every column.
     """
     cols = [_ColumnLayout(i, c, rows) for i, c in enumerate(columns)]
-    shown, hidden = _fit(cols, console.width)
+    width = console.width
+    if _wide:
+        for c in cols:
+            c.width = c.natural
+        shown, hidden, width = cols, [], max(width, sum(c.natural + 3 for c in cols) + 1)
+    else:
+        fitted = _fit(cols, width)
+        if fitted is None:
+            return _stacked(rows, cols, title)
+        shown, hidden = fitted
     if title:  # above the table, as wide as the console: a title inside rich's table wraps to the table's width
         console.print(title, style="table.title", highlight=False)
     table = Table(header_style="bold")
@@ -147,11 +222,24 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], titl
         table.add_column(c.header, justify=c.justify, width=c.width, overflow="fold")  # cells fit: width >= words
     for r in range(len(rows)):
         table.add_row(*(c.cells[r] for c in shown))
-    console.print(table)
+    out = console if width <= console.width else Console(width=width, quiet=console.quiet)  # --wide: past the edge
+    out.print(table)
     if hidden:
         names = ", ".join(c.header for c in hidden)
-        console.print(f"[dim]not shown at {console.width} columns: {names} (--json or --csv have every column)[/]",
-                      highlight=False)  # fmt: skip
+        console.print(f"[dim]not shown at {console.width} columns: {names} (--wide shows them; --json and --csv "
+                      "have every column)[/]", highlight=False)  # fmt: skip
+
+
+def _stacked(rows: Sequence[dict[str, Any]], cols: list[_ColumnLayout], title: str) -> None:
+    """Each row as ``header: value`` lines (every column), rows apart: for a console too narrow for the key columns."""
+    if title:
+        console.print(title, style="table.title", highlight=False)
+    pad = max(cell_len(c.header) for c in cols)
+    for r in range(len(rows)):
+        if r:
+            console.print()
+        for c in cols:
+            console.print(f"{c.header:>{pad}}: {c.cells[r]}", highlight=False)
 
 
 class _ColumnLayout:
@@ -178,19 +266,30 @@ class _ColumnLayout:
         self.width = self.minimum
 
 
-def _fit(cols: list[_ColumnLayout], width: int) -> tuple[list[_ColumnLayout], list[_ColumnLayout]]:
-    """Columns to show (in their order, widths set) within ``width`` cells, and the ones left out.
+def _fit(cols: list[_ColumnLayout], width: int) -> tuple[list[_ColumnLayout], list[_ColumnLayout]] | None:
+    """Columns to show (in their order, widths set) within ``width`` cells, and the ones left out; None when even
+    the key columns cannot fit (the caller stacks the rows).
 
-    Columns are taken by priority while their minimum width fits (the first always is); the room left then
-    widens them, by priority, towards one line per cell. A box table costs 3 cells per column plus 1.
+    Key columns (and the first by priority) are always taken; where they are too wide together, their name columns
+    fold, widest first, down to ``FOLD_WIDTH``. The other columns are then taken by priority while their minimum
+    width fits; the room left widens them, by priority, towards one line per cell. A box table costs 3 cells per
+    column plus 1.
     """
-    room = width - 1
-    shown: list[_ColumnLayout] = []
-    for c in sorted(cols, key=lambda c: c.priority):
-        if not shown or c.minimum + 3 <= room:
+    by_priority = sorted(cols, key=lambda c: (c.priority != KEY, c.priority))
+    keys = [c for c in by_priority if c.priority == KEY] or by_priority[:1]
+    room = width - 1 - sum(c.minimum + 3 for c in keys)
+    for c in sorted(keys, key=lambda c: -c.minimum):
+        if room < 0 and c.justify == "left" and c.minimum > FOLD_WIDTH:
+            give = min(c.minimum - FOLD_WIDTH, -room)
+            c.minimum, room = c.minimum - give, room + give
+    if room < 0:
+        return None
+    shown = list(keys)
+    for c in by_priority:
+        if c not in shown and c.minimum + 3 <= room:
             shown.append(c)
             room -= c.minimum + 3
-    for c in sorted(shown, key=lambda c: c.priority):
+    for c in sorted(shown, key=lambda c: (c.priority != KEY, c.priority)):
         grow = max(0, min(c.natural - c.minimum, room))
         c.width, room = c.minimum + grow, room - grow
     hidden = sorted((c for c in cols if c not in shown), key=lambda c: c.index)

@@ -99,3 +99,44 @@ def plot_prefix(prefix: str) -> Path:
     for ext in (".png", ".svg"):
         check_new_file(p.with_name(p.name + ext), "the plot")
     return p
+
+
+def exclusive(*opts: str) -> Callable[[Callable], Callable]:
+    """Decorator (below ``@click.command``): the options ``opts`` cannot be given together.
+
+    Options that share one destination (``--table``/``--json``/``--csv``) are exclusive without it. The CLI group
+    checks both before a command parses its options (``check_exclusive``): one ``error:`` line, exit code 2,
+    instead of one option silently winning.
+    """
+
+    def mark(func: Callable) -> Callable:
+        func.vitzoo_exclusive = [*getattr(func, "vitzoo_exclusive", []), tuple(opts)]  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def check_exclusive(command: click.Command, args: list[str]) -> None:
+    """Raise click.UsageError when ``args`` give two options of one exclusive group of ``command``."""
+    groups = [tuple(g) for g in getattr(command.callback, "vitzoo_exclusive", [])]
+    by_dest: dict[str, list[str]] = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name:
+            by_dest.setdefault(param.name, []).extend(o for o in param.opts if o.startswith("--"))
+    groups += [tuple(opts) for opts in by_dest.values() if len(opts) > 1]
+    tokens = args[: args.index("--")] if "--" in args else args
+    for group in groups:
+        given = [o for o in group if any(t == o or t.startswith(f"{o}=") for t in tokens)]
+        if len(given) > 1:
+            raise click.UsageError(f"{' and '.join(given)} cannot be used together; choose one")
+
+
+def refuse_unused(names: list[str] | tuple[str, ...], because: str) -> None:
+    """Refuse, in one line, options (parameter names) given on the command line that would have no effect
+    ``because`` (e.g. "with --peak"): an option is honoured or refused, never silently dropped."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        if param.name in names and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+            raise VitzooError(f"{_option(param)} has no effect {because}")

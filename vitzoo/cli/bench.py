@@ -24,6 +24,7 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
+from vitzoo.cli._preflight import refuse_unused
 from vitzoo.errors import VitzooError
 
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
@@ -44,6 +45,8 @@ BENCH_COLUMNS = [
     ("tflops", "TFLOP/s", number(3), 9),
     ("pct_peak", "% GEMM peak", number(1), 5),
 ]
+PEAK_IGNORES = ("precision", "batch_size", "img_size", "compile_", "channels_last", "aten", "warmup", "iters",
+                "seconds", "rounds", "max_batch", "backend", "pretrained", "sweep")  # fmt: skip
 CONTENDED_COLUMN = ("contended", "busy CPU", lambda v: "yes" if v else "", 2.5)  # shown when a row is flagged
 
 
@@ -187,7 +190,11 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
     from vitzoo.measure.bench import BenchOptions, check_names, parse_batch_sizes
     from vitzoo.weights.names import expand_sources
 
+    if kw["sweep"] and not _distributed():
+        raise VitzooError("--sweep spreads the runs over the ranks of a launch; add --nproc N (N >= 2) or run it "
+                          "under torchrun")  # fmt: skip
     if peak:
+        refuse_unused(PEAK_IGNORES, "with --peak (it measures the GEMM roofline, not a model)")
         if _distributed():
             raise VitzooError("--peak measures one device; run it without torchrun or --nproc")
         if names:
@@ -253,8 +260,9 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     Returns (results, interrupted, the error that stopped storing or None).
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from vitzoo.cli._output import Progress
     from vitzoo.errors import VitzooError
     from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for
     from vitzoo.measure.cpu import low_precision_warning
@@ -266,6 +274,8 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     if options.fused and not fused:
         info(f"kernels: aten ({why})")
     env = bench_environment(options)
+    if options.gemm_peak:
+        _announce_cached_peak(options)
     results: list[Any] = []
     interrupted, store_error = False, None
     with Progress(
@@ -342,6 +352,18 @@ def _distributed() -> bool:
     return current().is_distributed
 
 
+def _announce_cached_peak(options: Any) -> None:
+    """The GEMM peak for the % of peak column: one line when it comes from the cache instead of being measured."""
+    from vitzoo.measure.bench import gemm_peak  # the harness's own (what its % of peak column uses)
+    from vitzoo.measure.device import num_threads
+
+    with num_threads(options.threads):
+        peak = gemm_peak(options.device, options.torch_dtype)  # measured here (and kept) if this is the first time
+    if peak.measured_at:
+        info(f"GEMM peak {peak.tflops:.3f} TFLOP/s from the cache (measured {peak.measured_at} in this environment; "
+             "`vitzoo bench --peak` measures it again)")  # fmt: skip
+
+
 PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),
                 ("tflops", "TFLOP/s", number(3))]  # fmt: skip
 
@@ -350,7 +372,7 @@ def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store
     import torch
 
     from vitzoo.measure.device import num_threads, resolve_device
-    from vitzoo.measure.roofline import measure_gemm_peak
+    from vitzoo.measure.roofline import measure_gemm_peak, remember_peak
     from vitzoo.measure.store import ResultStore, environment
 
     resolve_device(device)
@@ -364,6 +386,7 @@ def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store
         torch_dtype = torch.int8 if dtype == "int8" else dtypes.to_torch(dtype)
         result = measure_gemm_peak(device, torch_dtype, seconds=1.0)
         env = environment(device)
+    remember_peak(result)  # later `vitzoo bench` runs in this environment reuse it
     data = result.as_dict()
     if store is not None:
         store.add("bench", "gemm-peak", data, env)

@@ -5,20 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 
-from vitzoo.cli._output import console, emit, emit_csv, emit_json, fail, format_options, millions, render_table
+from vitzoo.cli._output import KEY, console, emit, emit_csv, emit_json, fail, format_options, millions, render_table
 from vitzoo.zoo.timm_results import TITLES
 
-LIST_COLUMNS = [
-    ("name", "name", None),
-    ("family", "family", None),
-    ("params", "params (M)", millions),
-    ("img_size", "res", None),
-    ("patch", "patch", None),
-    ("gmacs", "GMACs", None),
-    ("default_tag", "default tag", None),
-    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}"),
-    ("top1_source", "reported by", None),
+LIST_COLUMNS = [  # at 80 columns: name, size, compute and top-1 stay (KEY)
+    ("name", "name", None, KEY),
+    ("family", "family", None, 3),
+    ("params", "params (M)", millions, KEY),
+    ("img_size", "res", None, 2),
+    ("patch", "patch", None, 4),
+    ("gmacs", "GMACs", None, KEY),
+    ("default_tag", "default tag", None, 5),
+    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}", KEY),
+    ("top1_source", "reported by", None, 6),
 ]
 
 
@@ -27,18 +28,18 @@ def _row(info: dict[str, Any]) -> dict[str, Any]:
     patch = None
     if info["family"] != "bit":
         patch = info["img_size"] // int((info["tokens"] - (info["classifier"] == "token")) ** 0.5)
-    return {k: patch if k == "patch" else info[k] for k, _, _ in LIST_COLUMNS}
+    return {k: patch if k == "patch" else info[k] for k, *_ in LIST_COLUMNS}
 
 
-ALL_COLUMNS = [
-    ("name", "name", None),
-    ("family", "family", None),
-    ("params", "params (M)", millions),
-    ("img_size", "res", None),
-    ("num_classes", "classes", None),
-    ("gmacs", "GMACs", None),
-    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}"),
-    ("top1_source", "reported by", None),
+ALL_COLUMNS = [  # at 80 columns: name, GMACs and top-1 stay (KEY)
+    ("name", "name", None, KEY),
+    ("family", "family", None, 4),
+    ("params", "params (M)", millions, 2),
+    ("img_size", "res", None, 1),
+    ("num_classes", "classes", None, 3),
+    ("gmacs", "GMACs", None, KEY),
+    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}", KEY),
+    ("top1_source", "reported by", None, 5),
 ]
 
 
@@ -70,7 +71,7 @@ def list_cmd(pattern: str | None, all_tags: bool, fmt: str) -> None:
         rows = []
         for n in names:
             info = vitzoo.describe(n)
-            rows += [{**{k: tag.get(k) for k, _, _ in ALL_COLUMNS}, "family": info["family"]} for tag in info["tags"]]
+            rows += [{**{k: tag.get(k) for k, *_ in ALL_COLUMNS}, "family": info["family"]} for tag in info["tags"]]
         emit(rows, fmt, ALL_COLUMNS, title=f"vitzoo checkpoints ({len(rows)})")
         return
     rows = [_row(vitzoo.describe(n)) for n in names]
@@ -78,7 +79,7 @@ def list_cmd(pattern: str | None, all_tags: bool, fmt: str) -> None:
 
 
 TAG_COLUMNS = [
-    ("tag", "tag", None),
+    ("tag", "tag", None, KEY),
     ("default", "default", lambda v: "✓" if v else ""),
     ("img_size", "res", None),
     ("num_classes", "classes", None),
@@ -149,4 +150,6 @@ def info_cmd(name: str, fmt: str) -> None:
         notes.append(f"labels: {_labels_note(tag)}")
         sources = "; ".join(f"{i}. {s['label']} ({s['format']})" for i, s in enumerate(tag["sources"], 1))
         notes.append(f"sources, in order: {sources}")
-        console.print(f"[bold]{tag['tag']}[/]: " + "; ".join(notes), highlight=False, soft_wrap=True)
+        console.print(f"[bold]{tag['tag']}[/]:", highlight=False)
+        for note in notes:  # one note a line, wrapped at the console's width (a pipe: 80 columns)
+            console.print(f"  {escape(note)}", highlight=False, overflow="fold")

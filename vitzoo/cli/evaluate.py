@@ -23,7 +23,7 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
-from vitzoo.cli._preflight import at_least, available_device, fraction, positive_number
+from vitzoo.cli._preflight import at_least, available_device, exclusive, fraction, positive_number, refuse_unused
 from vitzoo.errors import VitzooError
 from vitzoo.zoo.timm_results import DATASETS as PROTOCOL_NAMES  # vitzoo.evaluate.protocols.NAMES, without torch
 
@@ -67,7 +67,7 @@ def data_options(func: Callable) -> Callable:
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
-    return func
+    return exclusive("--data", "--hf-dataset")(exclusive("--labels", "--hf-dataset")(func))
 
 
 def _describe_run(model, data, pp) -> str:
@@ -80,8 +80,8 @@ def _describe_run(model, data, pp) -> str:
 def _dataset(data_path, labels_file, hf, split, limit):
     from vitzoo.evaluate.data import open_dataset
 
-    if labels_file and hf:
-        raise VitzooError("--labels goes with --data, not with --hf-dataset")
+    if not hf:
+        refuse_unused(["split"], "without --hf-dataset (an image folder has no splits)")
     data = open_dataset(data_path, labels_file=labels_file, hf=hf, split=split)
     return data.subset(limit) if limit is not None else data
 
@@ -235,7 +235,9 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     sets = _sets(data_path, suite, labels_file, hf, split, limit, protocol, real_labels)
     for s in sets:
         _precheck(name, s.data, img_size)
-    model, pp, zeroed = load_model(name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype)
+    model, pp, zeroed = load_model(
+        name, img_size=img_size, crop_pct=crop_pct, device=device, dtype=dtype, batch=batch_size
+    )
     if zeroed:
         raise VitzooError(f"{model.name}: the classification head is all zeros (as in the ImageNet-21k files whose "
                           "authors zeroed it), so accuracy would be meaningless; evaluate a fine-tuned checkpoint, "

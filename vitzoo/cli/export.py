@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vitzoo.cli._output import emit_json, fail, info
+from vitzoo.cli._output import emit_json, fail, info, warn
 from vitzoo.zoo.formats import EXPORT_FORMATS
 
 
@@ -77,6 +77,8 @@ def export_cmd(
     """
     from vitzoo.exporting import export
 
+    if (out.exists() or out.is_symlink()) and not force:  # the "--force" wording, before any --data is read
+        fail(f"{out} exists; pass --force to overwrite it")
     calibration = None
     if dtype == "int8":
         if fmt != "onnx":
@@ -94,7 +96,13 @@ def export_cmd(
     if as_json:
         emit_json(result.as_dict())
     info(f"wrote {result.path} ({result.target}; {result.model} at {result.img_size}px)")
-    info(f"checked with {result.checked_with}: max relative logit difference {result.max_rel_diff:.1e}")
+    if result.vacuous:
+        warn(
+            f"not really checked: the head is all zeros, so every logit is its bias and {result.checked_with} "
+            "agreeing on them proves nothing about the rest of the network; export a model with a trained head"
+        )
+    else:
+        info(f"checked with {result.checked_with}: max relative logit difference {result.max_rel_diff:.1e}")
     if dtype == "int8" and "calibration" in result.info["quantization"]:
         c = result.info["quantization"]["calibration"]
         info(f"calibrated ({c['method']}) on {c['images']} images: {c['source']}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from vitzoo.cli._models import load_model
 from vitzoo.cli._output import emit_csv, emit_json, format_options, info, render_table, warn
 from vitzoo.cli._preflight import at_least, check_output_dir
 from vitzoo.errors import VitzooError
+from vitzoo.files import atomic_path
 
 if TYPE_CHECKING:  # imported lazily at run time: `vitzoo --help` should not pay for torch and matplotlib
     from vitzoo.inspection import Images
@@ -52,26 +52,29 @@ def _load(name: str, img_size: int | None, random_init: bool):
 
 
 def _save(fig, path: Path) -> None:
-    """The figure as a 256-colour PNG: photos stay readable at a third of the size of a true-colour file."""
-    from PIL import Image
+    """The figure as a true-colour PNG (RGBA: a 256-colour palette bands the smooth maps of rollout and posemb),
+    written atomically: a full disk is one line and leaves no partial file."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save``, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 def _write_distance(out: Path, distance: np.ndarray, meta: dict[str, Any], uniform: float) -> list[Path]:
     """attention_distance.csv (one row per layer and head) and .json (the matrix, with its context)."""
     rows = _distance_rows(distance)
     csv_path, json_path = out / "attention_distance.csv", out / "attention_distance.json"
-    with csv_path.open("w", newline="") as f:
+    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     doc = {**meta, "uniform_distance_px": uniform, "distance_px": distance.round(4).tolist()}
-    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
     return [csv_path, json_path]
 
 
@@ -193,7 +196,7 @@ def _filters(vit: VisionTransformer, out: Path, title: str, summary: dict[str, A
 
     comps = filter_components(vit)
     _save(plots.plot_filters(comps, title), out / "filters.png")
-    np.save(out / "filters.npy", comps.components)
+    _save_array(out / "filters.npy", comps.components)
     summary["files"]["filters"] = [str(out / "filters.png"), str(out / "filters.npy")]
     summary["filters_explained_variance_ratio"] = comps.explained_variance_ratio.round(6).tolist()
     info(f"filters: {len(comps.components)} principal components -> {out / 'filters.png'}")
@@ -204,7 +207,7 @@ def _posemb(vit: VisionTransformer, out: Path, title: str, summary: dict[str, An
 
     sim = posemb_similarity(vit)
     _save(plots.plot_posemb_similarity(sim, title), out / "posemb.png")
-    np.save(out / "posemb.npy", sim)
+    _save_array(out / "posemb.npy", sim)
     summary["files"]["posemb"] = [str(out / "posemb.png"), str(out / "posemb.npy")]
     info(f"posemb: {len(sim)}x{len(sim)} grid -> {out / 'posemb.png'}")
 
@@ -231,7 +234,7 @@ def _attention(
         info(f"attention-distance: {layers} layers x {heads} heads -> {files[0]}")
     if "rollout" in chosen:
         _save(plots.plot_rollout(result.rollout, batch.pixels, batch.names, title), out / "rollout.png")
-        np.save(out / "rollout.npy", result.rollout)
+        _save_array(out / "rollout.npy", result.rollout)
         summary["files"]["rollout"] = [str(out / "rollout.png"), str(out / "rollout.npy")]
         summary["rollout"] = result.rollout.round(6).tolist()
         info(f"rollout: {len(batch.names)} image(s) -> {out / 'rollout.png'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vitzoo import dtypes
-from vitzoo.cli._output import db_option, emit, format_options, info, millions
+from vitzoo.cli._output import KEY, db_option, emit, format_options, info, millions
 from vitzoo.cli._preflight import plot_prefix as check_plot_prefix
 from vitzoo.errors import VitzooError
 from vitzoo.zoo.timm_results import DATASETS
@@ -17,17 +17,17 @@ def _pct(v) -> str:
     return "—" if v is None else f"{v:.2f}"
 
 
-TRADEOFF_COLUMNS = [
-    ("model", "model", None),
-    ("family", "family", None),
-    ("img_size", "res", None),
-    ("params", "params (M)", millions),
-    ("gmacs", "GMACs", None),
-    ("throughput", "img/s", lambda v: "—" if v is None else f"{v:,.1f}"),
-    ("top1", "top-1 %", _pct),
-    ("top1_kind", "top-1 is", None),
-    ("top1_source", "source", None),
-    ("pareto", "Pareto", None),
+TRADEOFF_COLUMNS = [  # at 80 columns: model, GMACs, img/s, top-1 and the Pareto mark stay (KEY)
+    ("model", "model", None, KEY),
+    ("family", "family", None, 6),
+    ("img_size", "res", None, 3),
+    ("params", "params (M)", millions, 4),
+    ("gmacs", "GMACs", None, KEY),
+    ("throughput", "img/s", lambda v: "—" if v is None else f"{v:,.1f}", KEY),
+    ("top1", "top-1 %", _pct, KEY),
+    ("top1_kind", "top-1 is", None, 2),
+    ("top1_source", "source", None, 5),
+    ("pareto", "Pareto", None, KEY),
 ]
 
 
@@ -85,9 +85,15 @@ def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, dataset, plo
       vitzoo tradeoff --dataset a --tags all  # ImageNet-A top-1 vs compute
     """
     from vitzoo.evaluate.tradeoff import DATASET_TITLES, build_tradeoff
+    from vitzoo.weights.loading import is_path
 
     prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
     store = None if no_store else _existing_store(db)
+    for name in names:
+        if is_path(name):
+            raise VitzooError(f"{name} is a file: tradeoff compares registry checkpoints (NAME[.TAG] or PATTERN, see "
+                              "`vitzoo list --all`) by their reported or measured accuracy; measure a file with "
+                              f"`vitzoo bench {name}` and `vitzoo eval {name}`")  # fmt: skip
     rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags, backend=backend, dataset=dataset)
     if not rows:
         raise VitzooError(f"no checkpoint with an {DATASET_TITLES[dataset]} accuracy among these names")

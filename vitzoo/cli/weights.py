@@ -14,9 +14,9 @@ from vitzoo.cli._output import emit_json, fail, format_options, info, render_tab
 
 def _progress_bar(description: str):
     """A rich byte-progress bar on stderr, as a (callback, context manager) pair."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, TransferSpeedColumn
 
-    from vitzoo.cli._output import err_console
+    from vitzoo.cli._output import Progress, err_console
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    console=err_console, transient=True)  # fmt: skip
@@ -77,7 +77,7 @@ def convert_cmd(
     """
     from vitzoo.files import sha256_of
     from vitzoo.weights import hub
-    from vitzoo.weights.checkpoint import check_writable, save_vitzoo
+    from vitzoo.weights.checkpoint import check_writable, refuse_url, save_vitzoo
     from vitzoo.weights.convert import check_architecture, convert_file
     from vitzoo.weights.loading import Adaptation, adapt, file_metadata, stored_labels
     from vitzoo.zoo.labels import read_label_file
@@ -101,6 +101,7 @@ def convert_cmd(
         except ValueError as e:  # not a multiple of the patch size
             fail(f"{hint_name}: {e}")
         check_memory(target, hint_name, copies=2)
+    refuse_url(src, downloads=True)  # s3://, gs://, ftp://: one line, not "no such file"
     if src.startswith(("https://", "http://")):
         downloads = hub.writable_cache("downloads")
         callback, bar = _progress_bar(src.rsplit("/", 1)[-1])
@@ -118,8 +119,10 @@ def convert_cmd(
     result = convert_file(path, expected=hint)
     if hint is not None:
         check_architecture(result.config, hint, hint_name)
-    config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp))
+    config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp), src)
     extra = {"source": src, "source_format": result.source_format}
+    if hint_name and "." in hint_name:  # --model NAME.TAG: the file keeps that tag's preprocessing
+        extra["name"] = hint_name
     if labels_file is not None:  # as many names as the head has classes, checked before anything is written
         extra["labels"] = json.dumps(list(read_label_file(labels_file, config.num_classes)))
     elif state_dict.get("head.weight") is result.state_dict.get("head.weight"):  # same head: a vitzoo file's names

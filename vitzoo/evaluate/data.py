@@ -355,7 +355,10 @@ def flat_folder(path: str | os.PathLike, labels_file: str | os.PathLike) -> Imag
         sources, labels = [str(f) for f in files], [_parse_label(r[0], where) for r in rows]
     elif all(len(r) == 2 for r in rows):
         by_name = {f.name: f for f in files} | {f.stem: f for f in files}
-        sources = [str(by_name.get(r[0], root / r[0])) for r in rows]  # a missing file is reported when read
+        if not any(r[0] in by_name for r in rows):  # the label file's fault (or --data's), not unreadable images
+            raise VitzooError(f"{lf}: none of the {len(rows)} files it labels is in {root} (first: {rows[0][0]}); "
+                              "is it the label file of this folder?")  # fmt: skip
+        sources = [str(by_name.get(r[0], root / r[0])) for r in rows]  # a few missing: reported when read
         labels = [_parse_label(r[1], where) for r in rows]
     else:
         raise VitzooError(f"{lf}: mixes 'FILE LABEL' lines and 'LABEL' lines")

@@ -1,4 +1,8 @@
-"""Labelled images from Hugging Face ``datasets`` (the optional ``datasets`` package), as an ``ImageDataset``."""
+"""Hugging Face ``datasets`` as an ``ImageDataset``: a folder saved with ``save_to_disk``, or a dataset name.
+
+Offline (``HF_HUB_OFFLINE``, or the Hub unreachable: one short probe) only the datasets cache is asked, so a
+dataset that is not there is one line at once instead of half a minute of retries.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +46,9 @@ def hf_dataset(name_or_path: str, split: str) -> ImageDataset:
             loaded = datasets.load_from_disk(str(Path(name_or_path).expanduser()))
             ds = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
         else:
-            ds = datasets.load_dataset(name_or_path, split=split)
+            ds = _load_from_hub(datasets, name_or_path, split)
+    except VitzooError:
+        raise
     except KeyError:
         raise VitzooError(f"{name_or_path}: no split {split!r}") from None
     except Exception as e:  # datasets raises many types (hub, file, config errors)
@@ -60,3 +66,27 @@ def hf_dataset(name_or_path: str, split: str) -> ImageDataset:
     keys = [f"{split}[{i}]" for i in range(len(ds))]
     reader = _HFReader(ds, image_cols[0])
     return ImageDataset(range(len(ds)), keys, labels, classes, f"{name_or_path} [{split}]", reader)
+
+
+def _load_from_hub(datasets: Any, name: str, split: str) -> Any:
+    """``datasets.load_dataset``; offline (HF_HUB_OFFLINE, or the Hub unreachable: one short probe) only its cache
+    is asked, so a missing dataset is one line at once instead of half a minute of retries."""
+    import huggingface_hub.constants as hf
+
+    from vitzoo.weights.hub import reachable
+
+    if not hf.is_offline_mode() and reachable(hf.ENDPOINT):
+        return datasets.load_dataset(name, split=split)
+    saved = hf.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    hf.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        return datasets.load_dataset(name, split=split)
+    except Exception:
+        why = "HF_HUB_OFFLINE is set" if saved[0] else f"the Hub ({hf.ENDPOINT}) is unreachable"
+        raise VitzooError(
+            f"Hugging Face dataset {name!r} is not in the datasets cache ({datasets.config.HF_DATASETS_CACHE}) and "
+            f"{why}; fetch it where the Hub is reachable, or pass a folder saved with save_to_disk to --hf-dataset "
+            "(README: Offline and air-gapped use)"
+        ) from None
+    finally:
+        hf.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved

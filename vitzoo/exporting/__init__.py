@@ -24,26 +24,35 @@ then changes the result by less than 1e-7 instead of about 1e-4.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from vitzoo.exporting._common import (
+    CHECK_BATCH,
     Exported,
     ExportError,
     check_destination,
+    display_name,
     preprocess_metadata,
     relative_difference,
     require,
     standardized_state_dict,
 )
 from vitzoo.exporting.quantize import Calibration, quantization_info, synthetic_images
-from vitzoo.exporting.to_onnx import _export_onnx, _export_onnx_int8, deployable, onnx_program, ort_session
+from vitzoo.exporting.to_onnx import _export_onnx, _export_onnx_int8, check_opset, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
+from vitzoo.zoo.configs import ModelConfig
 from vitzoo.zoo.formats import EXPORT_FORMATS, ExportFormat
+from vitzoo.zoo.lookup import check_memory
 from vitzoo.zoo.preprocess import resolve_preprocess
 
 __all__ = [
@@ -71,7 +80,7 @@ TOLERANCE = 1e-4  # max |exported - vitzoo| / max |vitzoo| over the logits, fp32
 
 
 def export(
-    name_or_path: str | os.PathLike,
+    name_or_path: str | os.PathLike | nn.Module,
     out: str | os.PathLike,
     format: ExportFormat,
     *,
@@ -85,10 +94,12 @@ def export(
     int8_method: str = "static",
     calibration: tuple[Any, Calibration] | Callable[[Any], tuple[Any, Calibration]] | None = None,
 ) -> Exported:
-    """Export a registry model (``arch`` / ``arch.tag``) or a weight file to ``format`` at ``out``.
+    """Export a registry model (``arch`` / ``arch.tag``), a weight file or a vitzoo model in memory (one just
+    fine-tuned, say) to ``format`` at ``out``.
 
     Args:
-        name_or_path: what ``vitzoo.load`` accepts.
+        name_or_path: what ``vitzoo.load`` accepts, or a model of ``vitzoo.load``/``vitzoo.create`` (exported as it
+            is, in float32 on the CPU, with its ``preprocess``; it is copied, not changed).
         out: the ``.onnx`` file, the transformers directory or the timm ``.safetensors`` file to write.
         format: "onnx", "transformers" or "timm".
         img_size: resolution to export at (position embeddings resized as vit_jax does); default: the checkpoint's.
@@ -103,7 +114,9 @@ def export(
         calibration: (images NCHW float32 as the model takes them, their ``Calibration`` record) for static int8,
             or a function of the loaded model that returns them; None: ``synthetic_images(64, img_size)``.
 
-    Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then.
+    Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then. With an all-zero
+    head (a ``vitzoo.create`` model, a 2020 ImageNet-21k file) every logit is the bias and the comparison proves
+    nothing about the rest of the network: the result says so (``vacuous``).
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
@@ -111,6 +124,8 @@ def export(
         raise ExportError(f"dynamic_size (--dynamic-size) is for ONNX exports, not {format}")
     if dynamic_size and dtype != "fp32":
         raise ExportError("dynamic_size (--dynamic-size) exports fp32 graphs; int8 is quantized at one fixed size")
+    if opset is not None and format != "onnx":
+        raise ExportError(f"an opset applies to ONNX exports only, not to {format}")
     out = Path(out).expanduser()
     check_destination(out, format, force)
     if dtype not in ("fp32", "int8"):
@@ -120,24 +135,49 @@ def export(
     if int8_method not in ("static", "dynamic"):
         raise ExportError(f"int8 method must be static or dynamic, not {int8_method!r}")
     require(format)
-    from vitzoo.weights.loading import load
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a zeroed 21k head is exported as it is; the loader's advice is for users
-        model = load(
-            name_or_path, img_size=img_size, pre_logits=pre_logits, dtype="fp32", dynamic_img_size=dynamic_size
-        )
+    if format == "onnx":
+        check_opset(opset)
+    model = _model(name_or_path, img_size, pre_logits, dynamic_size)
+    check_memory(model.config, model.name, copies=1, batch=CHECK_BATCH)  # a traced copy, then the check's forward
     preprocess = resolve_preprocess(model)
     if format == "onnx" and dtype == "int8":
         if int8_method == "static" and calibration is None:
             calibration = synthetic_images(64, model.config.img_size)
         elif int8_method == "static" and callable(calibration):
             calibration = calibration(model)
-        return _export_onnx_int8(
-            model, out, opset, preprocess, int8_method, calibration if int8_method == "static" else None
-        )
-    if format == "onnx":
-        return _export_onnx(model, out, opset, tolerance, preprocess, dynamic_size)
-    if format == "transformers":
-        return _export_transformers(model, out, preprocess, tolerance)
-    return _export_timm(model, out, preprocess, tolerance)
+        method_calibration = calibration if int8_method == "static" else None
+        result = _export_onnx_int8(model, out, opset, preprocess, int8_method, method_calibration)
+    elif format == "onnx":
+        result = _export_onnx(model, out, opset, tolerance, preprocess, dynamic_size)
+    elif format == "transformers":
+        result = _export_transformers(model, out, preprocess, tolerance)
+    else:
+        result = _export_timm(model, out, preprocess, tolerance)
+    head = model.state_dict().get("head.weight")
+    return replace(result, vacuous=head is not None and not bool(head.any()))  # constant logits prove nothing
+
+
+def _model(src: str | os.PathLike | nn.Module, img_size: int | None, pre_logits: bool, dynamic_size: bool) -> nn.Module:
+    """The model to export: loaded from a name or file, or a copy of a vitzoo model given in memory."""
+    if isinstance(src, nn.Module):
+        if not isinstance(getattr(src, "config", None), ModelConfig):
+            raise ExportError(f"{type(src).__name__} is not a vitzoo model (no .config); export a model of "
+                              "vitzoo.load or vitzoo.create, a registry name or a weight file")  # fmt: skip
+        if img_size is not None and img_size != src.config.img_size:
+            raise ExportError(f"a model in memory is exported at its resolution ({src.config.img_size}); resize it "
+                              "with vitzoo.load(FILE, img_size=...) from a saved file")  # fmt: skip
+        if not pre_logits:
+            raise ExportError("pre_logits=False applies to a name or file; a model in memory is exported as it is")
+        check_memory(src.config, display_name(src), copies=1)
+        model = copy.deepcopy(src).to(device="cpu", dtype=torch.float32).eval()
+        for attr in ("name", "preprocess", "preprocess_source"):  # plain attributes deepcopy keeps; said explicitly
+            if hasattr(src, attr):
+                setattr(model, attr, getattr(src, attr))
+        if dynamic_size:
+            model.dynamic_img_size = True
+        return model
+    from vitzoo.weights.loading import load
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a zeroed 21k head is exported as it is; the loader's advice is for users
+        return load(src, img_size=img_size, pre_logits=pre_logits, dtype="fp32", dynamic_img_size=dynamic_size)

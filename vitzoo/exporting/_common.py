@@ -44,12 +44,14 @@ class Exported:
     max_rel_diff: float  # max |exported - vitzoo| / max |vitzoo| on a random batch
     files: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)  # format-specific: timm name/kwargs/pretrained_cfg, opset
+    vacuous: bool = False  # the head is all zeros: every logit is its bias, so the check proves nothing of the rest
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able)."""
         return {"path": str(self.path), "format": self.format, "model": self.model, "img_size": self.img_size,
                 "num_classes": self.num_classes, "target": self.target, "checked_with": self.checked_with,
-                "max_rel_diff": self.max_rel_diff, "files": list(self.files), "info": self.info}  # fmt: skip
+                "max_rel_diff": self.max_rel_diff, "files": list(self.files), "info": self.info,
+                "vacuous": self.vacuous}  # fmt: skip
 
 
 _EXTRAS = {
@@ -76,7 +78,7 @@ def check_destination(out: Path, format: str, force: bool) -> None:
         raise ExportError(f"{out}: a transformers export is a directory, not a {out.suffix} file")
     if out.exists() or out.is_symlink():
         if not force:
-            raise ExportError(f"{out} exists; pass --force (force=True) to overwrite it")
+            raise ExportError(f"{out} exists; pass force=True to overwrite it")
         if format == "transformers" and not out.is_dir():
             raise ExportError(f"{out} exists and is not a directory")
         if format != "transformers" and out.is_dir():
@@ -99,6 +101,19 @@ def staging(out: Path) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """Errors while writing a staged export (a full disk: an OSError, or safetensors' own error) as one line; the
+    staging directory is removed by ``staging``, so nothing partial is left."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"{out}: writing the export failed ({why}); nothing was written") from None
 
 
 def move_into_place(src: Path, dst: Path) -> None:

@@ -21,6 +21,7 @@ from vitzoo.exporting._common import (
     preprocess_metadata,
     quiet,
     staging,
+    writing,
 )
 from vitzoo.models.layers import StdConv2d, pad_same
 from vitzoo.zoo.preprocess import Preprocess
@@ -81,6 +82,21 @@ def onnx_program(model: nn.Module, opset: int | None = None, dynamic_size: bool 
         raise ExportError(f"{display_name(model)}: torch.onnx.export failed: {first_line(e)}") from None
 
 
+def check_opset(opset: int | None) -> None:
+    """Refuse, before any work, an opset no ONNX release defines (below 1 or above this onnx package's newest)."""
+    if opset is None:
+        return
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 1 <= opset <= newest:
+        raise ExportError(f"opset {opset!r} does not exist: onnx {onnx.__version__} defines opsets 1 to {newest}")
+
+
+def _opset_of(model_proto) -> int | None:
+    return next((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def ort_session(path: str | os.PathLike, threads: int | None = None):
     """An ONNX Runtime CPU session with all graph optimisations, ``threads`` intra-op threads (None: ORT's)."""
     import onnxruntime as ort
@@ -102,29 +118,34 @@ def _export_onnx(
 
     program = onnx_program(model, opset, dynamic_size)
     program.model.metadata_props.update(preprocess_metadata(model, pp))  # the file says how to prepare its input
+    written = _opset_of(program.model_proto)
+    if opset is not None and written != opset:  # the exporter keeps its own opset when it cannot convert the graph
+        raise ExportError(f"torch's ONNX exporter could not convert this model to opset {opset} (it stayed at "
+                          f"{written}); leave the opset out for {written}, or choose another")  # fmt: skip
+    asked = f" at opset {opset} (the exporter's own is {written})" if opset is not None else ""
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > ONNX_FILE_LIMIT
     with staging(out) as tmp:
         staged = tmp / out.name
+        with writing(out), quiet():
+            program.save(str(staged), external_data=external)
         try:
-            with quiet():
-                program.save(str(staged), external_data=external)
             onnx.checker.check_model(str(staged), full_check=True)
         except Exception as e:
-            raise ExportError(f"{out}: the exported graph is not valid ONNX: {first_line(e)}") from None
+            raise ExportError(f"{out}: the exported graph is not valid ONNX{asked}: {first_line(e)}") from None
         session = ort_session(staged)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             try:
                 return torch.from_numpy(session.run(None, {"pixel_values": x.numpy()})[0])
             except Exception as e:
-                raise ExportError(f"{out}: ONNX Runtime cannot run the exported graph: {first_line(e)}") from None
+                why = first_line(e)
+                raise ExportError(f"{out}: ONNX Runtime cannot run the exported graph{asked}: {why}") from None
 
         rel = check_logits(model, run, tolerance, "ONNX Runtime")
         if dynamic_size:  # and at a second, non-square size (the model was loaded with dynamic_img_size)
             s, size = model.config.stride, model.config.img_size
             rel = max(rel, check_logits(model, run, tolerance, "ONNX Runtime", (size + s, size + 3 * s)))
-        opset_used = next((o.version for o in onnx.load(str(staged), load_external_data=False).opset_import
-                           if o.domain in ("", "ai.onnx")), None)  # fmt: skip
+        opset_used = _opset_of(onnx.load(str(staged), load_external_data=False))
         files = sorted(p.name for p in tmp.iterdir())
         for name in sorted(files, key=lambda n: n == out.name):  # external data first, the graph last
             move_into_place(tmp / name, out.parent / name)
@@ -173,8 +194,7 @@ def _export_onnx_int8(
         if not torch.isfinite(got).all():
             raise ExportError(f"{out}: the quantized graph gives non-finite logits")
         rel = relative_difference(got, ref)
-        opset_used = next((o.version for o in onnx.load(str(staged), load_external_data=False).opset_import
-                           if o.domain in ("", "ai.onnx")), None)  # fmt: skip
+        opset_used = _opset_of(onnx.load(str(staged), load_external_data=False))
         move_into_place(staged, out)
     return Exported(out, "onnx", display_name(model), model.config.img_size, model.config.num_classes,
                     f"ONNX opset {opset_used}, int8 {info['method']}, dynamic batch", f"onnxruntime {ort.__version__}",

@@ -23,6 +23,7 @@ from vitzoo.exporting._common import (
     quiet,
     staging,
     standardized_state_dict,
+    writing,
 )
 from vitzoo.zoo.configs import BiTConfig, ModelConfig
 from vitzoo.zoo.preprocess import Preprocess
@@ -110,7 +111,8 @@ def _export_timm(model: nn.Module, out: Path, pp: Preprocess, tolerance: float) 
     info = {"model_name": name, "kwargs": kwargs, "pretrained_cfg": cfg, "label_space": space}
     with staging(out) as tmp:
         staged = tmp / out.name
-        save_file(tensors, str(staged), metadata={"format": "pt", "timm_info": json.dumps(info)})
+        with writing(out):
+            save_file(tensors, str(staged), metadata={"format": "pt", "timm_info": json.dumps(info)})
         if importlib.util.find_spec("timm") is not None:
             run, checked = (lambda x: _run_timm(staged, name, kwargs, cfg, x)), "timm"
         else:  # read back through vitzoo's timm reader (key names and shapes), then run what it rebuilt

@@ -22,6 +22,7 @@ from vitzoo.exporting._common import (
     quiet,
     staging,
     standardized_state_dict,
+    writing,
 )
 from vitzoo.zoo.configs import BiTConfig, ModelConfig
 from vitzoo.zoo.preprocess import Preprocess
@@ -100,11 +101,12 @@ def _export_transformers(model: nn.Module, out: Path, pp: Preprocess, tolerance:
     tensors = canonical_to_transformers(standardized_state_dict(model), bit)
     with staging(out) as tmp:
         staged = tmp / out.name
-        staged.mkdir()
-        hf_config.save_pretrained(staged)
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(staged / "model.safetensors"),
-                  metadata={"format": "pt"})  # fmt: skip
-        (staged / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(pp), indent=2) + "\n")
+        with writing(out):
+            staged.mkdir()
+            hf_config.save_pretrained(staged)
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(staged / "model.safetensors"),
+                      metadata={"format": "pt"})  # fmt: skip
+            (staged / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(pp), indent=2) + "\n")
         cls = getattr(transformers, cls_name)
         kwargs = {"add_pooling_layer": False} if cls_name == "ViTModel" and not config.representation_size else {}
         try:

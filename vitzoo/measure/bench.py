@@ -266,11 +266,18 @@ def _build(name: str, options: BenchOptions) -> tuple[nn.Module, int, int]:
 def check_names(names: Sequence[str], options: BenchOptions) -> None:
     """Raise ConfigError, before anything runs, for an unavailable device, an unknown name, a bad size or a
     weight file that is missing or a directory."""
+    from vitzoo.weights.loading import is_path
     from vitzoo.weights.names import check_source
+    from vitzoo.weights.sources import check_cache, check_published
 
     resolve_device(options.device)
     for name in names:
-        check_source(name, img_size=options.img_size)
+        check_source(name, img_size=options.img_size, read=True)  # a bad weight file: one line, as flops says it
+    if options.pretrained and not all(is_path(n) for n in names):
+        check_cache()  # a cache path that is a file: one line, not an error row per model
+        for name in names:
+            if not is_path(name):
+                check_published(name)
 
 
 def iter_bench(

@@ -22,6 +22,7 @@ from vitzoo.models import build_model
 from vitzoo.weights.names import source_config
 from vitzoo.zoo.analytic import count_macs, count_params
 from vitzoo.zoo.configs import ModelConfig
+from vitzoo.zoo.lookup import check_memory
 
 __all__ = ["EXTRA_FORMULAS", "FlopCount", "count_flops", "counted_macs", "counted_train_macs"]
 
@@ -141,6 +142,8 @@ def count_flops(name: str, *, img_size: int | None = None, device: str | torch.d
     """
     label, config = source_config(name, img_size=img_size)
     device = torch.device(device)
+    if device.type == "cpu":  # a real forward of one image: its weights and activations must fit
+        check_memory(config, label, batch=1)
     with torch.device(device):
         model = build_model(config).eval()
         x = torch.empty(1, 3, config.img_size, config.img_size).normal_() if device.type != "meta" else None

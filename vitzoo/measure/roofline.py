@@ -4,20 +4,30 @@ It is measured on the GEMMs of a ViT-B/16 forward pass (batch 16 x 197 tokens: q
 out), through both the aten ``nn.Linear`` path and, on CPU, oneDNN's linear; the best of them is the peak. The int8
 roofline (``dtype=torch.int8``, in TOP/s) is ``torch._int_mm`` (int8 x int8 -> int32, oneDNN on CPU: VNNI where the
 CPU has it) on the same shapes; where that kernel does not exist or run, there is no int8 peak and the error says why.
+
+A measurement takes seconds, so ``gemm_peak`` keeps it in ``$VITZOO_CACHE/gemm_peak.json``, keyed by the machine and
+environment it was measured in (host, CPU and its ISA, device, torch and vitzoo versions, dtype, threads): a later
+run there reuses it (``GemmPeak.measured_at`` says when it was measured); ``vitzoo bench --peak`` measures again and
+replaces it. A cache that cannot be written only means measuring again next time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import functools
+import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from vitzoo import dtypes
-from vitzoo.errors import ConfigError
+from vitzoo.errors import ConfigError, VitzooError
+from vitzoo.files import atomic_path, cache_dir
 from vitzoo.measure.timing import make_timer
 
 
@@ -30,6 +40,7 @@ class GemmPeak:
     threads: int
     tflops: float  # the peak: best over shapes and kernels
     results: tuple[tuple[str, int, int, int, float], ...]  # (kernel, M, K, N, TFLOP/s)
+    measured_at: str | None = None  # when a peak reused from the cache was measured (UTC); None: measured now
 
     def as_dict(self) -> dict:
         """Plain data; one row per (kernel, shape) plus the peak."""
@@ -110,11 +121,49 @@ def measure_gemm_peak(
     return GemmPeak(str(device), dtype_name, torch.get_num_threads(), max(r[-1] for r in rows), tuple(rows))
 
 
+PEAK_FILE = "gemm_peak.json"
+
+
+def _environment_key(device: str, dtype: torch.dtype, threads: int) -> str:
+    """What a GEMM peak depends on: the machine, its software and the run's settings, as one string."""
+    from vitzoo.measure.env import environment
+
+    env = environment(device)
+    parts = [env.get(k) for k in ("host", "cpu", "cpu_capability", "device_name", "cuda", "torch", "vitzoo")]
+    return json.dumps([*parts, device, dtypes.name_of(dtype), threads])
+
+
+def _read_peaks() -> dict[str, Any]:
+    try:
+        data = json.loads((cache_dir() / PEAK_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def remember_peak(peak: GemmPeak) -> None:
+    """Keep ``peak`` in the cache for later runs in this environment (best effort: a read-only cache keeps none)."""
+    key = _environment_key(peak.device, dtypes.to_torch(peak.dtype), peak.threads)
+    entry = {"tflops": peak.tflops, "results": [list(r) for r in peak.results],
+             "measured_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
+    peaks = {**_read_peaks(), key: entry}
+    with contextlib.suppress(VitzooError, OSError), atomic_path(cache_dir() / PEAK_FILE) as tmp:
+        tmp.write_text(json.dumps(peaks, indent=1) + "\n")
+
+
 @functools.lru_cache(maxsize=16)
 def _cached_peak(device: str, dtype: torch.dtype, threads: int) -> GemmPeak:
-    return measure_gemm_peak(device, dtype)
+    entry = _read_peaks().get(_environment_key(device, dtype, threads))
+    if isinstance(entry, dict) and isinstance(entry.get("tflops"), (int, float)) and entry["tflops"] > 0:
+        rows = tuple(tuple(r) for r in entry.get("results") or ())
+        return GemmPeak(device, dtypes.name_of(dtype), threads, float(entry["tflops"]), rows,  # type: ignore[arg-type]
+                        measured_at=str(entry.get("measured_at") or "earlier"))  # fmt: skip
+    peak = measure_gemm_peak(device, dtype)
+    remember_peak(peak)
+    return peak
 
 
 def gemm_peak(device: str | torch.device, dtype: torch.dtype) -> GemmPeak:
-    """The GEMM peak for (device, dtype, current threads), measured once per process."""
+    """The GEMM peak for (device, dtype, current threads): from the cache when this environment measured it before,
+    else measured (and kept); once per process either way."""
     return _cached_peak(str(torch.device(device)), dtype, torch.get_num_threads())

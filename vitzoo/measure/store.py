@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vitzoo import settings
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import cache_dir, nearest_existing, probe_folder
 from vitzoo.measure.env import environment
@@ -61,9 +62,7 @@ CREATE INDEX IF NOT EXISTS results_kind_model ON results (kind, model);
 
 def default_db_path() -> Path:
     """``$VITZOO_DB`` if set, else ``results.sqlite`` in vitzoo's folder (``vitzoo.files.cache_dir``)."""
-    if os.environ.get("VITZOO_DB"):
-        return Path(os.environ["VITZOO_DB"]).expanduser()
-    return cache_dir() / "results.sqlite"
+    return settings.path("VITZOO_DB") or cache_dir() / "results.sqlite"
 
 
 def _json_safe(value: Any) -> Any:
@@ -96,7 +95,13 @@ class ResultStore:
         if readonly:
             self._check_readable()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            folder = nearest_existing(self.path.parent)
+            if not folder.is_dir():
+                raise VitzooError(f"cannot create results database {self.path}: {folder} is not a directory")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise VitzooError(f"cannot create results database {self.path}: {e.strerror or e}") from None
             self._init_schema()
 
     def __repr__(self) -> str:
@@ -162,9 +167,7 @@ class ResultStore:
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise VitzooError(f"results database {self.path} stayed locked for {BUSY_TIMEOUT_S:.0f} s") from None
-            raise VitzooError(
-                f"results database {self.path} is corrupt or unreadable ({e}); it was left untouched"
-            ) from None
+            raise VitzooError(_sqlite_problem(self.path, e)) from None
         finally:
             conn.close()
 
@@ -296,6 +299,25 @@ class ResultStore:
             return 0
         with self._connect() as conn:
             return conn.execute("SELECT count(*) FROM results").fetchone()[0]
+
+
+# SQLite's own name of an error -> what it says about the file (the rest are damage: "corrupt or unreadable")
+_NOT_DAMAGE = {
+    "SQLITE_FULL": "the disk is full; free some space and retry (the database was left as it was)",
+    "SQLITE_READONLY": "it is read-only here; choose another with --db or VITZOO_DB",
+    "SQLITE_CANTOPEN": "it cannot be opened (a missing or unwritable folder?)",
+    "SQLITE_PERM": "permission denied",
+}
+
+
+def _sqlite_problem(path: Path, error: sqlite3.Error) -> str:
+    """One line for an SQLite error: a full disk, a read-only file or an I/O error is not called corrupt."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name in _NOT_DAMAGE:
+        return f"results database {path}: {_NOT_DAMAGE[name]} ({error})"
+    if name.startswith("SQLITE_IOERR"):
+        return f"results database {path}: the disk reported an I/O error ({error}); the database was left as it was"
+    return f"results database {path} is corrupt or unreadable ({error}); it was left untouched"
 
 
 def validate_output_db(path: str | os.PathLike | None = None) -> Path:

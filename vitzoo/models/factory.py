@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from vitzoo.models import build_model
-from vitzoo.zoo.lookup import check_memory, resolve_config
+from vitzoo.zoo.lookup import resolve_config
 from vitzoo.zoo.preprocess import tag_preprocess
 from vitzoo.zoo.provenance import LoadedCheckpoint, attach, head_labels
 
@@ -24,9 +23,7 @@ def create(
     as ``load(img_size=...)`` does; see ``VisionTransformer``).
     """
     spec, weights, config = resolve_config(name, num_classes=num_classes, img_size=img_size)
-    if torch.get_default_device().type == "cpu":
-        check_memory(config, spec.name)
-    model = build_model(config, dynamic_img_size=dynamic_img_size)
+    model = build_model(config, spec.name, dynamic_img_size=dynamic_img_size)  # checks the memory first
     name = spec.name if weights is None else f"{spec.name}.{weights.tag}"
     space, labels = head_labels(config.num_classes)  # random weights: a head of 1000 classes still means ImageNet-1k
     return attach(model, LoadedCheckpoint(name, *tag_preprocess(config, weights, name), None, space, labels))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 from collections.abc import Callable
 
 import torch
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 import torch.utils._python_dispatch
 from torch import nn
 
+from vitzoo import settings
 from vitzoo.machine import cpu_flags
 
 
@@ -203,8 +203,7 @@ def separate_gelu() -> bool:
     that: the MLP block took 1.15x less time (benchmarks/results/gelu-epilogue-avx2-2core-pt2.13.md). With AVX-512
     (32 registers) the post-op is kept: it is expected to be cheap there (not measured). The pass is ``gelu_tanh_``.
     """
-    forced = os.environ.get("VITZOO_GELU_EPILOGUE", "").strip().lower()
-    if forced in ("separate", "postop"):
+    if forced := settings.choice("VITZOO_GELU_EPILOGUE"):
         return forced == "separate"
     flags = cpu_flags()
     return flags is not None and "avx2" in flags and "avx512f" not in flags

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import re
 import time
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from vitzoo import settings
 from vitzoo.errors import VitzooError
 from vitzoo.parallel.wire import decode, encode
 
@@ -109,13 +111,9 @@ def _initialised() -> Launch:
 def resolve_timeout(seconds: float | None = None) -> float:
     """``seconds``, else ``$VITZOO_DIST_TIMEOUT``, else 30 minutes (the slowest rank's shard must fit in it)."""
     if seconds is None:
-        text = os.environ.get(ENV_TIMEOUT)
-        try:
-            seconds = float(text) if text else DEFAULT_TIMEOUT_S
-        except ValueError:
-            raise VitzooError(f"{ENV_TIMEOUT} must be a number of seconds, not {text!r}") from None
-    if not seconds > 0:
-        raise VitzooError(f"the distributed timeout must be > 0 seconds, not {seconds}")
+        seconds = settings.seconds(ENV_TIMEOUT, DEFAULT_TIMEOUT_S)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise VitzooError(f"the distributed timeout must be > 0 seconds and finite, not {seconds}")
     return float(seconds)
 
 

@@ -10,9 +10,8 @@ import dataclasses
 import json
 import os
 import pickle
-import tempfile
+import re
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from vitzoo.errors import VitzooError
-from vitzoo.files import unwritable_reason
+from vitzoo.files import OutputError, atomic_path, default_file_mode, unwritable_reason  # noqa: F401 (re-exported)
 from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig
 
 FORMAT_VERSION = "1"
@@ -30,10 +29,6 @@ FORMAT_VERSION = "1"
 
 class CheckpointError(VitzooError):
     """A weight file that cannot be read, or whose contents do not fit the model."""
-
-
-class OutputError(VitzooError):
-    """A file that cannot be written where it was asked for (read-only, not a directory, a directory, ...)."""
 
 
 def sniff(path: Path) -> str:
@@ -58,8 +53,30 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
+_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def refuse_url(src: str | os.PathLike, *, downloads: bool = False) -> None:
+    """Raise one line for a URL where a file path is expected (a path would only say "no such file").
+
+    ``downloads``: the caller downloads http(s) URLs itself (``vitzoo convert``), so only other schemes are refused.
+    """
+    match = _URL.match(src) if isinstance(src, str) else None
+    if match is None:
+        return
+    scheme = match.group(1).lower()
+    if scheme not in ("http", "https"):
+        raise CheckpointError(f"{src}: unsupported URL scheme {scheme}://; vitzoo downloads https:// and http:// URLs "
+                              "(`vitzoo convert URL OUT.safetensors`); copy the file here (gsutil cp, aws s3 cp, "
+                              "...) and give its path")  # fmt: skip
+    if not downloads:
+        raise CheckpointError(f"{src}: a URL, not a file; download and convert it with "
+                              f"`vitzoo convert {src} OUT.safetensors`, then use OUT.safetensors")  # fmt: skip
+
+
 def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors of a weight file (float32 unless stored otherwise) and its safetensors metadata."""
+    refuse_url(path)
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, not a weight file")
@@ -90,7 +107,38 @@ def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     except (OSError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile, SafetensorError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: truncated or corrupt {kind} file ({first})") from None
-    raise CheckpointError(f"{path}: not a weight file vitzoo can read (expected .npz, safetensors or PyTorch)")
+    what = what_file(path)
+    if what.startswith("a truncated"):
+        raise CheckpointError(f"{path}: {what}; copy or download it again")
+    raise CheckpointError(f"{path}: {what}, not a weight file; {READABLE}")
+
+
+READABLE = ("vitzoo reads vit_jax/BiT .npz, safetensors (vitzoo, timm, transformers) and PyTorch .bin/.pth state "
+            "dicts")  # fmt: skip
+_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF",
+          b"\x1f\x8b": "a gzip file", b"BZh": "a bzip2 file",
+          b"\x89HDF": "an HDF5 file (Keras/TF weights?)"}  # fmt: skip
+
+
+def what_file(path: Path) -> str:
+    """What a file that is no weight file vitzoo reads looks like, from its first bytes (for the error message)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "an empty file"
+    if head[:4] == b"PK\x03\x04":
+        return "a truncated or corrupt zip archive (an .npz or PyTorch file cut short?)"
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return what
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the end of the block
+            return "a binary file of an unknown kind"
+    return "a text file"
 
 
 def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
@@ -118,50 +166,10 @@ def config_from_json(text: str) -> ModelConfig:
     return ViTConfig(**data, backbone=backbone)
 
 
-def default_file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0o666 less the process umask (mkstemp's 0o600 would ignore it)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:  # reading it does not change the umask
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def check_writable(dst: str | os.PathLike) -> None:
     """Raise ``OutputError`` (one line) unless a file can be written at ``dst``."""
     if why := unwritable_reason(dst):
         raise OutputError(f"{dst}: {why}")
-
-
-@contextmanager
-def atomic_path(dst: str | os.PathLike):
-    """Yield a temporary path beside ``dst``; on success it replaces ``dst`` atomically, else it is removed.
-
-    The file gets the umask's default mode (as ``open()`` would give it), so a shared cache stays shared;
-    a location that cannot be written raises ``OutputError``.
-    """
-    dst = Path(dst)
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OutputError(f"{dst}: {unwritable_reason(dst) or e.strerror or type(e).__name__}") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, dst)
-    except OSError as e:
-        why = "is a directory" if isinstance(e, IsADirectoryError) else f"writing failed ({e.strerror or e!r})"
-        raise OutputError(f"{dst}: {why}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_vitzoo(

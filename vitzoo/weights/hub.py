@@ -24,6 +24,7 @@ from vitzoo.zoo.registry import HubFile
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 
+OFFLINE_HELP = "offline: README, Offline and air-gapped use"  # where every offline failure points
 PROBE_TIMEOUT_S = 3.0  # how long a TCP connection to the Hub (or its proxy) may take before it counts as unreachable
 
 
@@ -106,8 +107,8 @@ def fetch(hub: HubFile, name: str) -> Path:
         retry = "unset HF_HUB_OFFLINE" if hf_offline else "check the network (or HF_ENDPOINT)"
         raise HubError(
             f"{problem}; run `vitzoo download {name}` where the Hub is reachable, or point HF_HOME at a cache that "
-            "has it",
-            f"{problem}; {retry} and retry, or point HF_HOME at a Hugging Face cache that has it",
+            f"has it ({OFFLINE_HELP})",
+            f"{problem}; {retry} and retry, or point HF_HOME at a Hugging Face cache that has it ({OFFLINE_HELP})",
         ) from None
     except GatedRepoError:
         raise HubError(f"{name}: {hub.repo_id} is gated; accept its terms on the Hub and log in (HF_TOKEN)") from None

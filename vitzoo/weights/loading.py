@@ -16,7 +16,7 @@ from vitzoo import dtypes
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import sha256_of
 from vitzoo.models import build_model, resize_pos_embed
-from vitzoo.weights.checkpoint import CheckpointError, read_tensors, sniff
+from vitzoo.weights.checkpoint import CheckpointError, read_tensors, refuse_url, sniff
 from vitzoo.weights.convert import Converted, check_architecture, convert_file, convert_tensors
 from vitzoo.zoo.catalog import REGISTRY
 from vitzoo.zoo.configs import ModelConfig, ViTConfig, family_of
@@ -47,11 +47,14 @@ def is_path(name_or_path: str | os.PathLike) -> bool:
     uses (``load``, ``create``, ``export`` and every command).
 
     A ``PathLike``, a name with a path separator or a .npz/.safetensors/.bin/.pth suffix, or an existing path that is
-    not also a registry name (the registry wins a tie: a folder called ``testing`` does not hide the model).
+    not also a registry name (the registry wins a tie: a folder called ``testing`` does not hide the model). So
+    ``load("chelsea.png")`` says what that file is, not that no model has that name.
     """
     if isinstance(name_or_path, os.PathLike):
         return True
-    s = str(name_or_path)
+    if not isinstance(name_or_path, str):
+        return False  # not a name either: the registry says so in one line
+    s = name_or_path
     if os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth")):
         return True
     if not os.path.lexists(s):
@@ -86,6 +89,7 @@ def _load_converted(
 ) -> tuple[Converted, str, Weights | None, str | None]:
     """``load_converted`` plus the sha256 of the downloaded source file (None for a file given by path)."""
     if is_path(name_or_path):
+        refuse_url(name_or_path)
         path = Path(name_or_path).expanduser()
         return convert_file(path), str(path), None, None
     target, spec, weights = converted_checkpoint(str(name_or_path), lock)
@@ -94,16 +98,25 @@ def _load_converted(
     return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights, sha
 
 
-def adapt(converted: Converted, change: Adaptation) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Apply a resolution / head / representation change to canonical weights (the paper's fine-tuning setup)."""
+def adapt(
+    converted: Converted, change: Adaptation, label: str = "the model"
+) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Apply a resolution / head / representation change to canonical weights (the paper's fine-tuning setup).
+
+    The adapted model's memory is checked first: a huge img_size or class count is one line, not an OOM.
+    """
     check_overrides(change.num_classes, change.img_size)
     config, sd = converted.config, dict(converted.state_dict)
+    try:
+        target = config.replace(img_size=change.img_size or config.img_size)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if change.num_classes is not None:
+        target = target.replace(num_classes=change.num_classes)
+    if target != config:
+        check_memory(target, label, copies=2)
     if change.img_size is not None and change.img_size != config.img_size:
-        try:
-            config = config.replace(img_size=change.img_size)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        check_memory(config, "the model", copies=2)  # before resizing: a huge img_size is one line, not an OOM
+        config = config.replace(img_size=change.img_size)
         if isinstance(config, ViTConfig):
             sd["pos_embed"] = resize_pos_embed(
                 sd["pos_embed"], config.grid_size, config.num_prefix_tokens, change.posemb_interp
@@ -236,11 +249,13 @@ def load(
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
     torch_dtype = dtypes.resolve(dtype)
+    if device is not None:
+        dtypes.resolve_device(device)  # an unavailable device: one line before any download
     if not is_path(name_or_path):  # unknown tags, bad sizes and too little memory: before any download
-        spec, _, target = resolve_config(str(name_or_path), num_classes=num_classes, img_size=img_size)
+        spec, _, target = resolve_config(name_or_path, num_classes=num_classes, img_size=img_size)
         check_memory(target, spec.name, copies=2)
     converted, display, weights, sha = _load_converted(name_or_path, lock)
-    config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp))
+    config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp), display)
     zeroed = num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd))
     if zeroed:
         if config.num_classes:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
+from vitzoo import settings
 from vitzoo.errors import VitzooError
 from vitzoo.weights.checkpoint import atomic_path
 from vitzoo.zoo.registry import HubFile, Source, UrlFile, same_url
@@ -81,8 +82,7 @@ def lock_path(lock: str | os.PathLike | None) -> Path | None:
     """The lock to honour: the argument, else ``$VITZOO_LOCK``, else None."""
     if lock is not None:
         return Path(lock).expanduser()
-    env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else None
+    return settings.path(ENV_VAR)
 
 
 def read_lock(path: str | os.PathLike) -> dict[str, LockEntry]:

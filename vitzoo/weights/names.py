@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from vitzoo.errors import ConfigError
+from vitzoo.errors import ConfigError, VitzooError
+from vitzoo.weights.checkpoint import refuse_url
 from vitzoo.weights.loading import is_path, load_converted
 from vitzoo.zoo.configs import ModelConfig
 from vitzoo.zoo.lookup import check_overrides, expand_names, resolve_config
@@ -21,7 +22,11 @@ def expand_sources(names: Iterable[str]) -> list[str]:
 
 
 def weight_file(name: str) -> Path:
-    """The path of a weight file named on the command line; ConfigError if it is missing or a directory."""
+    """The path of a weight file named on the command line; ConfigError if it is missing or a directory (or a URL)."""
+    try:
+        refuse_url(name)
+    except VitzooError as e:
+        raise ConfigError(str(e)) from None
     path = Path(name).expanduser()
     if path.is_dir():
         raise ConfigError(f"{name} is a directory, not a weight file")
@@ -30,12 +35,15 @@ def weight_file(name: str) -> Path:
     return path
 
 
-def check_source(name: str, *, img_size: int | None = None) -> None:
+def check_source(name: str, *, img_size: int | None = None, read: bool = False) -> None:
     """Raise ConfigError for an unknown model name, an impossible size, or a weight file that is missing or a
-    directory (``vitzoo.weights.loading.is_path`` tells files from names)."""
+    directory (``vitzoo.weights.loading.is_path`` tells files from names). ``read``: also read a weight file as
+    ``vitzoo.load`` would (an image, a text, a truncated file, NaN weights: one line now, not a failed run later)."""
     if is_path(name):
         check_overrides(None, img_size)
         weight_file(name)
+        if read:
+            source_config(name, img_size=img_size)
     else:
         resolve_config(name, img_size=img_size)
 

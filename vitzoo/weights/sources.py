@@ -60,9 +60,7 @@ def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None 
     spec, weights = REGISTRY.resolve(name)
     assert weights is not None  # every registered arch has a default tag
     full = f"{spec.name}.{weights.tag}"
-    problem = hub.cache_problem("converted")
-    if problem and not cache_dir().is_dir():  # a file, or nowhere to create it: one line, before any download
-        raise hub.HubError(problem)
+    check_cache()
     path = None if lock is False else lock_path(lock)
     if path is not None:
         return _fetch_locked(full, spec, weights, path)
@@ -77,9 +75,28 @@ def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None 
             why = "; ".join(f"{s.label} failed ({_reason(e, full, s)})" for s, e in skipped)
             warnings.warn(f"{full}: used {source.label}: {why}", SourceFallbackWarning, stacklevel=3)
         return replace(fetched, skipped=tuple(f"{s.label}: {_reason(e, full, s)}" for s, e in skipped))
+    if not any(isinstance(e, CheckpointError) for _, e in skipped):  # not found anywhere: a file no one publishes?
+        check_published(full)
     if len(skipped) == 1:
         raise skipped[0][1]
     raise SourcesError(_all_failed(full, skipped), _all_failed(full, skipped, for_download=True))
+
+
+def check_cache() -> None:
+    """Raise one line when vitzoo's cache cannot hold checkpoints at all (a file, or nowhere to create it), before
+    any download. A read-only cache passes: it may already hold what is asked for."""
+    problem = hub.cache_problem("converted")
+    if problem and not cache_dir().is_dir():
+        raise hub.HubError(problem)
+
+
+def check_published(name: str) -> None:
+    """One line for a checkpoint no one can download (the ``testing`` architecture's), instead of advice to
+    download it."""
+    spec, weights = REGISTRY.resolve(name)
+    if weights is not None and not weights.published:
+        why = weights.notes or "its weights are not published"
+        raise hub.HubError(f"{spec.name}.{weights.tag} cannot be downloaded: {why}")
 
 
 def _all_failed(full: str, skipped: list[tuple[Source, VitzooError]], for_download: bool = False) -> str:
@@ -143,17 +160,19 @@ def _fetch_one(full: str, spec: ModelSpec, weights: Weights, source: Source, rev
         sha = sha256_of(downloaded)
         stem = source.url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".npz")  # laid out as `vitzoo cache` reads
         target = cache_dir() / "converted" / "urls" / sha / f"{stem}.safetensors"
-    if not target.is_file():  # written atomically, so complete; a shared cache may be read-only for this user
+    if not target.is_file():  # written atomically, so complete: a complete cache is only read (it may be read-only)
         if problem := hub.cache_problem("converted"):
             raise VitzooError(problem)  # not this source's failure: no other source would fare better
         target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
-        if not target.exists():
-            result = fit_to_registry(convert_file(downloaded, expected=spec.config_for(weights)), spec, weights, source)
-            sha = sha or sha256_of(downloaded)
-            extra = {"name": full, "source_format": result.source_format, "source": source.label, "source_sha256": sha,
-                     "source_size": downloaded.stat().st_size, "source_commit": commit or ""}  # fmt: skip
-            save_vitzoo(target, result.state_dict, result.config, extra)
+        with FileLock(str(target) + ".lock"):  # a second process waits, then finds the file
+            if not target.exists():
+                result = convert_file(downloaded, expected=spec.config_for(weights))
+                result = fit_to_registry(result, spec, weights, source)
+                sha = sha or sha256_of(downloaded)
+                extra = {"name": full, "source_format": result.source_format, "source": source.label,
+                         "source_sha256": sha, "source_size": downloaded.stat().st_size,
+                         "source_commit": commit or ""}  # fmt: skip
+                save_vitzoo(target, result.state_dict, result.config, extra)
     with safe_open(str(target), "pt") as f:
         meta = f.metadata() or {}
     sha = meta.get("source_sha256") or sha or sha256_of(downloaded)
@@ -170,9 +189,11 @@ def _download_url(source: UrlFile, full: str) -> Path:
     name = source.url.rstrip("/").rsplit("/", 1)[-1]
     if not (folder / name).exists():
         if constants.is_offline_mode():
-            raise hub.HubError(f"{full}: {source.url} was never downloaded and HF_HUB_OFFLINE is set")
+            raise hub.HubError(f"{full}: {source.url} was never downloaded and HF_HUB_OFFLINE is set; copy the "
+                               f"original {name} into {folder} ({hub.OFFLINE_HELP})")  # fmt: skip
         if not hub.reachable(source.url):  # one short probe instead of a hanging download
-            raise hub.HubError(f"{full}: {source.url} is unreachable")
+            raise hub.HubError(f"{full}: {source.url} is unreachable; copy the original {name} into {folder} "
+                               f"({hub.OFFLINE_HELP})")  # fmt: skip
     return hub.download_url(source.url, folder, source.sha256)
 
 

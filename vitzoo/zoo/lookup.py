@@ -12,7 +12,7 @@ from vitzoo import machine
 from vitzoo.errors import ConfigError
 from vitzoo.zoo.analytic import count_params
 from vitzoo.zoo.catalog import REGISTRY
-from vitzoo.zoo.configs import ModelConfig
+from vitzoo.zoo.configs import ModelConfig, ViTConfig
 from vitzoo.zoo.registry import ModelSpec, Weights
 
 
@@ -52,21 +52,40 @@ def check_overrides(num_classes: int | None, img_size: int | None) -> None:
         raise ConfigError(f"img_size must be a positive integer, not {img_size!r}")
 
 
-def check_memory(config: ModelConfig, label: str, copies: int = 1) -> None:
-    """Refuse, with one line, a model whose float32 weights would not fit in the RAM available now.
+def check_memory(config: ModelConfig, label: str, copies: int = 1, batch: int = 0) -> None:
+    """Refuse, with one line, a model whose float32 weights (and activations) would not fit in the RAM available now.
 
-    The size comes from the closed-form parameter count (``vitzoo.zoo.analytic``), so nothing is allocated to find
-    out; ``copies`` is how many float32 copies of the weights the operation holds at once (converting and
-    saving: 2). Where the available memory is unknown, nothing is checked.
+    The one memory check, on every path that builds or runs a model. The size comes from the closed-form parameter
+    count (``vitzoo.zoo.analytic``), so nothing is allocated to find out; ``copies`` is how many float32 copies of
+    the weights the operation holds at once (converting and saving: 2; 0 when they are already in memory);
+    ``batch`` how many images a forward pass then runs, whose largest activations (``activation_bytes``) must fit
+    too. Where the available memory is unknown, nothing is checked.
     """
     free = machine.available_ram()
     params = count_params(config)
-    need = params * 4 * copies
+    need = params * 4 * copies + batch * activation_bytes(config)
     if free is not None and need > free:
+        what = f"{params:,} parameters" + (f" and the activations of {batch} image(s)" if batch else "")
+        head = config.num_features * config.num_classes
+        fix = "fewer classes" if 2 * head > params else "a smaller img_size" + (" or batch" if batch > 1 else "")
         raise ConfigError(
-            f"{label} at img_size={config.img_size} has {params:,} parameters: about {_size(need)} of memory "
-            f"needed, {_size(free)} available; choose a smaller img_size"
+            f"{label} at img_size={config.img_size} with {config.num_classes:,} classes has {what}: about "
+            f"{_size(need)} of memory needed, {_size(free)} available; choose {fix}"
         )
+
+
+def activation_bytes(config: ModelConfig) -> int:
+    """A lower bound of the float32 activations one image holds at once in a forward pass: for a ViT the attention
+    scores and probabilities of one layer (heads x tokens^2, twice) beside its MLP hidden layer; for a ResNet (BiT
+    or a hybrid's stem) its stem's output and the block beside it. Quadratic (ViT) or linear (ResNet) in pixels:
+    what makes a huge ``img_size`` fail."""
+    size = config.img_size
+    if isinstance(config, ViTConfig):
+        tokens = config.seq_len
+        attention = 2 * config.num_heads * tokens**2 + tokens * max(config.mlp_dim, 3 * config.width)
+        stem = 0 if config.backbone is None else 4 * config.backbone.width * (size // 2) ** 2
+        return 4 * (attention + stem)
+    return 4 * 4 * config.width * (size // 2) ** 2
 
 
 def _size(n: int) -> str:

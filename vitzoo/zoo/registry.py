@@ -92,6 +92,7 @@ class Weights:
     representation_size: int | None = None  # pre_logits layer present in the checkpoint
     accuracies: tuple[Accuracy, ...] = ()  # the first is the one tables show; empty: not an ImageNet-1k classifier
     zero_head: bool = False  # the head was zeroed by its authors (2020 ImageNet-21k files): logits are useless
+    published: bool = True  # False: no one can download it (the `testing` architecture's weights exist only in tests)
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -232,6 +233,8 @@ class Registry:
         Unknown architectures and unknown tags (``vit-b16.bogus``, an empty ``vit-b16.``) raise
         ``UnknownModelError`` naming the closest candidates.
         """
+        if not isinstance(name, str):  # get_spec(None), load(a_model): one clear error, not an AttributeError
+            raise UnknownModelError(f"a model is named by a string such as 'vit-b16' or 'vit-b16.TAG', not {name!r}")
         arch, dot, tag = name.partition(".")
         if arch not in self._specs:
             raise UnknownModelError(_unknown(arch, list(self._specs)))
