@@ -78,15 +78,15 @@ def list_cmd(pattern: str | None, all_tags: bool, fmt: str) -> None:
     emit(rows, fmt, LIST_COLUMNS, title=f"vitzoo models ({len(rows)})")
 
 
-TAG_COLUMNS = [
+TAG_COLUMNS = [  # at 80 columns: the tag, its GMACs and top-1 stay (KEY)
     ("tag", "tag", None, KEY),
     ("default", "default", lambda v: "✓" if v else ""),
     ("img_size", "res", None),
     ("num_classes", "classes", None),
     ("label_space", "labels", None),
     ("params", "params (M)", millions),
-    ("gmacs", "GMACs", None),
-    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}"),
+    ("gmacs", "GMACs", None, KEY),
+    ("top1", "IN-1k top-1", lambda v: "—" if v is None else f"{v:.2f}", KEY),
     ("format", "format", None),
     ("hub_repo", "Hub repository", None),
     ("pretrain", "pre-training", None),
