@@ -387,9 +387,9 @@ def test_progress_off_a_terminal_is_a_line_every_few_seconds(tmp_path, model_fil
     monkeypatch.setattr(output, "PROGRESS_EVERY_S", 0.0)  # every update, instead of every 5 s
     result = run("eval", model_file, "--data", tmp_path / "data", "-j", "0", "-b", "4", "--no-store", "--json")
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("evaluating: ")]
-    assert lines and lines[-1].startswith("evaluating: 16/16"), result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("evaluating data: ")]  # the set's name
+    assert lines and lines[-1].startswith("evaluating data: 16/16"), result.stderr
     assert json.loads(result.stdout)[0]["num_images"] == 14  # stdout stays clean JSON
     monkeypatch.setattr(output, "PROGRESS_EVERY_S", 3600.0)
     quiet = run("eval", model_file, "--data", tmp_path / "data", "-j", "0", "-b", "4", "--no-store", "--json")
-    assert "evaluating: " not in quiet.stderr  # a short run says nothing more
+    assert "evaluating data: " not in quiet.stderr  # a short run says nothing more
