@@ -23,11 +23,11 @@ from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.measure import roofline, runner, timing
 from vitzoo.measure.bench import BenchOptions, bench_models, benchmark_model, parse_batch_sizes
 from vitzoo.measure.device import resolve_device
+from vitzoo.measure.fused import onednn_linear_supports, set_fused_kernels
 from vitzoo.measure.memory import CudaMemoryMeter, is_oom
 from vitzoo.measure.roofline import GemmPeak, measure_gemm_peak
 from vitzoo.measure.store import ResultStore
 from vitzoo.measure.timing import CudaTimer
-from vitzoo.models.layers import onednn_linear_supports, set_fused_kernels
 from vitzoo.zoo.analytic import count_macs
 from vitzoo.zoo.lookup import resolve_config
 
@@ -346,7 +346,7 @@ def test_fused_kernels_are_off_by_default_and_close_when_on():
 @pytest.mark.parametrize("epilogue", ["separate", "postop"])
 def test_both_gelu_epilogues_compute_the_mlp_of_the_aten_path(epilogue, monkeypatch):
     """The fused fp32 MLP with the GELU as oneDNN's post-op or as its own in-place pass: the same numbers."""
-    from vitzoo.models import layers
+    from vitzoo.measure import fused as layers
 
     if not onednn_linear_supports(torch.float32):
         pytest.skip("no oneDNN fp32 linear in this torch build (mkldnn unavailable)")
@@ -365,7 +365,7 @@ def test_both_gelu_epilogues_compute_the_mlp_of_the_aten_path(epilogue, monkeypa
 
 
 def test_the_sigmoid_form_of_the_tanh_gelu_is_the_tanh_gelu():
-    from vitzoo.models.layers import gelu_tanh_
+    from vitzoo.measure.fused import gelu_tanh_
 
     x = torch.cat([torch.linspace(-30, 30, 200_001), torch.randn(10_000, generator=torch.Generator().manual_seed(0))])
     exact = F.gelu(x.double(), approximate="tanh")
@@ -376,7 +376,7 @@ def test_the_sigmoid_form_of_the_tanh_gelu_is_the_tanh_gelu():
 
 
 def test_the_gelu_epilogue_follows_the_cpu(monkeypatch):
-    from vitzoo.models import layers
+    from vitzoo.measure import fused as layers
 
     monkeypatch.delenv("VITZOO_GELU_EPILOGUE", raising=False)
     for flags, separate in [({"avx2", "fma"}, True), ({"avx2", "avx512f", "avx512bw"}, False), (None, False)]:
@@ -422,7 +422,7 @@ def test_fused_bf16_matches_aten_bf16():
 def test_fused_flag_falls_back_to_aten_where_onednn_lacks_the_dtype(monkeypatch):
     """What an AVX2 CPU does in bf16, simulated for every dtype on any CPU: the fused flag computes aten's result."""
     import vitzoo.measure.cpu
-    import vitzoo.models.layers as layers
+    import vitzoo.measure.fused as layers
 
     monkeypatch.setattr(layers, "onednn_linear_supports", lambda dtype: False)
     monkeypatch.setattr(vitzoo.measure.cpu, "onednn_linear_supports", lambda dtype: False)

@@ -74,3 +74,47 @@ def test_list_info_and_the_zoo_import_no_torch():
     out = subprocess.run([sys.executable, "-c", "import vitzoo\n" + code], capture_output=True, text=True, check=True)
     assert out.stderr.strip().splitlines()[-1] == "False", out.stderr
     assert '"name": "vit-b16"' in out.stdout
+
+
+def _torch_names(tree: ast.AST) -> list[str]:
+    """Every torch module imported and every dotted ``torch.`` name used (``torch.ops.mkldnn``, ``F.linear``)."""
+    aliases = {"torch": "torch"}
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "torch":
+                    names.append(a.name)
+                    aliases[(a.asname or a.name).split(".")[0]] = a.name if a.asname else "torch"
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "torch":
+            for a in node.names:
+                names.append(f"{node.module}.{a.name}")
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            parts = []
+            inner: ast.AST = node
+            while isinstance(inner, ast.Attribute):
+                parts.insert(0, inner.attr)
+                inner = inner.value
+            if isinstance(inner, ast.Name) and inner.id in aliases:
+                names.append(".".join([aliases[inner.id], *parts]))
+    return names
+
+
+def test_the_models_use_no_private_torch_api():
+    """``models/`` is the reference model in plain PyTorch: no ``torch.ops`` nor ``torch._x`` / ``torch.x._y``
+    (private, unversioned API); speed paths that need them live in ``vitzoo.measure.fused``."""
+    private = []
+    for path in sorted((ROOT / "models").rglob("*.py")):
+        for name in _torch_names(ast.parse(path.read_text())):
+            if name.startswith("torch.ops") or any(p.startswith("_") for p in name.split(".")):
+                private.append(f"{path.name}: {name}")
+    assert not private, private
+
+
+def test_the_private_api_check_sees_what_it_must():
+    source = "import torch.utils._python_dispatch\nfrom torch import ops\ny = torch.ops.mkldnn._linear_pointwise(x)\n"
+    names = _torch_names(ast.parse(source))
+    assert "torch.utils._python_dispatch" in names and "torch.ops" in names
+    assert "torch.ops.mkldnn._linear_pointwise" in names

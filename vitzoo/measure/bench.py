@@ -35,11 +35,11 @@ from vitzoo.errors import first_line
 from vitzoo.machine import current_rss, reuse_freed_memory, trim_memory
 from vitzoo.measure.cpu import fused_kernels
 from vitzoo.measure.device import num_threads, resolve_device
+from vitzoo.measure.fused import fused_kernels_set
 from vitzoo.measure.memory import CpuMemoryMeter, free_memory, is_oom
 from vitzoo.measure.options import BenchOptions, BenchResult, Progress, ProgressFn, Status, parse_batch_sizes
 from vitzoo.measure.roofline import gemm_peak
 from vitzoo.measure.runner import Runner, auto_batch
-from vitzoo.models.layers import set_fused_kernels
 
 __all__ = ["BenchOptions", "BenchResult", "Progress", "bench_environment", "bench_models", "benchmark_model",
            "check_names", "iter_bench", "kernels_for", "parse_batch_sizes"]  # fmt: skip
@@ -220,19 +220,13 @@ def _borrowed(
     model itself when only flags change (restored afterwards), else a deep copy that is cast or moved."""
     if not owned and _changes_tensors(model, options, device):
         model, owned = copy.deepcopy(model), True
-    saved = None if owned else [(m, m.training, m.__dict__.get("fused")) for m in model.modules()]
-    set_fused_kernels(model.eval(), fused)
+    saved = None if owned else [(m, m.training) for m in model.modules()]
     try:
-        yield model
+        with fused_kernels_set(model.eval(), fused):  # undone on exit: the classes, and the blocked weight copies
+            yield model
     finally:
-        for m, training, flag in saved or ():
+        for m, training in saved or ():
             m.training = training
-            if flag is None:
-                m.__dict__.pop("fused", None)
-            else:
-                m.fused = flag
-            if not getattr(m, "fused", True):
-                m.__dict__.pop("_packed", None)  # free the blocked weight copy made for the run
 
 
 def _macs_of(model: nn.Module, img_size: int) -> int:
