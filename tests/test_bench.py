@@ -515,6 +515,28 @@ def test_freed_memory_is_kept_and_reused_unless_told_not_to(heap):
     assert bench.bench_environment(BenchOptions())["heap"] in ("reuse", "system")
 
 
+QUERY_CHILD = """
+import torch
+from vitzoo.machine import current_rss
+from vitzoo.measure.bench import BenchOptions, bench_environment, prepare_process
+print(bench_environment(BenchOptions())["heap"])
+base = current_rss()
+for _ in range(4):
+    torch.empty(2**24).fill_(1.0)
+print((current_rss() - base) // 2**20)
+prepare_process(BenchOptions())
+print(bench_environment(BenchOptions())["heap"])
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="reuse_freed_memory sets glibc's malloc: no glibc here")
+def test_the_environment_query_leaves_the_heap_alone_and_reports_what_the_run_set():
+    env = {**os.environ, "VITZOO_HEAP": "reuse"}
+    done = subprocess.run([sys.executable, "-c", QUERY_CHILD], env=env, capture_output=True, text=True, check=True)
+    before, kept_mib, after = done.stdout.split()
+    assert (before, int(kept_mib) < 8, after) == ("system", True, "reuse")  # glibc still unmapped the freed 64 MiB
+
+
 class FakeClocks:
     """Stands in for ``time`` in vitzoo.measure.cpu: wall and own-CPU clocks the test moves."""
 
