@@ -118,3 +118,80 @@ def test_the_private_api_check_sees_what_it_must():
     names = _torch_names(ast.parse(source))
     assert "torch.utils._python_dispatch" in names and "torch.ops" in names
     assert "torch.ops.mkldnn._linear_pointwise" in names
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(("vitzoo", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the vitzoo modules it imports (at the top or in a function, ``TYPE_CHECKING`` too); ``from
+    vitzoo.x import y`` counts as importing ``vitzoo.x.y`` where that is a module, else ``vitzoo.x``."""
+    modules = {_module_name(p) for p in ROOT.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vitzoo") and not node.level:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    edges.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in modules}
+        graph[_module_name(path)] = edges & modules - {_module_name(path)}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One import circle per strongly connected group of modules (Tarjan), as a path that closes on itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    out = []
+    for group in groups:
+        start = min(group)
+        path, seen = [start], {start}
+        while True:  # walk inside the group until a module repeats
+            nxt = min(w for w in graph[path[-1]] if w in group)
+            if nxt in seen:
+                out.append([*path[path.index(nxt) :], nxt])
+                break
+            path.append(nxt)
+            seen.add(nxt)
+    return out
+
+
+def test_no_import_circles():
+    """No module imports, even lazily inside a function, one that imports it back (directly or around a circle):
+    a circle means a concept was split in the wrong place."""
+    assert not _cycles(_import_graph()), [" -> ".join(c) for c in _cycles(_import_graph())]
+
+
+def test_the_circle_check_finds_circles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c", "a"]]
+    assert not _cycles({"a": {"b"}, "b": set()})
