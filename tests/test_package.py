@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +197,63 @@ def test_the_circle_check_finds_circles():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c", "a"]]
     assert not _cycles({"a": {"b"}, "b": set()})
+
+
+README = ROOT.parent / "README.md"
+
+
+def _readme_imports() -> list[tuple[str, list[str]]]:
+    """(module, names) of every ``from vitzoo... import ...`` / ``import vitzoo...`` in the README's Python blocks."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    out = []
+    for block in blocks:
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "vitzoo":
+                out.append((node.module, [a.name for a in node.names]))
+            elif isinstance(node, ast.Import):
+                out += [(a.name, []) for a in node.names if a.name.split(".")[0] == "vitzoo"]
+    return out
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``vitzoo.a.b.name`` is a module, or a name that the longest importable module prefix has."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+def test_the_readme_imports_resolve():
+    imports = _readme_imports()
+    assert len(imports) >= 5  # the parser sees the samples
+    broken = [f"from {m} import {n}" for m, names in imports for n in names if not _resolves(f"{m}.{n}")]
+    broken += [m for m, names in imports if not names and not _resolves(m)]
+    assert not broken, broken
+
+
+def test_the_readme_names_exist_where_it_says():
+    """Every `vitzoo.x.y` the README names in code spans is importable there (a module, or a name in one)."""
+    names = set(re.findall(r"`(vitzoo(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?:\([^`]*\))?`", README.read_text()))
+    assert names
+    missing = sorted(n for n in names if not _resolves(n))
+    assert not missing, missing
+
+
+def test_every_subpackage_export_resolves_and_the_zoo_stays_torch_free():
+    for init in sorted(p for p in ROOT.glob("*/__init__.py") if p.parent.name != "cli"):  # the CLI: commands only
+        package = importlib.import_module(_module_name(init))
+        assert hasattr(package, "__all__"), package.__name__
+        missing = [n for n in package.__all__ if not hasattr(package, n)]
+        assert not missing, (package.__name__, missing)
+    packages = "vitzoo.zoo, vitzoo.measure, vitzoo.evaluate, vitzoo.weights, vitzoo.train, vitzoo.report"
+    code = f"import sys, {packages}; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # the exports are imported on use, not with the package

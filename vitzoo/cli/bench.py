@@ -267,8 +267,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for, prepare_process
     from vitzoo.measure.cpu import low_precision_warning
 
-    slow = low_precision_warning(options.dtype, options.device)
-    if slow:
+    if slow := low_precision_warning(options.dtype, options.device):
         warn(slow)
     fused, why = kernels_for(options)
     if options.fused and not fused:
