@@ -46,7 +46,7 @@ def bench_once(model: str, batch: int, heap: str) -> dict:
 PASSES_CHILD = """
 import resource, sys, torch, vitzoo
 from vitzoo.machine import current_rss, reuse_freed_memory
-from vitzoo.models.layers import set_fused_kernels
+from vitzoo.measure.fused import set_fused_kernels
 reuse_freed_memory()
 model = set_fused_kernels(vitzoo.create(sys.argv[1]).eval(), True)
 x = torch.randn(int(sys.argv[2]), 3, model.config.img_size, model.config.img_size)

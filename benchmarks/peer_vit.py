@@ -35,8 +35,8 @@ import vitzoo
 from vitzoo.dtypes import to_torch
 from vitzoo.machine import reuse_freed_memory
 from vitzoo.measure.env import environment
+from vitzoo.measure.fused import set_fused_kernels
 from vitzoo.measure.roofline import measure_gemm_peak
-from vitzoo.models.layers import set_fused_kernels
 from vitzoo.weights.convert.torch_formats import canonical_to_transformers, hf_layout
 from vitzoo.zoo.analytic import count_macs
 

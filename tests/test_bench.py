@@ -23,11 +23,11 @@ from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.measure import roofline, runner, timing
 from vitzoo.measure.bench import BenchOptions, bench_models, benchmark_model, parse_batch_sizes
 from vitzoo.measure.device import resolve_device
+from vitzoo.measure.fused import onednn_linear_supports, set_fused_kernels
 from vitzoo.measure.memory import CudaMemoryMeter, is_oom
 from vitzoo.measure.roofline import GemmPeak, measure_gemm_peak
 from vitzoo.measure.store import ResultStore
 from vitzoo.measure.timing import CudaTimer
-from vitzoo.models.layers import onednn_linear_supports, set_fused_kernels
 from vitzoo.zoo.analytic import count_macs
 from vitzoo.zoo.lookup import resolve_config
 
@@ -346,7 +346,7 @@ def test_fused_kernels_are_off_by_default_and_close_when_on():
 @pytest.mark.parametrize("epilogue", ["separate", "postop"])
 def test_both_gelu_epilogues_compute_the_mlp_of_the_aten_path(epilogue, monkeypatch):
     """The fused fp32 MLP with the GELU as oneDNN's post-op or as its own in-place pass: the same numbers."""
-    from vitzoo.models import layers
+    from vitzoo.measure import fused as layers
 
     if not onednn_linear_supports(torch.float32):
         pytest.skip("no oneDNN fp32 linear in this torch build (mkldnn unavailable)")
@@ -365,7 +365,7 @@ def test_both_gelu_epilogues_compute_the_mlp_of_the_aten_path(epilogue, monkeypa
 
 
 def test_the_sigmoid_form_of_the_tanh_gelu_is_the_tanh_gelu():
-    from vitzoo.models.layers import gelu_tanh_
+    from vitzoo.measure.fused import gelu_tanh_
 
     x = torch.cat([torch.linspace(-30, 30, 200_001), torch.randn(10_000, generator=torch.Generator().manual_seed(0))])
     exact = F.gelu(x.double(), approximate="tanh")
@@ -376,7 +376,7 @@ def test_the_sigmoid_form_of_the_tanh_gelu_is_the_tanh_gelu():
 
 
 def test_the_gelu_epilogue_follows_the_cpu(monkeypatch):
-    from vitzoo.models import layers
+    from vitzoo.measure import fused as layers
 
     monkeypatch.delenv("VITZOO_GELU_EPILOGUE", raising=False)
     for flags, separate in [({"avx2", "fma"}, True), ({"avx2", "avx512f", "avx512bw"}, False), (None, False)]:
@@ -422,7 +422,7 @@ def test_fused_bf16_matches_aten_bf16():
 def test_fused_flag_falls_back_to_aten_where_onednn_lacks_the_dtype(monkeypatch):
     """What an AVX2 CPU does in bf16, simulated for every dtype on any CPU: the fused flag computes aten's result."""
     import vitzoo.measure.cpu
-    import vitzoo.models.layers as layers
+    import vitzoo.measure.fused as layers
 
     monkeypatch.setattr(layers, "onednn_linear_supports", lambda dtype: False)
     monkeypatch.setattr(vitzoo.measure.cpu, "onednn_linear_supports", lambda dtype: False)
@@ -513,6 +513,28 @@ def test_freed_memory_is_kept_and_reused_unless_told_not_to(heap):
     else:  # glibc unmaps a block that big when it is freed
         assert (applied, int(kept_mib) < 8) == ("False", True)
     assert bench.bench_environment(BenchOptions())["heap"] in ("reuse", "system")
+
+
+QUERY_CHILD = """
+import torch
+from vitzoo.machine import current_rss
+from vitzoo.measure.bench import BenchOptions, bench_environment, prepare_process
+print(bench_environment(BenchOptions())["heap"])
+base = current_rss()
+for _ in range(4):
+    torch.empty(2**24).fill_(1.0)
+print((current_rss() - base) // 2**20)
+prepare_process(BenchOptions())
+print(bench_environment(BenchOptions())["heap"])
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="reuse_freed_memory sets glibc's malloc: no glibc here")
+def test_the_environment_query_leaves_the_heap_alone_and_reports_what_the_run_set():
+    env = {**os.environ, "VITZOO_HEAP": "reuse"}
+    done = subprocess.run([sys.executable, "-c", QUERY_CHILD], env=env, capture_output=True, text=True, check=True)
+    before, kept_mib, after = done.stdout.split()
+    assert (before, int(kept_mib) < 8, after) == ("system", True, "reuse")  # glibc still unmapped the freed 64 MiB
 
 
 class FakeClocks:

@@ -179,7 +179,7 @@ def test_bench_header_says_which_kernels_ran(files, monkeypatch):
     monkeypatch.setattr(output.console, "width", 200)
     out = CliRunner().invoke(main, ["bench", "testing", *FAST, "--dtype", "bf16", "--no-store"])
     assert out.exit_code == 0, out.output
-    from vitzoo.models.layers import onednn_linear_supports
+    from vitzoo.measure.fused import onednn_linear_supports
 
     if onednn_linear_supports(torch.bfloat16):
         assert "fused kernels" in out.stdout

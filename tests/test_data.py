@@ -14,12 +14,11 @@ from vitzoo.evaluate.data import (
     collate,
     flat_folder,
     image_folder,
-    open_dataset,
     preprocess_image,
     resize_shape,
     tf_resize,
 )
-from vitzoo.evaluate.hf_datasets import hf_dataset
+from vitzoo.evaluate.hf_datasets import hf_dataset, open_dataset
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS, synset_to_index
 from vitzoo.zoo.preprocess import (
     Preprocess,

@@ -86,7 +86,7 @@ def test_flop_count_as_dict_is_labelled():
 
 
 def test_fused_cpu_kernels_are_counted():
-    from vitzoo.models.layers import onednn_linear_supports, set_fused_kernels
+    from vitzoo.measure.fused import onednn_linear_supports, set_fused_kernels
 
     if not onednn_linear_supports(torch.float32):
         pytest.skip("no oneDNN fp32 linear in this torch build (mkldnn unavailable): the fused kernels never run")

@@ -64,21 +64,33 @@ def reuse_freed_memory() -> bool:
 
     By default glibc maps every block over its mmap threshold (at most 32 MiB) afresh and unmaps it when freed, and
     trims the heap, so each CPU forward pass page-faults its big activations in again and the kernel zeroes them:
-    for ViT-B/16 at batch 16 on 2 cores, 113k-144k faults per warm pass of about 4 s. With mmap off and no
-    trimming, freed blocks are reused: none from the third pass on, for an RSS of 1106 MiB instead of 1024-1033
-    (benchmarks/results/heap-reuse-vit-b16-cpu-avx2-2core-pt2.13.md). ONNX Runtime's arena does the same. A block
+    with mmap off and no trimming, freed blocks are reused, for a somewhat larger RSS (faults, RSS and speed
+    measured in benchmarks/results/heap-reuse-*.md). ONNX Runtime's arena does the same. A block
     allocated again and again between small allocations may be kept up to about eight times over before its
     copies are reused.
 
-    The setting is for the whole process and stays; ``trim_memory`` still hands free pages back. Without glibc
+    The setting is for the whole process and stays, so only a command that measures calls it (``vitzoo bench``,
+    the harness's entry points), never a query; ``heap_mode`` reports it. ``trim_memory`` still hands free pages
+    back. Without glibc
     (musl, macOS) this does nothing and returns False; under a preloaded jemalloc or tcmalloc, which keep freed
     memory anyway, it is harmless. ``VITZOO_HEAP=system`` leaves glibc's defaults (False). The same from outside
     Python: ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647``.
     """
     if settings.choice("VITZOO_HEAP", "reuse") == "system" or platform.libc_ver()[0] != "glibc":
         return False
+    global _HEAP_REUSED
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+        _HEAP_REUSED = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     except (OSError, AttributeError):
         return False
+    return _HEAP_REUSED
+
+
+_HEAP_REUSED = False  # set by reuse_freed_memory
+
+
+def heap_mode() -> str:
+    """``"reuse"`` once ``reuse_freed_memory`` has changed this process's heap, else ``"system"`` (glibc's defaults,
+    or no glibc); a query: it changes nothing."""
+    return "reuse" if _HEAP_REUSED else "system"

@@ -92,7 +92,7 @@ def _images(folder: Any, path: str, model: Any, calib: int, count: int) -> Any:
 def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | None, fmt: str) -> None:
     """Run the matrix for each model, print one table per model, store every cell as a ``bench`` record
     (``db``: the database option, None for the default one, False for --no-store)."""
-    from vitzoo.measure.bench import BenchOptions, _build, bench_environment, check_names
+    from vitzoo.measure.bench import BenchOptions, _build, bench_environment, check_names, prepare_process
     from vitzoo.measure.matrix import MatrixOptions, run_matrix, synthetic_data
     from vitzoo.measure.store import ResultStore
     from vitzoo.weights.names import expand_sources
@@ -127,6 +127,7 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
             fail(f"--data {kw['data']} has {len(folder)} images; --calib {kw['calib']} needs at least "
                  f"{kw['calib'] + 1} (the rest measure fidelity)")  # fmt: skip
     store = None if db is False else ResultStore(db)
+    prepare_process(BenchOptions())  # the heap the matrix runs under (run_matrix keeps it), before it is recorded
     env = bench_environment(BenchOptions(threads=kw["threads"], gemm_peak=False))
     degraded_any = failed_any = False
     for name in names:

@@ -262,15 +262,15 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
 
     from vitzoo.cli._output import Progress
     from vitzoo.errors import VitzooError
-    from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for
+    from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for, prepare_process
     from vitzoo.measure.cpu import low_precision_warning
 
-    slow = low_precision_warning(options.dtype, options.device)
-    if slow:
+    if slow := low_precision_warning(options.dtype, options.device):
         warn(slow)
     fused, why = kernels_for(options)
     if options.fused and not fused:
         info(f"kernels: aten ({why})")
+    prepare_process(options)  # the heap the run uses, before the environment that records it
     env = bench_environment(options)
     if options.gemm_peak:
         from vitzoo.cli._peak import announce_cached_peak

@@ -78,7 +78,7 @@ def _describe_run(model, data, pp) -> str:
 
 
 def _dataset(data_path, labels_file, hf, split, limit):
-    from vitzoo.evaluate.data import open_dataset
+    from vitzoo.evaluate.hf_datasets import open_dataset
 
     if not hf:
         refuse_unused(["split"], "without --hf-dataset (an image folder has no splits)")

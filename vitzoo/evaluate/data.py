@@ -368,18 +368,3 @@ def flat_folder(path: str | os.PathLike, labels_file: str | os.PathLike) -> Imag
 
 def _is_label(token: str) -> bool:
     return token in synset_to_index() or token.isdigit()
-
-
-def open_dataset(
-    path: str | None = None, *, labels_file: str | None = None, hf: str | None = None, split: str = "validation"
-) -> ImageDataset:
-    """The dataset the CLI options describe: ``hf`` name/path, a flat folder + label file, or an ImageFolder."""
-    if hf is not None:
-        if path is not None:
-            raise VitzooError("give either --data or --hf-dataset, not both")
-        from vitzoo.evaluate.hf_datasets import hf_dataset
-
-        return hf_dataset(hf, split)
-    if path is None:
-        raise VitzooError("no data: give --data PATH or --hf-dataset NAME")
-    return flat_folder(path, labels_file) if labels_file else image_folder(path)

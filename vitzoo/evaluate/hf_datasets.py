@@ -1,4 +1,5 @@
-"""Hugging Face ``datasets`` as an ``ImageDataset``: a folder saved with ``save_to_disk``, or a dataset name.
+"""Hugging Face ``datasets`` as an ``ImageDataset``: a folder saved with ``save_to_disk``, or a dataset name; and
+``open_dataset``, which opens whichever of those or a folder (``vitzoo.evaluate.data``) the options name.
 
 Offline (``HF_HUB_OFFLINE``, or the Hub unreachable: one short probe) only the datasets cache is asked, so a
 dataset that is not there is one line at once instead of half a minute of retries.
@@ -13,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from vitzoo.errors import VitzooError
-from vitzoo.evaluate.data import IMAGENET_CLASSES, Classes, ImageDataset
+from vitzoo.evaluate.data import IMAGENET_CLASSES, Classes, ImageDataset, flat_folder, image_folder
 from vitzoo.evaluate.imagenet import NUM_IMAGENET_CLASSES
 
 
@@ -90,3 +91,16 @@ def _load_from_hub(datasets: Any, name: str, split: str) -> Any:
         ) from None
     finally:
         hf.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
+
+
+def open_dataset(
+    path: str | None = None, *, labels_file: str | None = None, hf: str | None = None, split: str = "validation"
+) -> ImageDataset:
+    """The dataset the CLI options describe: ``hf`` name/path, a flat folder + label file, or an ImageFolder."""
+    if hf is not None:
+        if path is not None:
+            raise VitzooError("give either --data or --hf-dataset, not both")
+        return hf_dataset(hf, split)
+    if path is None:
+        raise VitzooError("no data: give --data PATH or --hf-dataset NAME")
+    return flat_folder(path, labels_file) if labels_file else image_folder(path)

@@ -45,10 +45,13 @@ class _FrozenStdConv(nn.Module):
 
 
 def deployable(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` for tracing: eval mode, aten kernels, StdConvs frozen to plain convolutions."""
-    from vitzoo.models.layers import set_fused_kernels
-
-    model = set_fused_kernels(copy.deepcopy(model).eval(), False)
+    """A copy of ``model`` for tracing: eval mode, the reference modules (a module whose class names a
+    ``reference_class``, as ``vitzoo.measure.fused``'s do, is turned back into it), StdConvs frozen to plain
+    convolutions."""
+    model = copy.deepcopy(model).eval()
+    for m in model.modules():
+        if (reference := getattr(type(m), "reference_class", None)) is not None:
+            m.__class__ = reference
     for name, m in list(model.named_modules()):
         if isinstance(m, StdConv2d):
             parent, _, attr = name.rpartition(".")

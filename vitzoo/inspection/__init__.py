@@ -15,37 +15,38 @@ Nothing here prints or writes files; ``vitzoo.inspection.plots`` turns the array
 ``vitzoo inspect`` (the CLI) saves them.
 """
 
-from vitzoo.inspection.attention import (
-    AttentionAnalysis,
-    analyse_attention,
-    attention_rollout,
-    mean_attention_distance,
-    patch_distances,
-    record_attention,
-    rollout_maps,
-    upsample_maps,
-)
-from vitzoo.inspection.embeddings import (
-    FilterComponents,
-    cosine_similarity_grid,
-    filter_components,
-    posemb_similarity,
-)
-from vitzoo.inspection.images import Images, load_images
+from __future__ import annotations
 
-__all__ = [
-    "AttentionAnalysis",
-    "FilterComponents",
-    "Images",
-    "analyse_attention",
-    "attention_rollout",
-    "cosine_similarity_grid",
-    "filter_components",
-    "load_images",
-    "mean_attention_distance",
-    "patch_distances",
-    "posemb_similarity",
-    "record_attention",
-    "rollout_maps",
-    "upsample_maps",
-]
+import importlib
+
+# Public name -> defining module, imported on first use (as ``vitzoo``'s own names): importing the package
+# stays cheap.
+_API = {
+    "AttentionAnalysis": "vitzoo.inspection.attention",
+    "analyse_attention": "vitzoo.inspection.attention",
+    "attention_rollout": "vitzoo.inspection.attention",
+    "mean_attention_distance": "vitzoo.inspection.attention",
+    "patch_distances": "vitzoo.inspection.attention",
+    "record_attention": "vitzoo.inspection.attention",
+    "rollout_maps": "vitzoo.inspection.attention",
+    "upsample_maps": "vitzoo.inspection.attention",
+    "FilterComponents": "vitzoo.inspection.embeddings",
+    "cosine_similarity_grid": "vitzoo.inspection.embeddings",
+    "filter_components": "vitzoo.inspection.embeddings",
+    "posemb_similarity": "vitzoo.inspection.embeddings",
+    "Images": "vitzoo.inspection.images",
+    "load_images": "vitzoo.inspection.images",
+}
+__all__ = sorted([*_API])
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -20,12 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitzoo.errors import ConfigError
-from vitzoo.measure.options import BenchOptions
+from vitzoo.measure.options import BenchOptions, check_backend
 from vitzoo.measure.runner import Runner
 
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
-_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript"), "openvino": ("openvino", "onnx", "onnxscript")}
 CHECK_RTOL = 1e-4  # max |backend - torch| / max |torch| logits on one batch before timing
 
 
@@ -36,31 +33,6 @@ def backend_version(backend: str) -> str:
         return f"{backend} {importlib.metadata.version(package)}"
     except importlib.metadata.PackageNotFoundError:
         return f"{backend} {torch.__version__}" if backend == "torch" else backend
-
-
-def check_backend(options: BenchOptions) -> None:
-    """ConfigError for an unknown or uninstalled backend, or a setting it cannot run (before anything is built)."""
-    backend = options.backend
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if backend == "torch":
-        return
-    missing = [p for p in _PACKAGES[backend] if importlib.util.find_spec(p) is None]
-    if missing:
-        hint = "pip install 'vitzoo[onnx]'" if backend == "onnxruntime" else "pip install 'vitzoo[openvino]'"
-        raise ConfigError(f"--backend {backend} needs {', '.join(missing)}: {hint}")
-    unsupported = [
-        text
-        for bad, text in (
-            (options.device != "cpu", f"--device {options.device}"),
-            (options.dtype != "fp32", f"--dtype {options.dtype}"),
-            (options.compile, "--compile"),
-            (options.channels_last, "--channels-last"),
-        )
-        if bad
-    ]
-    if unsupported:
-        raise ConfigError(f"--backend {backend} runs the fp32 ONNX graph on the CPU; drop {', '.join(unsupported)}")
 
 
 def make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device, threads: int) -> Runner:

@@ -7,9 +7,11 @@ and throughput is the median over rounds of ``batch x iters / round time``. CUDA
 ``oom`` result for that batch size, memory is freed and the run goes on; ``batch_sizes="auto"`` searches the
 largest batch that fits (and whose pass takes at most ``auto_max_pass_s``). A model that fails for another reason
 gives an ``error`` result; the others still run. ``iter_bench`` yields each result as soon as it is measured, so a
-caller can store it before the next model starts. On CPU the process keeps the memory it frees for reuse
+caller can store it before the next model starts. On CPU the entry points (``iter_bench``, ``benchmark_model``,
+and ``vitzoo bench`` through ``prepare_process``) make the process keep the memory it frees for reuse
 (``vitzoo.machine.reuse_freed_memory``), as ONNX Runtime's arena does: otherwise glibc page-faults a pass's big
-activations in afresh each time (ViT-B/16 ran 1.03x faster without that on 2 AVX2 cores).
+activations in afresh each time (measured in benchmarks/results/heap-reuse-*.md). ``bench_environment`` only
+reports which heap is in use.
 
 Which kernels ran is part of every result: vitzoo's fused oneDNN kernels where this CPU supports the dtype
 (``vitzoo.measure.cpu.fused_kernels``), else aten, with the reason in ``kernels_note``. So is contention: the load
@@ -32,17 +34,17 @@ import torch
 from torch import nn
 
 from vitzoo.errors import first_line
-from vitzoo.machine import current_rss, reuse_freed_memory, trim_memory
+from vitzoo.machine import current_rss, heap_mode, reuse_freed_memory, trim_memory
 from vitzoo.measure.cpu import fused_kernels
 from vitzoo.measure.device import num_threads, resolve_device
+from vitzoo.measure.fused import fused_kernels_set
 from vitzoo.measure.memory import CpuMemoryMeter, free_memory, is_oom
 from vitzoo.measure.options import BenchOptions, BenchResult, Progress, ProgressFn, Status, parse_batch_sizes
 from vitzoo.measure.roofline import gemm_peak
 from vitzoo.measure.runner import Runner, auto_batch
-from vitzoo.models.layers import set_fused_kernels
 
 __all__ = ["BenchOptions", "BenchResult", "Progress", "bench_environment", "bench_models", "benchmark_model",
-           "check_names", "iter_bench", "kernels_for", "parse_batch_sizes"]  # fmt: skip
+           "check_names", "iter_bench", "kernels_for", "parse_batch_sizes", "prepare_process"]  # fmt: skip
 
 
 def _make_runner(model: nn.Module, options: BenchOptions, img_size: int, device: torch.device, threads: int) -> Runner:
@@ -91,8 +93,7 @@ def _measure(
 ) -> Iterator[BenchResult]:
     """``benchmark_model``, one result at a time; ``owned``: the model is the harness's own and may be changed."""
     device = resolve_device(options.device)
-    if device.type == "cpu":
-        reuse_freed_memory()  # freed activations are reused, not page-faulted in afresh every pass
+    prepare_process(options)
     report = progress or (lambda p: None)
     params = sum(p.numel() for p in model.parameters())
     macs = macs_per_image
@@ -172,14 +173,24 @@ def _measure(
             )
 
 
+def prepare_process(options: BenchOptions) -> None:
+    """Apply the process-wide settings a benchmark runs under, once: on CPU, freed memory kept for reuse
+    (``vitzoo.machine.reuse_freed_memory``; ``VITZOO_HEAP=system`` keeps glibc's defaults), so freed activations
+    are reused, not page-faulted in afresh every pass. Called by the harness's entry points and ``vitzoo bench``
+    before anything is measured; the setting stays for the life of the process."""
+    if options.device == "cpu":
+        reuse_freed_memory()
+
+
 def bench_environment(options: BenchOptions) -> dict[str, Any]:
     """The environment stored with each result (``vitzoo.measure.env``); a non-torch backend adds its version, and
-    on CPU ``heap`` says whether freed memory is reused (``vitzoo.machine.reuse_freed_memory``, set by a CPU run)."""
+    on CPU ``heap`` says whether freed memory is reused (``vitzoo.machine.heap_mode``). A query: it changes nothing
+    (``prepare_process`` is what changes the heap)."""
     from vitzoo.measure.env import environment
 
     env = environment(options.device)
     if options.device == "cpu":
-        env["heap"] = "reuse" if reuse_freed_memory() else "system"
+        env["heap"] = heap_mode()
     if options.backend != "torch":
         from vitzoo.measure.backends import backend_version
 
@@ -220,19 +231,13 @@ def _borrowed(
     model itself when only flags change (restored afterwards), else a deep copy that is cast or moved."""
     if not owned and _changes_tensors(model, options, device):
         model, owned = copy.deepcopy(model), True
-    saved = None if owned else [(m, m.training, m.__dict__.get("fused")) for m in model.modules()]
-    set_fused_kernels(model.eval(), fused)
+    saved = None if owned else [(m, m.training) for m in model.modules()]
     try:
-        yield model
+        with fused_kernels_set(model.eval(), fused):  # undone on exit: the classes, and the blocked weight copies
+            yield model
     finally:
-        for m, training, flag in saved or ():
+        for m, training in saved or ():
             m.training = training
-            if flag is None:
-                m.__dict__.pop("fused", None)
-            else:
-                m.fused = flag
-            if not getattr(m, "fused", True):
-                m.__dict__.pop("_packed", None)  # free the blocked weight copy made for the run
 
 
 def _macs_of(model: nn.Module, img_size: int) -> int:
@@ -289,6 +294,7 @@ def iter_bench(
     to build or run gives an ``error`` result and the others are still measured.
     """
     check_names(names, options)
+    prepare_process(options)
     return _iter_bench(list(names), options, progress or (lambda p: None))
 
 

@@ -2,7 +2,7 @@
 
 Capabilities are detected at run time, never assumed: the ISA flags of ``/proc/cpuinfo`` say whether bf16/fp16
 arithmetic is native (AVX512_BF16 / AMX-BF16, AVX512_FP16 / AMX-FP16, Arm's BF16 / FP16), and a probe of oneDNN
-(``vitzoo.models.layers.onednn_linear_supports``) says whether vitzoo's fused kernels run a dtype at all (bf16
+(``vitzoo.measure.fused.onednn_linear_supports``) says whether vitzoo's fused kernels run a dtype at all (bf16
 needs AVX-512 or AVX-NE-CONVERT). Contention is what other processes took from the CPUs this process may run on
 while it was being timed (``/proc/stat`` minus this process's own CPU time), plus the load average.
 """
@@ -17,7 +17,7 @@ import torch
 
 from vitzoo.dtypes import to_torch
 from vitzoo.machine import cpu_flags
-from vitzoo.models.layers import onednn_linear_supports
+from vitzoo.measure.fused import onednn_linear_supports
 
 __all__ = ["Contention", "ContentionMeter", "fused_kernels", "int8_note", "low_precision_warning", "native_dtype"]
 

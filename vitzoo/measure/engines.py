@@ -126,7 +126,7 @@ def build(cell: Cell, model: nn.Module, onnx_path: Path | None, calib: np.ndarra
 
 def _torch(cell: Cell, model: nn.Module) -> Engine:
     from vitzoo.dtypes import to_torch
-    from vitzoo.models.layers import set_fused_kernels
+    from vitzoo.measure.fused import set_fused_kernels
 
     dtype = to_torch(cell.dtype)
     fused, why = fused_kernels(True, device="cpu", dtype=cell.dtype)
@@ -139,37 +139,12 @@ def _torch(cell: Cell, model: nn.Module) -> Engine:
     return Engine(cell, run, "fused oneDNN kernels" if fused else f"aten ({why})")
 
 
-class _PlainLinear(nn.Module):
-    """vitzoo's ``Linear`` (with its GELU/residual arguments) around a plain ``nn.Linear`` holding the same weights:
-    PyTorch's quantizers find linears by module class (``torch.nn.Linear`` itself, not a subclass)."""
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        self.linear = nn.Linear(linear.in_features, linear.out_features, linear.bias is not None)
-        self.linear.weight, self.linear.bias = linear.weight, linear.bias
-
-    def forward(self, x: torch.Tensor, activation: str | None = None, residual: torch.Tensor | None = None):
-        y = self.linear(x)
-        if activation is not None:
-            y = torch.nn.functional.gelu(y, approximate="tanh")
-        return y if residual is None else residual + y
-
-
-def plain_linears(net: nn.Module) -> nn.Module:
-    """``net`` with every subclass of ``nn.Linear`` wrapped around a plain one (``_PlainLinear``), in place."""
-    for name, m in list(net.named_modules()):
-        if isinstance(m, nn.Linear) and type(m) is not nn.Linear:
-            parent, _, attr = name.rpartition(".")
-            setattr(net.get_submodule(parent) if parent else net, attr, _PlainLinear(m))
-    return net
-
-
 def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
     from torch._inductor import config as inductor_config
 
     from vitzoo.exporting import deployable
 
-    net = plain_linears(deployable(model))
+    net = deployable(model)  # the reference model: PyTorch's quantizers find its linears by class (nn.Linear)
     if cell.method == "pt2e":
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq

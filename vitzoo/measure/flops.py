@@ -60,7 +60,7 @@ def _extra_formulas() -> dict[Any, Callable[..., int]]:
 
 
 # Kernel -> FLOP formula, for the kernels torch's counter does not know: the CPU SDPA kernel, and the oneDNN
-# linear that vitzoo's fused CPU kernels (``vitzoo.models.layers.set_fused_kernels``) call.
+# linear that vitzoo's fused CPU kernels (``vitzoo.measure.fused.set_fused_kernels``) call.
 EXTRA_FORMULAS: dict[Any, Callable[..., int]] = _extra_formulas()
 
 

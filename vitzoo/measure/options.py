@@ -6,6 +6,7 @@ The harness is ``vitzoo.measure.bench``; one batch size on one device is ``vitzo
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     import torch
 
 Status = Literal["ok", "oom", "error"]
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")  # the runtimes (vitzoo.measure.backends)
+_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript"), "openvino": ("openvino", "onnx", "onnxscript")}
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,7 @@ class BenchOptions:
             raise ConfigError(f"training keeps fp32 weights: {self.dtype} runs under autocast (precision='autocast')")
         if self.grad_checkpointing and self.mode != "train":
             raise ConfigError("gradient checkpointing only applies to --mode train")
-        if self.backend != "torch":  # backend hook: vitzoo.measure.backends checks the others
-            from vitzoo.measure.backends import check_backend
-
-            check_backend(self)
+        check_backend(self)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -160,3 +160,28 @@ def parse_batch_sizes(text: str) -> tuple[int, ...] | Literal["auto"]:
     if 0 in sizes:
         raise ConfigError("batch sizes must be >= 1")
     return tuple(dict.fromkeys(sizes))
+
+
+def check_backend(options: BenchOptions) -> None:
+    """ConfigError for an unknown or uninstalled backend, or a setting it cannot run (before anything is built)."""
+    backend = options.backend
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return
+    missing = [p for p in _PACKAGES[backend] if importlib.util.find_spec(p) is None]
+    if missing:
+        hint = "pip install 'vitzoo[onnx]'" if backend == "onnxruntime" else "pip install 'vitzoo[openvino]'"
+        raise ConfigError(f"--backend {backend} needs {', '.join(missing)}: {hint}")
+    unsupported = [
+        text
+        for bad, text in (
+            (options.device != "cpu", f"--device {options.device}"),
+            (options.dtype != "fp32", f"--dtype {options.dtype}"),
+            (options.compile, "--compile"),
+            (options.channels_last, "--channels-last"),
+        )
+        if bad
+    ]
+    if unsupported:
+        raise ConfigError(f"--backend {backend} runs the fp32 ONNX graph on the CPU; drop {', '.join(unsupported)}")

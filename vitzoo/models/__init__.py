@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from vitzoo.models.bit import ResNetV2
+from vitzoo.models.layers import set_grad_checkpointing
 from vitzoo.models.vit import VisionTransformer, resize_pos_embed
 from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig, family_of
 from vitzoo.zoo.lookup import check_memory
@@ -21,6 +22,7 @@ __all__ = [
     "VisionTransformer",
     "build_model",
     "resize_pos_embed",
+    "set_grad_checkpointing",
 ]
 
 

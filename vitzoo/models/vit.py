@@ -16,7 +16,7 @@ from torch import nn
 
 from vitzoo.models.features import OutputFormat, check_output_format, take_indices
 from vitzoo.models.hybrid import HybridBackbone
-from vitzoo.models.layers import Linear, _compiling, _without_caches, run_blocks, set_grad_checkpointing
+from vitzoo.models.layers import _compiling, _without_caches, run_blocks, set_grad_checkpointing
 from vitzoo.zoo.configs import ViTConfig
 
 LN_EPS = 1e-6  # flax.linen.LayerNorm default
@@ -35,8 +35,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = Linear(dim, 3 * dim)  # rows: [q; k; v], each head-major
-        self.proj = Linear(dim, dim)
+        self.qkv = nn.Linear(dim, 3 * dim)  # rows: [q; k; v], each head-major
+        self.proj = nn.Linear(dim, dim)
         self.saved_probs: list[torch.Tensor] | None = None  # not a buffer: never in the state dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,12 +60,11 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = Linear(dim, hidden)
-        self.fc2 = Linear(hidden, dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """``fc2(gelu(fc1(x)))``, plus ``residual`` if given (one fused kernel each with fused kernels on)."""
-        return self.fc2(self.fc1(x, activation="gelu_tanh"), residual=residual)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 
 class Block(nn.Module):
@@ -80,7 +79,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
-        return self.mlp(self.norm2(x), residual=x)  # x + MLP(LN(x)), the addition fused into fc2 when enabled
+        return x + self.mlp(self.norm2(x))
 
 
 class PatchEmbed(nn.Module):

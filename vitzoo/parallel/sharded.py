@@ -220,12 +220,13 @@ def bench_sweep(names: Sequence[str], options: Any, progress: Any = None) -> lis
     Returns the rows in single-process order (model, then batch size), each with its ``rank`` and the
     ``env`` (``vitzoo.measure.env.environment``) of the rank that measured it, on every rank.
     """
-    from vitzoo.measure.bench import bench_environment
+    from vitzoo.measure.bench import bench_environment, prepare_process
 
     launch = current()
     steps = _steps(names, options)
 
     def mine() -> list[Any]:
+        prepare_process(options)
         env = bench_environment(options)
         out = []
         for i in range(launch.rank, len(steps), launch.world_size):

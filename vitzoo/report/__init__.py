@@ -6,3 +6,26 @@ every number linked to its record); ``speed.py`` and ``accuracy.py`` make the se
 throughput over time against the rows' own noise, ``charts.py`` draws the plots, ``render.py`` writes HTML or
 Markdown through Jinja2 templates (``templates/``). ``compare.py`` is `vitzoo results compare`.
 """
+
+from __future__ import annotations
+
+import importlib
+
+# Public name -> defining module, imported on first use (as ``vitzoo``'s own names): importing the package
+# stays cheap.
+_API = {
+    "build_page": "vitzoo.report.build",
+}
+__all__ = sorted([*_API])
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

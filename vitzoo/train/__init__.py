@@ -5,3 +5,28 @@ SGD with momentum: closed forms), ``augment`` (vit_jax's inception crop and flip
 (which images each step, rank and micro-batch sees), ``state`` (the atomic resume checkpoint and the fine-tuned
 vitzoo file), ``loop`` (the training loop: accumulation, autocast, DDP, validation, Ctrl-C). Nothing here prints.
 """
+
+from __future__ import annotations
+
+import importlib
+
+# Public name -> defining module, imported on first use (as ``vitzoo``'s own names): importing the package
+# stays cheap.
+_API = {
+    "train": "vitzoo.train.loop",
+    "Recipe": "vitzoo.train.recipe",
+    "prepare": "vitzoo.train.run",
+}
+__all__ = sorted([*_API])
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

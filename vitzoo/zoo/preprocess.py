@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from vitzoo.errors import VitzooError
 from vitzoo.zoo.configs import ModelConfig, family_of
-
-if TYPE_CHECKING:
-    from vitzoo.zoo.registry import Weights
 
 Resize = Literal["tf", "squash", "shorter"]
 Interpolation = Literal["bilinear", "bicubic"]
@@ -87,7 +84,13 @@ def override_preprocess(pp: Preprocess, *, img_size: int | None = None, crop_pct
     return validate_preprocess(replace(pp, **changes))
 
 
-def tag_preprocess(config: ModelConfig, weights: Weights | None, display: str) -> tuple[Preprocess, str]:
+class _Tagged(Protocol):
+    """What ``tag_preprocess`` reads of a registry tag (``vitzoo.zoo.registry.Weights``)."""
+
+    preprocess: Preprocess
+
+
+def tag_preprocess(config: ModelConfig, weights: _Tagged | None, display: str) -> tuple[Preprocess, str]:
     """The preprocessing of a registry checkpoint at ``config.img_size``, and where it comes from (for messages)."""
     if weights is None:
         family = family_of(config)

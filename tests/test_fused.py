@@ -1,0 +1,120 @@
+"""The fused CPU kernels are a transformation of the reference model: applied, undone, and invisible to its state."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+import vitzoo
+from vitzoo.exporting import deployable
+from vitzoo.measure.bench import BenchOptions, benchmark_model
+from vitzoo.measure.fused import (
+    FusedBlock,
+    FusedLinear,
+    fused_kernels_set,
+    fused_modules,
+    onednn_linear_supports,
+    set_fused_kernels,
+    unfuse,
+)
+from vitzoo.models.vit import Block, Mlp
+
+ONEDNN = pytest.mark.skipif(not onednn_linear_supports(torch.float32), reason="no oneDNN fp32 linear in this torch")
+
+
+def _block_linears(model: nn.Module) -> list[nn.Module]:
+    return [m for b in model.blocks for m in (b.attn.qkv, b.attn.proj, b.mlp.fc1, b.mlp.fc2)]
+
+
+def test_the_reference_model_holds_plain_linears():
+    model = vitzoo.create("testing")
+    assert all(type(m) is nn.Linear for m in _block_linears(model))
+    assert not fused_modules(model)
+
+
+@ONEDNN
+def test_fusing_keeps_the_parameters_and_unfusing_restores_the_reference_bit_for_bit():
+    model = vitzoo.create("testing", num_classes=10).eval()
+    params = {k: v.data_ptr() for k, v in model.state_dict().items()}
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        reference = model(x)
+        fused = set_fused_kernels(model)(x)
+    assert all(type(m) is FusedLinear for m in _block_linears(model))
+    assert all(type(b) is FusedBlock for b in model.blocks)
+    assert {k: v.data_ptr() for k, v in model.state_dict().items()} == params  # the same tensors, the same keys
+    assert type(model.head) is nn.Linear  # the head is not a block linear
+    torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
+    assert any("_packed" in m.__dict__ for m in model.modules())
+    unfuse(model)
+    assert not fused_modules(model) and not any("_packed" in m.__dict__ for m in model.modules())
+    assert all(type(m) is nn.Linear for m in _block_linears(model)) and all(type(b) is Block for b in model.blocks)
+    with torch.inference_mode():
+        assert torch.equal(model(x), reference)
+
+
+@ONEDNN
+def test_a_fused_model_copies_pickles_and_exports_without_its_caches():
+    model = set_fused_kernels(vitzoo.create("testing", num_classes=10).eval())
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        out = model(x)  # builds the blocked weight copies
+    for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert fused_modules(other) and not any("_packed" in m.__dict__ for m in other.modules())
+        with torch.inference_mode():
+            assert torch.equal(other(x), out)
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    assert set(torch.load(io.BytesIO(buf.getvalue()), weights_only=True)) == set(vitzoo.create("testing").state_dict())
+    net = deployable(model)  # what ONNX export and the int8 quantizers see: the reference modules
+    assert not fused_modules(net) and all(type(m) is nn.Linear for m in _block_linears(net))
+    assert fused_modules(model)  # the caller's model is untouched
+
+
+def test_training_and_grad_checkpointing_take_the_reference_path_bit_for_bit():
+    torch.manual_seed(0)
+    model = vitzoo.create("testing", num_classes=10).train()
+    fused = set_fused_kernels(copy.deepcopy(model)).set_grad_checkpointing()
+    x = torch.randn(2, 3, 224, 224)
+    y, y_fused = model(x), fused(x)
+    assert torch.equal(y, y_fused)
+    y.sum().backward()
+    y_fused.sum().backward()
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(model.parameters(), fused.parameters(), strict=True))
+
+
+def test_dynamic_image_size_is_unchanged_by_fusing():
+    model = vitzoo.create("testing", num_classes=10, dynamic_img_size=True).eval()
+    x = torch.randn(1, 3, 160, 192)
+    with torch.enable_grad():  # the aten path inside the fused modules: the reference's exact bits
+        reference = model(x)
+        assert torch.equal(set_fused_kernels(model)(x), reference)
+
+
+def test_a_block_with_a_replaced_layer_is_left_alone():
+    model = vitzoo.create("testing", num_classes=10).eval()
+    model.blocks[0].mlp.fc1 = nn.Sequential(model.blocks[0].mlp.fc1)  # e.g. an adapter
+    set_fused_kernels(model)
+    assert type(model.blocks[0]) is Block and type(model.blocks[0].mlp) is Mlp
+    assert all(type(b) is FusedBlock for b in model.blocks[1:])
+
+
+def test_the_context_and_the_harness_restore_what_the_caller_had():
+    model = vitzoo.create("testing", img_size=32, num_classes=10).eval()
+    with fused_kernels_set(model, True):
+        assert fused_modules(model)
+    assert not fused_modules(model)
+    set_fused_kernels(model)
+    kinds = [type(m) for m in model.modules()]
+    with fused_kernels_set(model, False):
+        assert not fused_modules(model)
+    assert [type(m) for m in model.modules()] == kinds
+    options = BenchOptions(batch_sizes=(1,), warmup=1, iters=1, rounds=1, gemm_peak=False, fused=False)
+    (r,) = benchmark_model(model, options, name="t", img_size=32)
+    assert r.status == "ok" and not r.fused
+    assert [type(m) for m in model.modules()] == kinds  # fused again, as the caller left it

@@ -1,0 +1,249 @@
+"""vitzoo's fused CPU inference kernels: an explicit transformation of a ViT, off unless applied.
+
+``set_fused_kernels(model)`` (also ``fuse_for_cpu``) changes the class of every ViT encoder ``Block``, its ``Mlp``
+and its four dense layers (qkv, attention output, fc1, fc2) to a subclass whose forward runs each dense layer as
+one oneDNN GEMM with the bias, the tanh-GELU of the MLP (fc1) or the block's residual addition (fc2) fused in; the
+parameters, buffers and state-dict keys are the same objects, so loading, saving and converting are unaffected.
+``set_fused_kernels(model, False)`` (or ``unfuse``) turns the modules back into the reference classes and frees
+the weight copies kept in oneDNN's blocked layout. ``vitzoo bench`` applies it to the models it measures (unless
+``--aten``); a user can apply it to any vitzoo ViT.
+
+Every call checks whether oneDNN may run there: CPU fp32/bf16 inference, eager, no autocast, and a CPU whose
+oneDNN runs the dtype (``onednn_linear_supports``); anything else (training, autocast, ``torch.compile`` (Inductor
+fuses by itself), export, meta or CUDA tensors, a torch without mkldnn) computes exactly what the reference model
+computes, with the same aten calls. The fused result is the same math rounded differently (about 1e-6 relative in
+fp32). This module is the only one in vitzoo that calls PyTorch's private oneDNN ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+import torch.utils._python_dispatch
+from torch import nn
+
+from vitzoo import settings
+from vitzoo.machine import cpu_flags
+from vitzoo.models.vit import Block, Mlp
+
+__all__ = ["fuse_for_cpu", "fused_modules", "gelu_tanh_", "onednn_linear_supports", "separate_gelu",
+           "set_fused_kernels", "unfuse"]  # fmt: skip
+
+
+def _onednn_linear_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+_ONEDNN = _onednn_linear_available()
+_REORDER = _ONEDNN and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+@functools.cache
+def onednn_linear_supports(dtype: torch.dtype) -> bool:
+    """Whether this CPU runs oneDNN's fused linear (weight reorder, GELU and residual epilogues) in ``dtype``.
+
+    Probed once per dtype on a tiny GEMM rather than read from the ISA flags: oneDNN's bf16/fp16 paths need
+    AVX-512 (BW/VL), AVX-NE-CONVERT or AMX, and only the library knows exactly which. On an AVX2-only CPU fp32
+    passes and bf16 fails ("bf16 path needs the cpu support avx_ne_convert or avx512bw ..."), so the fused
+    kernels fall back to aten there instead of failing.
+    """
+    if not _ONEDNN:
+        return False
+    # outside any active dispatch mode (FlopCounterMode, fake tensors): the probe is not part of the model's work
+    no_modes = getattr(torch.utils._python_dispatch, "_disable_current_modes", contextlib.nullcontext)
+    try:
+        with no_modes(), torch.inference_mode():
+            x, w = torch.ones(2, 8, dtype=dtype, device="cpu"), torch.ones(4, 8, dtype=dtype, device="cpu")
+            b = torch.zeros(4, dtype=dtype, device="cpu")
+            packed = torch.ops.mkldnn._reorder_linear_weight(w, 2) if _REORDER else w
+            y = torch.ops.mkldnn._linear_pointwise(x, packed, b, "gelu", [], "tanh")
+            torch.ops.mkldnn._linear_pointwise.binary(x, y, packed, b, "add")
+    except RuntimeError:
+        return False
+    return True
+
+
+@functools.cache
+def separate_gelu() -> bool:
+    """Whether the fused fp32 path runs the MLP's tanh-GELU as its own in-place pass after oneDNN's linear, instead
+    of as oneDNN's GELU post-op (``VITZOO_GELU_EPILOGUE=separate|postop`` forces either).
+
+    Without AVX-512 (16 vector registers) oneDNN's fp32 brgemm with the GELU post-op runs the MLP's first GEMM
+    slower than the GEMM plus a separate in-place pass (measured: benchmarks/results/gelu-epilogue-*.md); with
+    AVX-512 (32 registers) the post-op is kept: it is expected to be cheap there. The pass is ``gelu_tanh_``.
+    """
+    if forced := settings.choice("VITZOO_GELU_EPILOGUE"):
+        return forced == "separate"
+    flags = cpu_flags()
+    return flags is not None and "avx2" in flags and "avx512f" not in flags
+
+
+_GELU_2C = 2 * math.sqrt(2 / math.pi)
+
+
+def gelu_tanh_(y: torch.Tensor) -> torch.Tensor:
+    """The tanh-GELU of ``y``, in place: ``y * sigmoid(2c (y + 0.044715 y^3))`` with ``c = sqrt(2/pi)``, which is
+    ``0.5 y (1 + tanh(c (y + 0.044715 y^3)))`` exactly, since ``1 + tanh(u) = 2 sigmoid(2u)``.
+
+    Four cheap vector passes (and one temporary the size of ``y``) instead of aten's accurate tanh, which is the
+    slower of the two on AVX2 (benchmarks/results/gelu-epilogue-*.md); as accurate against float64 as aten's
+    within a factor of two (tested).
+    """
+    t = torch.addcmul(y.new_tensor(_GELU_2C), y, y, value=_GELU_2C * 0.044715)
+    torch.sigmoid_(t.mul_(y))
+    return y.mul_(t)
+
+
+def _cpu_autocast() -> bool:
+    return torch.is_autocast_enabled("cpu")
+
+
+def fusable(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> bool:
+    """Whether oneDNN's fused linear may replace aten here: CPU fp32/bf16 inference, eager, no autocast, and a CPU
+    whose oneDNN runs this dtype (``onednn_linear_supports``)."""
+    return (
+        _ONEDNN
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.dtype == weight.dtype
+        and (residual is None or (residual.dtype == x.dtype and residual.is_contiguous()))
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and not _cpu_autocast()
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+        and not torch.jit.is_tracing()
+        and onednn_linear_supports(x.dtype)
+    )
+
+
+class FusedLinear(nn.Linear):
+    """An ``nn.Linear`` (same parameters) that runs as one oneDNN kernel where ``fusable``, with an optional fused
+    tanh-GELU or residual addition; elsewhere exactly ``F.linear`` (+ ``F.gelu``, + the residual).
+
+    The weight is also kept in oneDNN's blocked layout (built on first use, rebuilt when it changes; never in the
+    state dict, nor copied or pickled)."""
+
+    reference_class = nn.Linear  # what ``unfuse`` (and ``vitzoo.exporting.deployable``) turn it back into
+
+    def forward(
+        self, x: torch.Tensor, activation: str | None = None, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``act(x W^T + b)`` with ``activation`` None or ``"gelu_tanh"``, plus ``residual`` if given (after)."""
+        if fusable(x, self.weight, residual):
+            w = self._packed_weight(x.numel() // x.shape[-1])
+            if activation is not None:
+                if x.dtype == torch.float32 and separate_gelu():
+                    y = torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "none", [], "")
+                    y = gelu_tanh_(y)  # a fresh output and no autograd: in place is safe
+                else:
+                    y = torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "gelu", [], "tanh")
+                return y if residual is None else y + residual
+            if residual is not None:
+                return torch.ops.mkldnn._linear_pointwise.binary(x, residual, w, self.bias, "add")
+            return torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "none", [], "")
+        y = F.linear(x, self.weight, self.bias)
+        if activation is not None:
+            y = F.gelu(y, approximate="tanh")
+        return y if residual is None else residual + y
+
+    def _packed_weight(self, rows: int) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout (bit-identical results, no reorder per call), cached: the key holds
+        the weight's version counter, storage and dtype, so an update or ``.to()`` is never served a stale copy."""
+        w = self.weight
+        if not _REORDER:
+            return w
+        key = (w._version, w.data_ptr(), w.dtype)
+        cached = self.__dict__.get("_packed")
+        if cached is None or cached[0] != key:
+            cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), max(rows, 1)))
+            self.__dict__["_packed"] = cached  # a plain attribute: never in the state dict
+        return cached[1]
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_packed"}  # copies and pickles rebuild it
+
+
+class FusedMlp(Mlp):
+    """``Mlp`` with the GELU fused into fc1 and an optional residual addition fused into fc2."""
+
+    reference_class = Mlp
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fc2(self.fc1(x, activation="gelu_tanh"), residual=residual)
+
+
+class FusedBlock(Block):
+    """``Block`` whose MLP residual addition runs inside fc2's GEMM."""
+
+    reference_class = Block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return self.mlp(self.norm2(x), residual=x)  # x + MLP(LN(x)), the addition fused into fc2
+
+
+def _fusable_block(block: nn.Module) -> bool:
+    """A reference ``Block`` (or a fused one) whose MLP and dense layers are vitzoo's own: nothing replaced."""
+    linears = (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2)
+    return type(block.mlp) in (Mlp, FusedMlp) and all(type(m) in (nn.Linear, FusedLinear) for m in linears)
+
+
+def fused_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` that currently run the fused kernels (empty for a reference model)."""
+    return [m for m in model.modules() if isinstance(m, (FusedLinear, FusedMlp, FusedBlock))]
+
+
+def set_fused_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch vitzoo's fused CPU inference kernels on (or off) in every ViT block of ``model``, in place; returns
+    ``model``. Safe on any machine: where oneDNN lacks the dtype (bf16 on an AVX2-only CPU) or the op, the fused
+    modules compute with aten. Blocks whose MLP or dense layers were replaced (quantized, LoRA, ...) are left as
+    they are."""
+    if not enabled:
+        return unfuse(model)
+    for block in [m for m in model.modules() if type(m) in (Block, FusedBlock)]:
+        if not _fusable_block(block):
+            continue
+        block.__class__ = FusedBlock
+        block.mlp.__class__ = FusedMlp
+        for linear in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+            linear.__class__ = FusedLinear
+    return model
+
+
+fuse_for_cpu = set_fused_kernels
+
+
+def unfuse(model: nn.Module) -> nn.Module:
+    """``model`` with every fused module turned back into its reference class and the blocked weight copies freed,
+    in place; returns ``model``. A model that was never fused is unchanged."""
+    for m in fused_modules(model):
+        m.__dict__.pop("_packed", None)
+        m.__class__ = type(m).reference_class
+    return model
+
+
+@contextlib.contextmanager
+def fused_kernels_set(model: nn.Module, enabled: bool) -> Iterator[nn.Module]:
+    """``model`` with the fused kernels on or off for the duration of the block, then exactly as it was: the modules
+    that were fused before are fused again, the others are reference modules with no blocked copy left behind."""
+    before = {id(m) for m in fused_modules(model)}
+    set_fused_kernels(model, enabled)
+    try:
+        yield model
+    finally:
+        for m in model.modules():
+            if isinstance(m, (FusedLinear, FusedMlp, FusedBlock)) and id(m) not in before:
+                m.__dict__.pop("_packed", None)
+                m.__class__ = type(m).reference_class
+        if before:
+            for m in model.modules():
+                if id(m) in before and type(m) in _FUSED_OF:
+                    m.__class__ = _FUSED_OF[type(m)]
+
+
+_FUSED_OF = {nn.Linear: FusedLinear, Mlp: FusedMlp, Block: FusedBlock}
