@@ -94,6 +94,7 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
     (``db``: the database option, None for the default one, False for --no-store)."""
     from vitzoo.measure.bench import BenchOptions, _build, bench_environment, check_names
     from vitzoo.measure.matrix import MatrixOptions, run_matrix, synthetic_data
+    from vitzoo.measure.records import record
     from vitzoo.measure.store import ResultStore
     from vitzoo.weights.names import expand_sources
 
@@ -137,8 +138,7 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
             results = run_matrix(model, name, options, data, lambda text, s=status, n=name: s.update(f"{n}: {text}"))
         for r in results:
             if store is not None:
-                store.add("bench", r.model, {k: v for k, v in r.as_dict().items() if k != "model"},
-                          {**env, "threads": r.threads, "mode": "matrix"})  # fmt: skip
+                store.save(record(r, env={**env, "threads": r.threads}))  # a matrix cell: env mode "matrix"
         degraded_any |= any(r.degraded for r in results)
         failed_any |= any(r.status == "error" for r in results)
         ok = next((r for r in results if r.status == "ok"), results[0])

@@ -7,21 +7,17 @@ from typing import Any
 
 import click
 
-from vitzoo import dtypes
 from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._output import (
     Command,
     db_option,
     emit,
-    emit_csv,
-    emit_json,
     err_console,
     fail,
     format_options,
     info,
     no_store_option,
     number,
-    render_table,
     warn,
 )
 from vitzoo.cli._preflight import refuse_unused
@@ -199,7 +195,9 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
             raise VitzooError("--peak measures one device; run it without torchrun or --nproc")
         if names:
             fail("--peak measures the GEMM roofline only; run it without model names")
-        return _peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
+        from vitzoo.cli._bench_peak import run_peak
+
+        return run_peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
     if not names:
         fail("name at least one model (see `vitzoo list`) or weight file, or use --peak")
     if "," in kw["backend"] + kw["dtype"] or "int8" in kw["dtype"] or kw["data"]:  # the deployment matrix
@@ -266,6 +264,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     from vitzoo.errors import VitzooError
     from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for
     from vitzoo.measure.cpu import low_precision_warning
+    from vitzoo.measure.records import record
 
     slow = low_precision_warning(options.dtype, options.device)
     if slow:
@@ -292,9 +291,8 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
                 results.append(r)
                 progress.console.print(escape(_line(r)), highlight=False, soft_wrap=True)
                 if store is not None and store_error is None:
-                    metrics = {k: v for k, v in r.as_dict().items() if k != "model"}
                     try:
-                        store.add("bench", r.model, metrics, {**env, "threads": r.threads})
+                        store.save(record(r, env={**env, "threads": r.threads}))
                     except VitzooError as e:  # keep measuring; the results are still printed
                         store_error = str(e)
                         progress.console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
@@ -362,44 +360,3 @@ def _announce_cached_peak(options: Any) -> None:
     if peak.measured_at:
         info(f"GEMM peak {peak.tflops:.3f} TFLOP/s from the cache (measured {peak.measured_at} in this environment; "
              "`vitzoo bench --peak` measures it again)")  # fmt: skip
-
-
-PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),
-                ("tflops", "TFLOP/s", number(3))]  # fmt: skip
-
-
-def _peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:
-    import torch
-
-    from vitzoo.measure.device import num_threads, resolve_device
-    from vitzoo.measure.roofline import measure_gemm_peak, remember_peak
-    from vitzoo.measure.store import ResultStore, environment
-
-    resolve_device(device)
-    store = None if no_store else ResultStore(db)
-    from vitzoo.measure.cpu import int8_note, low_precision_warning
-
-    slow = int8_note() if dtype == "int8" else low_precision_warning(dtype, device)
-    if slow:
-        warn(slow)
-    with num_threads(threads), err_console.status(f"measuring {dtype} GEMM throughput on {device}"):
-        torch_dtype = torch.int8 if dtype == "int8" else dtypes.to_torch(dtype)
-        result = measure_gemm_peak(device, torch_dtype, seconds=1.0)
-        env = environment(device)
-    remember_peak(result)  # later `vitzoo bench` runs in this environment reuse it
-    data = result.as_dict()
-    if store is not None:
-        store.add("bench", "gemm-peak", data, env)
-        info(f"GEMM peak appended to {store.path}")
-    if fmt == "json":
-        emit_json({**data, "env": env})
-        return
-    rows = [{**r, "dtype": dtype} for r in data["results"]]
-    if fmt == "csv":
-        emit_csv(rows)
-        return
-    render_table(
-        rows,
-        PEAK_COLUMNS,
-        title=f"GEMM peak {dtype} on {env['device_name']} ({env['threads']} threads): {result.tflops:.3f} TFLOP/s",
-    )

@@ -66,6 +66,7 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
       vitzoo flops ./ti16.safetensors
     """
     from vitzoo.measure.flops import count_flops
+    from vitzoo.measure.records import record
     from vitzoo.measure.store import ResultStore, environment
     from vitzoo.weights.names import check_source, expand_sources
 
@@ -83,8 +84,8 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
             warn(f"{c.model}: counted {c.macs} MACs, closed form {c.macs_closed_form}")
     if store is not None:
         env = environment("cpu")
-        for d in rows:
-            store.add("flops", d["model"], {k: v for k, v in d.items() if k != "model"}, env)
+        for c in counts:
+            store.save(record(c, env=env))
         info(f"{len(rows)} result(s) appended to {store.path}")
     emit(rows, fmt, FLOPS_COLUMNS, "compute per image")
 
