@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from vitzoo.cli._output import emit, err_console, fail, info, number, warn
+from vitzoo.zoo.formats import BACKENDS
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 def _pct(v: Any) -> str:

@@ -22,6 +22,7 @@ from vitzoo.cli._output import (
 )
 from vitzoo.cli._preflight import refuse_unused
 from vitzoo.errors import VitzooError
+from vitzoo.zoo.formats import BACKENDS
 
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
@@ -122,7 +123,7 @@ def _line(r: Any) -> str:
     "--backend",
     default="torch",
     show_default=True,
-    metavar="torch|onnxruntime|openvino[,...]",
+    metavar="|".join(BACKENDS) + "[,...]",
     help="What runs the model: vitzoo's PyTorch path, or its exported ONNX graph in ONNX Runtime / OpenVINO (CPU). "
     "A list runs the deployment matrix: every runtime x --dtype in one interleaved run, with img/s at -b, batch-1 "
     "latency, memory, %% of the roofline and fidelity to the fp32 PyTorch model (cells that cannot run say why).",

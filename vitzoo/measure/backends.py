@@ -23,8 +23,8 @@ from torch import nn
 from vitzoo.errors import ConfigError
 from vitzoo.measure.options import BenchOptions
 from vitzoo.measure.runner import Runner
+from vitzoo.zoo.formats import BACKENDS
 
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 _PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript"), "openvino": ("openvino", "onnx", "onnxscript")}
 CHECK_RTOL = 1e-4  # max |backend - torch| / max |torch| logits on one batch before timing
 

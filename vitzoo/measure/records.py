@@ -137,7 +137,7 @@ class Record:
     metrics: Metrics
     env: Mapping[str, Any] = field(default_factory=dict)  # vitzoo.measure.env.environment(); empty: this machine's
     extra: Mapping[str, Any] = field(default_factory=dict)  # stored fields the typed metrics do not name
-    schema: int = RECORD_SCHEMA
+    schema: int = RECORD_SCHEMA  # the layout it was read in (saving writes RECORD_SCHEMA's)
     id: int | None = None
     created: str | None = None  # UTC, ISO 8601
 
@@ -169,7 +169,7 @@ class Record:
             metrics = {k: v for k, v in m.as_dict().items() if k != "model"}
         else:
             metrics = dataclasses.asdict(m)
-        metrics = {**self.extra, **metrics, "schema": self.schema}
+        metrics = {**self.extra, **metrics, "schema": RECORD_SCHEMA}  # written in this release's layout
         env = dict(self.env)
         if isinstance(m, MatrixResult):
             env["mode"] = "matrix"
