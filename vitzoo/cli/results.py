@@ -165,7 +165,8 @@ def results_cmd(
     """Show, filter and export the results database (bench, flops and eval results).
 
     The table shows one headline per result; --json and --csv export every metric and the environment
-    (env_* columns). In Python: `vitzoo.measure.store.ResultStore().query(kind=..., model=...)` (a DataFrame).
+    (env_* columns). In Python: `vitzoo.measure.store.ResultStore().load(kind=..., model=...)` (typed records,
+    `vitzoo.measure.records`) or `.query(...)` (a DataFrame).
     `vitzoo results compare A B` sets two databases, machines or releases side by side (see its --help).
     Reading never creates a file: a missing database is an error. Bench results measured while other
     processes used the CPU are marked "(contended)".
