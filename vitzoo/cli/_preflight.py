@@ -151,4 +151,4 @@ def renamed_option(old: str, new: str, why: str, *, is_flag: bool = False) -> Ca
             raise VitzooError(f"{old} is now {new} here ({why})")
 
     return click.option(old, "_renamed_" + old.lstrip("-").replace("-", "_"), is_flag=is_flag, hidden=True,
-                        expose_value=False, callback=refuse)  # fmt: skip
+                        expose_value=False, callback=refuse, help=f"Renamed: use {new}.")  # fmt: skip
