@@ -85,7 +85,7 @@ def _piped(*args: str, columns: str = "80") -> list[str]:
 
 
 KEY_COLUMNS = [  # (command, a row it must show, the numbers and marks that row must keep at 80 columns)
-    (["tradeoff", "--no-store"], "vit-r-ti16.augreg-in21k-ft-in1k-384", ["1.33", "75.40", "★ GMACs", "—"]),
+    (["tradeoff", "--reported-only"], "vit-r-ti16.augreg-in21k-ft-in1k-384", ["1.33", "75.40", "★ GMACs", "—"]),
     (["list", "--all"], "vit-b16.orig-in21k-ft-in1k ", ["17.56", "81.20"]),
     (["list"], "vit-b16 ", ["86.57", "17.56", "81.20"]),
     (["flops", "vit-b16", "--no-store"], "vit-b16.orig-in21k-ft-in1k", ["17.564", "✓"]),
@@ -102,8 +102,8 @@ def test_piped_tables_keep_their_key_columns_at_80(args, row, values):
 
 
 def test_wide_shows_every_column_and_a_narrow_console_stacks_rows():
-    wide = _piped("tradeoff", "vit-b16", "--no-store", "--wide")
+    wide = _piped("tradeoff", "vit-b16", "--reported-only", "--wide")
     assert max(len(line) for line in wide) > 80 and "vit_jax README (2020)" in "\n".join(wide)
-    stacked = _piped("tradeoff", "vit-b16", "--no-store", columns="40")
+    stacked = _piped("tradeoff", "vit-b16", "--reported-only", columns="40")
     assert "   top-1 %: 81.20" in stacked and "    Pareto: ★ GMACs" in stacked
     assert max(len(line) for line in stacked) <= 40

@@ -65,7 +65,7 @@ def run(*args: str):
 EXCLUSIVE = [
     (["list", "--json", "--csv"], "--json and --csv"),
     (["info", "testing", "--table", "--json"], "--table and --json"),
-    (["tradeoff", "--no-store", "--csv", "--json"], "--json and --csv"),
+    (["tradeoff", "--reported-only", "--csv", "--json"], "--json and --csv"),
     (["cache", "list", "--json", "--csv"], "--json and --csv"),
     (["bench", "testing", "--json", "--csv", "--no-store"], "--json and --csv"),
     (["flops", "testing", "--csv", "--table"], "--table and --csv"),
@@ -189,7 +189,9 @@ def test_an_unknown_option_is_one_line_on_every_command(command, monkeypatch, tm
     one_line(result, 2, "--no-such-option", f"(see `{' '.join(['vitzoo', *command.split()])} -h`)")
 
 
-@pytest.mark.parametrize("command", [["list"], ["info", "testing"], ["flops", "testing"], ["tradeoff", "--no-store"]])
+@pytest.mark.parametrize(
+    "command", [["list"], ["info", "testing"], ["flops", "testing"], ["tradeoff", "--reported-only"]]
+)
 def test_ctrl_c_is_exit_130_on_every_command(command, monkeypatch, tmp_path):
     from vitzoo.cli._output import console
 
@@ -372,7 +374,7 @@ def test_an_existing_file_that_is_not_weights_is_not_called_an_unknown_model(bad
     with pytest.raises(CheckpointError, match=r"chelsea.png: a PNG image, not a weight file"):
         vitzoo.load("chelsea.png")
     one_line(run("export", "chelsea.png", tmp_path / "x.onnx", "--format", "onnx"), 1, "a PNG image")
-    one_line(run("tradeoff", "chelsea.png", "--no-store"), 1, "chelsea.png is a file", "vitzoo bench chelsea.png")
+    one_line(run("tradeoff", "chelsea.png", "--reported-only"), 1, "chelsea.png is a file", "vitzoo bench chelsea.png")
 
 
 URLS = [

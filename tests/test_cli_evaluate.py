@@ -145,10 +145,10 @@ BAD_INPUTS = [  # (arguments, the one error line's text); {name} is a path of th
         ("fewshot", "vit-b16", "--data", "{fs}", "--shots", "1", "--layer", "-13", *NO_STORE),
         "layer -13 does not exist: vit-b16 has encoder blocks (0 to 11; -1 is the last)",
     ),  # before any download
-    (("tradeoff", "--no-store", "--plot", ""), "--plot needs a file prefix such as docs/tradeoff, not ''"),
-    (("tradeoff", "--no-store", "--plot", "/proc/tradeoff"), "/proc is not writable"),
-    (("tradeoff", "--no-store", "--plot", "{notdb}/tradeoff"), "notes.txt is not a directory"),
-    (("tradeoff", "--no-store", "--plot", "{data}"), "is a directory; give a file prefix such as"),
+    (("tradeoff", "--reported-only", "--plot", ""), "--plot needs a file prefix such as docs/tradeoff, not ''"),
+    (("tradeoff", "--reported-only", "--plot", "/proc/tradeoff"), "/proc is not writable"),
+    (("tradeoff", "--reported-only", "--plot", "{notdb}/tradeoff"), "notes.txt is not a directory"),
+    (("tradeoff", "--reported-only", "--plot", "{data}"), "is a directory; give a file prefix such as"),
     (("tradeoff", "--db", "{notdb}"), "is not a vitzoo results database"),
     (("inspect", "testing", "--random-init", "--out", "/proc/vitzoo"), "/proc is not writable"),
     (("inspect", "testing", "--random-init", "--out", "{notdb}"), "notes.txt exists and is not a directory"),
@@ -179,7 +179,7 @@ def test_read_only_output_folder_fails_fast(world):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        for args in [(*EVAL, "--db", "{tmp}/ro/r.sqlite"), ("tradeoff", "--no-store", "--plot", "{tmp}/ro/p")]:
+        for args in [(*EVAL, "--db", "{tmp}/ro/r.sqlite"), ("tradeoff", "--reported-only", "--plot", "{tmp}/ro/p")]:
             result = run(*(a.format(**world) for a in args))
             assert result.exit_code == 1 and "ro is not writable" in result.stderr, result.output
     finally:
@@ -252,10 +252,10 @@ def test_tradeoff_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert "vit-b16.orig-in21k-ft-in1k" in result.stdout and "★" in result.stdout and "12.5" in result.stdout
     assert (tmp_path / "plot.png").stat().st_size > 10_000 and (tmp_path / "plot.svg").exists()
-    rows = json.loads(run("tradeoff", "vit-b16", "bit-*", "--no-store", "--json").stdout)
+    rows = json.loads(run("tradeoff", "vit-b16", "bit-*", "--reported-only", "--json").stdout)
     assert len(rows) == 7 and rows[0]["model"] == "bit-r50x1.bitm-in21k-ft-in1k"
     assert {r["top1_kind"] for r in rows} == {"reported"} and all(r["throughput"] is None for r in rows)
-    bad = run("tradeoff", "nothing-*", "--no-store")
+    bad = run("tradeoff", "nothing-*", "--reported-only")
     assert bad.exit_code == 1 and "no model matches" in bad.stderr
 
 
@@ -375,7 +375,7 @@ def test_tradeoff_dataset_cli(tmp_path):
     )
     bit = by["bit-r50x1.bitm-in21k-ft-in1k"]  # results-imagenetv2-matched-frequency.csv, by hand: 67.890
     assert (bit["top1"], bit["top1_kind"], bit["dataset"]) == (67.89, "reported", "v2")
-    table = run("tradeoff", "vit-b16", "--dataset", "v2", "--no-store")
+    table = run("tradeoff", "vit-b16", "--dataset", "v2", "--reported-only")
     assert table.exit_code == 0 and "ImageNet-V2 accuracy vs compute" in table.stdout
 
 

@@ -308,7 +308,7 @@ def test_shape_mismatch(tiny_npz):
 
 def test_model_mismatch_is_reported(tiny_npz):
     arrays, tmp = tiny_npz
-    err = _convert_error(save_npz(arrays, tmp / "m.npz"), tmp, "--model", "vit-b16")
+    err = _convert_error(save_npz(arrays, tmp / "m.npz"), tmp, "--expect", "vit-b16")
     assert "does not match vit-b16" in err and "width=32 (expected 768)" in err
 
 
@@ -399,10 +399,10 @@ BAD_INPUTS = [  # (id, arguments, environment, what the one line must say)
     ("convert-missing-source", ["convert", "absent.npz", OUT], {}, "no such file"),
     ("convert-existing-output", ["convert", "src.safetensors", "keep.safetensors"], {}, "--force"),
     ("convert-absurd-img-size", ["convert", "src.safetensors", OUT, "--img-size", "16000000"], {}, "GiB of memory"),
-    ("convert-absurd-img-size-of-model", ["convert", "src.safetensors", OUT, "--model", "vit-b16", "--img-size",
+    ("convert-absurd-img-size-of-model", ["convert", "src.safetensors", OUT, "--expect", "vit-b16", "--img-size",
                                           "1600000"], {}, "GiB of memory"),
     ("convert-img-size-0", ["convert", "src.safetensors", OUT, "--img-size", "0"], {}, "positive integer"),
-    ("convert-unknown-tag", ["convert", "src.safetensors", OUT, "--model", "testing.bogus"], {},
+    ("convert-unknown-tag", ["convert", "src.safetensors", OUT, "--expect", "testing.bogus"], {},
      "did you mean testing.random-10cls"),
     ("convert-labels-too-few", ["convert", "src.safetensors", OUT, "--labels", "three.txt"], {},
      "3 class names for a head of 10 classes"),

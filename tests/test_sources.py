@@ -283,7 +283,7 @@ def test_results_record_the_sha256_of_the_weights_used(zoo, monkeypatch):
 def test_readme_offline_original_npz(tmp_path, monkeypatch):
     """README, Offline and air-gapped use, way 1 and 2 as written: the original .npz (here random weights in its
     exact layout and file name) in $VITZOO_CACHE/downloads with HF_HUB_OFFLINE=1 serves `vitzoo download` and
-    `vitzoo.load` without a network; `vitzoo convert FILE --model NAME.TAG` keeps the tag's preprocessing."""
+    `vitzoo.load` without a network; `vitzoo convert FILE --expect NAME.TAG` keeps the tag's preprocessing."""
     import huggingface_hub.constants as hf
     import numpy as np
     from jax_writer import vit_jax_arrays
@@ -310,6 +310,6 @@ def test_readme_offline_original_npz(tmp_path, monkeypatch):
     assert loaded.name == name
     torch.testing.assert_close(loaded.state_dict()["pos_embed"], model.state_dict()["pos_embed"], rtol=0, atol=0)
     out = tmp_path / "out.safetensors"
-    converted = CliRunner().invoke(main, ["convert", str(original), str(out), "--model", name])
+    converted = CliRunner().invoke(main, ["convert", str(original), str(out), "--expect", name])
     assert converted.exit_code == 0, converted.output
     assert vitzoo.load(out).preprocess_source == f"registry tag {name}, named in the file"

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from vitzoo.cli._output import emit, err_console, fail, info, number, warn
+from vitzoo.zoo.formats import BACKENDS
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 def _pct(v: Any) -> str:
@@ -94,6 +94,7 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
     (``db``: the database option, None for the default one, False for --no-store)."""
     from vitzoo.measure.bench import BenchOptions, _build, bench_environment, check_names, prepare_process
     from vitzoo.measure.matrix import MatrixOptions, run_matrix, synthetic_data
+    from vitzoo.measure.records import record
     from vitzoo.measure.store import ResultStore
     from vitzoo.weights.names import expand_sources
 
@@ -138,8 +139,7 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
             results = run_matrix(model, name, options, data, lambda text, s=status, n=name: s.update(f"{n}: {text}"))
         for r in results:
             if store is not None:
-                store.add("bench", r.model, {k: v for k, v in r.as_dict().items() if k != "model"},
-                          {**env, "threads": r.threads, "mode": "matrix"})  # fmt: skip
+                store.save(record(r, env={**env, "threads": r.threads}))  # a matrix cell: env mode "matrix"
         degraded_any |= any(r.degraded for r in results)
         failed_any |= any(r.status == "error" for r in results)
         ok = next((r for r in results if r.status == "ok"), results[0])

@@ -24,6 +24,7 @@ PARALLEL_COLUMNS = [
 def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, sweep: bool, columns: list) -> None:
     """Run the distributed benchmark on every rank; rank 0 stores and prints (``columns``: the bench table's)."""
     from vitzoo.measure.bench import bench_environment
+    from vitzoo.measure.records import bench_row_record
     from vitzoo.parallel.distributed import current
     from vitzoo.parallel.sharded import bench_data_parallel, bench_sweep
 
@@ -39,7 +40,7 @@ def bench_ranks(names: Sequence[str], options: Any, store: Any, fmt: str, *, swe
         env = None if sweep else bench_environment(options)  # a sweep row carries its own rank's environment
         for row in rows:
             metrics = {k: v for k, v in row.items() if k not in ("model", "env")} | ({"sweep": True} if sweep else {})
-            store.add("bench", row["model"], metrics, row["env"] if sweep else env)
+            store.save(bench_row_record(row["model"], metrics, row["env"] if sweep else env))
         info(f"{len(rows)} {'sweep' if sweep else 'data-parallel'} result(s) appended to {store.path}")
     if sweep:
         shown = rows if fmt != "table" else [{k: v for k, v in r.items() if k != "env"} for r in rows]

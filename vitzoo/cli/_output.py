@@ -145,13 +145,28 @@ def _set_wide(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     return value
 
 
-def format_options(func: Callable) -> Callable:
-    """--table (default) / --json / --csv, stored in the ``fmt`` argument; --wide (tables: every column)."""
+def format_options(func: Callable | None = None, *, dest: str = "fmt") -> Callable:
+    """--table (default) / --json / --csv, stored in the ``dest`` argument (``fmt``); --wide (tables: every
+    column). Every command's output format is chosen by these, and only by these."""
+    if func is None:
+        return lambda f: format_options(f, dest=dest)
     wide_help = "Table: every column at full width, however narrow the terminal (e.g. for `less -S`)."
     func = click.option("--wide", is_flag=True, expose_value=False, callback=_set_wide, help=wide_help)(func)
-    func = click.option("--csv", "fmt", flag_value="csv", help="Write CSV to stdout.")(func)
-    func = click.option("--json", "fmt", flag_value="json", help="Write JSON to stdout.")(func)
-    return click.option("--table", "fmt", flag_value="table", default=True, help="Rich table (default).")(func)
+    func = click.option("--csv", dest, flag_value="csv", help="Write CSV to stdout.")(func)
+    func = click.option("--json", dest, flag_value="json", help="Write JSON to stdout.")(func)
+    return click.option("--table", dest, flag_value="table", default=True, help="Rich table (default).")(func)
+
+
+def emit_summary(summary: dict[str, Any], fmt: str, title: str = "") -> None:
+    """What a command wrote, as its output: a JSON object, one CSV row, or a field/value table (stdout)."""
+    if fmt == "json":
+        emit_json(summary)
+    elif fmt == "csv":
+        emit_csv([summary])
+    else:
+        rows = [{"field": k, "value": v if isinstance(v, str) else json.dumps(v, default=str)}
+                for k, v in summary.items()]  # fmt: skip
+        render_table(rows, [("field", "field", None, KEY), ("value", "value", None, KEY)], title=title)
 
 
 def _plain(value: Any) -> Any:

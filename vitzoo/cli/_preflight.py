@@ -140,3 +140,15 @@ def refuse_unused(names: list[str] | tuple[str, ...], because: str) -> None:
     for param in ctx.command.params:
         if param.name in names and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
             raise VitzooError(f"{_option(param)} has no effect {because}")
+
+
+def renamed_option(old: str, new: str, why: str, *, is_flag: bool = False) -> Callable[[Callable], Callable]:
+    """A hidden option under a spelling that now means something else elsewhere: given, it is refused in one line
+    that names the new spelling (``why``: what the old one means now)."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value not in (None, False):
+            raise VitzooError(f"{old} is now {new} here ({why})")
+
+    return click.option(old, "_renamed_" + old.lstrip("-").replace("-", "_"), is_flag=is_flag, hidden=True,
+                        expose_value=False, callback=refuse, help=f"Renamed: use {new}.")  # fmt: skip

@@ -22,6 +22,7 @@ from vitzoo.cli._output import (
 )
 from vitzoo.cli._preflight import refuse_unused
 from vitzoo.errors import VitzooError
+from vitzoo.zoo.formats import BACKENDS
 
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
@@ -122,7 +123,7 @@ def _line(r: Any) -> str:
     "--backend",
     default="torch",
     show_default=True,
-    metavar="torch|onnxruntime|openvino[,...]",
+    metavar="|".join(BACKENDS) + "[,...]",
     help="What runs the model: vitzoo's PyTorch path, or its exported ONNX graph in ONNX Runtime / OpenVINO (CPU). "
     "A list runs the deployment matrix: every runtime x --dtype in one interleaved run, with img/s at -b, batch-1 "
     "latency, memory, %% of the roofline and fidelity to the fp32 PyTorch model (cells that cannot run say why).",
@@ -195,9 +196,9 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
             raise VitzooError("--peak measures one device; run it without torchrun or --nproc")
         if names:
             fail("--peak measures the GEMM roofline only; run it without model names")
-        from vitzoo.cli._peak import measure_peak
+        from vitzoo.cli._bench_peak import run_peak
 
-        return measure_peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
+        return run_peak(kw["device"], kw["dtype"], kw["threads"], db, no_store, fmt)
     if not names:
         fail("name at least one model (see `vitzoo list`) or weight file, or use --peak")
     if "," in kw["backend"] + kw["dtype"] or "int8" in kw["dtype"] or kw["data"]:  # the deployment matrix
@@ -264,6 +265,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     from vitzoo.errors import VitzooError
     from vitzoo.measure.bench import bench_environment, iter_bench, kernels_for, prepare_process
     from vitzoo.measure.cpu import low_precision_warning
+    from vitzoo.measure.records import record
 
     if slow := low_precision_warning(options.dtype, options.device):
         warn(slow)
@@ -273,9 +275,7 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
     prepare_process(options)  # the heap the run uses, before the environment that records it
     env = bench_environment(options)
     if options.gemm_peak:
-        from vitzoo.cli._peak import announce_cached_peak
-
-        announce_cached_peak(options)
+        _announce_cached_peak(options)
     results: list[Any] = []
     interrupted, store_error = False, None
     with Progress(
@@ -292,9 +292,8 @@ def _run_bench(names: tuple[str, ...], options: Any, store: Any) -> tuple[list[A
                 results.append(r)
                 progress.console.print(escape(_line(r)), highlight=False, soft_wrap=True)
                 if store is not None and store_error is None:
-                    metrics = {k: v for k, v in r.as_dict().items() if k != "model"}
                     try:
-                        store.add("bench", r.model, metrics, {**env, "threads": r.threads})
+                        store.save(record(r, env={**env, "threads": r.threads}))
                     except VitzooError as e:  # keep measuring; the results are still printed
                         store_error = str(e)
                         progress.console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
@@ -350,3 +349,15 @@ def _distributed() -> bool:
     from vitzoo.parallel.distributed import current
 
     return current().is_distributed
+
+
+def _announce_cached_peak(options: Any) -> None:
+    """The GEMM peak for the % of peak column: one line when it comes from the cache instead of being measured."""
+    from vitzoo.measure.bench import gemm_peak  # the harness's own (what its % of peak column uses)
+    from vitzoo.measure.device import num_threads
+
+    with num_threads(options.threads):
+        peak = gemm_peak(options.device, options.torch_dtype)  # measured here (and kept) if this is the first time
+    if peak.measured_at:
+        info(f"GEMM peak {peak.tflops:.3f} TFLOP/s from the cache (measured {peak.measured_at} in this environment; "
+             "`vitzoo bench --peak` measures it again)")  # fmt: skip

@@ -104,19 +104,21 @@ def _outputs(db: str | None, no_store: bool) -> None:
         validate_output_db(db)
 
 
-def _store(db: str | None, kind: str, records: list[tuple[str, dict[str, Any]]], device: str) -> None:
-    """Record (model, metrics) results already printed; a failure now is one error line and exit 1, the results
-    stay on screen."""
+def _store(db: str | None, records: list[Any], device: str) -> None:
+    """Save typed records (``vitzoo.measure.records.Record``) of results already printed; a failure now is one
+    error line and exit 1, the results stay on screen."""
+    from dataclasses import replace
+
     from vitzoo.measure.env import environment
     from vitzoo.measure.store import ResultStore
 
     try:
         store = ResultStore(db)
         env = environment(device)
-        rows = [store.add(kind, model, metrics, env) for model, metrics in records]
+        rows = [store.save(replace(r, env=env)) for r in records]
     except (VitzooError, OSError) as e:
         fail(f"the result above was not recorded: {e}")
-    info(f"recorded as {kind} {', '.join(f'#{row}' for row in rows)} in {store.path}")
+    info(f"recorded as {records[0].kind} {', '.join(f'#{row}' for row in rows)} in {store.path}")
 
 
 def _ci(row: dict[str, Any]) -> str:
@@ -271,9 +273,7 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
     if not no_store:
         common = {"limit": limit, "device": device, "dtype": dtype, "batch_size": batch_size, "workers": workers,
                   "weights_sha256": model.weights_sha256}  # fmt: skip
-        records = [(model.name, {**r.metrics(), "set": s.name, "imagenet": s.data.classes.imagenet, **common})
-                   for s, r in zip(sets, results, strict=True)]  # fmt: skip
-        _store(db, "eval", records, device)
+        _store(db, [r.record(model.name, set=s.name, **common) for s, r in zip(sets, results, strict=True)], device)
 
 
 def _precheck(name: str, data, img_size: int | None) -> None:
@@ -347,7 +347,7 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
       vitzoo fewshot vit-b16.orig-in21k --data ~/pets --shots 10 --layer 5   # what block 5 represents
     """
     from vitzoo.evaluate.accuracy import RunOptions
-    from vitzoo.evaluate.fewshot import check_layer_of, check_shots, fewshot_accuracy
+    from vitzoo.evaluate.fewshot import check_layer_of, check_shots, fewshot_accuracy, fewshot_record
     from vitzoo.parallel.sharded import extract_features_sharded
 
     shot_list = _parse_shots(shots)
@@ -371,9 +371,8 @@ def fewshot_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, bat
     rows = [{"model": model.name, **vars(r), "classes": classes} for r in results]
     emit(rows, fmt, FEWSHOT_COLUMNS, f"vitzoo fewshot — {model.name} (seed {seed})")
     if not no_store:
-        metrics = {"dataset": data.description, "shots": {str(r.shots): r.accuracy for r in results},
-                   "seed": seed, "l2_reg": l2_reg, "classes": classes, "num_images": len(feats.labels),
-                   "skipped": len(feats.failures), "img_size": pp.img_size, "preprocess": _describe(pp),
-                   "limit": limit, "device": device, "dtype": dtype, "layer": layer,
-                   "weights_sha256": model.weights_sha256}  # fmt: skip
-        _store(db, "fewshot", [(model.name, metrics)], device)
+        run = fewshot_record(model.name, results, dataset=data.description, seed=seed, l2_reg=l2_reg, classes=classes,
+                             num_images=len(feats.labels), skipped=len(feats.failures), img_size=pp.img_size,
+                             preprocess=_describe(pp), limit=limit, device=device, dtype=dtype, layer=layer,
+                             weights_sha256=model.weights_sha256)  # fmt: skip
+        _store(db, [run], device)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vitzoo.cli._output import emit_json, fail, info, warn
+from vitzoo.cli._output import emit_summary, fail, format_options, info, warn
 from vitzoo.zoo.formats import EXPORT_FORMATS
 
 
@@ -53,9 +53,9 @@ from vitzoo.zoo.formats import EXPORT_FORMATS
 )
 @click.option("--calib", type=int, default=64, show_default=True, metavar="N", help="Calibration images.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
+@format_options(dest="output")
 def export_cmd(
-    src, out, fmt, img_size, no_pre_logits, opset, dynamic_size, dtype, int8_method, data, calib, force, as_json
+    src, out, fmt, img_size, no_pre_logits, opset, dynamic_size, dtype, int8_method, data, calib, force, output
 ):
     """Export a model (registry name or weight file) to OUT for ONNX Runtime, transformers or timm.
 
@@ -93,8 +93,7 @@ def export_cmd(
     result = export(src, out, fmt, img_size=img_size, pre_logits=not no_pre_logits, opset=opset, force=force,
                     dynamic_size=dynamic_size, dtype=dtype, int8_method=int8_method,
                     calibration=calibration)  # fmt: skip
-    if as_json:
-        emit_json(result.as_dict())
+    emit_summary(result.as_dict(), output, f"exported {result.path}")
     info(f"wrote {result.path} ({result.target}; {result.model} at {result.img_size}px)")
     if result.vacuous:
         warn(

@@ -24,7 +24,9 @@ from vitzoo.cli._output import (
     render_table,
     warn,
 )
+from vitzoo.cli._preflight import renamed_option
 from vitzoo.errors import VitzooError
+from vitzoo.measure.store import KINDS as STORED_KINDS
 
 FLOPS_COLUMNS = [  # at 80 columns: the counted and closed-form GMACs and whether they agree stay (KEY)
     ("model", "model", None, KEY),
@@ -66,6 +68,7 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
       vitzoo flops ./ti16.safetensors
     """
     from vitzoo.measure.flops import count_flops
+    from vitzoo.measure.records import record
     from vitzoo.measure.store import ResultStore, environment
     from vitzoo.weights.names import check_source, expand_sources
 
@@ -83,8 +86,8 @@ def flops_cmd(names: tuple[str, ...], img_size: int | None, count_on: str, db: s
             warn(f"{c.model}: counted {c.macs} MACs, closed form {c.macs_closed_form}")
     if store is not None:
         env = environment("cpu")
-        for d in rows:
-            store.add("flops", d["model"], {k: v for k, v in d.items() if k != "model"}, env)
+        for c in counts:
+            store.save(record(c, env=env))
         info(f"{len(rows)} result(s) appended to {store.path}")
     emit(rows, fmt, FLOPS_COLUMNS, "compute per image")
 
@@ -115,13 +118,18 @@ def _summary(row: dict[str, Any]) -> str:
         busy = " (contended)" if _is_true(g("contended")) else ""
         train = " train" + (" (grad checkpointing)" if _is_true(g("grad_checkpointing")) else "") if g(
             "mode") == "train" else ""  # fmt: skip
-        return (f"batch {_int(g('batch_size'))} {g('dtype')}{train}: {g('img_per_s'):.2f} img/s, "
-                f"{g('latency_ms'):.1f} ms{pct}{busy}")  # fmt: skip
+        rate = g("img_per_s") if g("img_per_s") is not None else g("throughput")  # the first releases' key
+        latency = "" if g("latency_ms") is None else f", {g('latency_ms'):.1f} ms"
+        return f"batch {_int(g('batch_size'))} {g('dtype')}{train}: {_num(rate, 2)} img/s{latency}{pct}{busy}"
     if row["kind"] == "flops":
         return f"{g('img_size')} px: {g('gmacs'):.3f} GMACs, {g('gflops'):.3f} GFLOPs"
     skip = {"id", "created", "kind", "model", "summary"}
     items = [(k, v) for k, v in row.items() if k not in skip and not k.startswith("env_") and _scalar(v)]
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items[:4])
+
+
+def _num(v: Any, digits: int) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not _is_nan(v) else "—"
 
 
 def _int(v: Any) -> Any:
@@ -139,13 +147,14 @@ class ResultsGroup(SuggestingGroup, CommandGroup):
 @click.group("results", cls=ResultsGroup, invoke_without_command=True)
 @click.option(
     "--kind",
-    type=click.Choice(["bench", "flops", "eval", "fewshot"]),
+    type=click.Choice(STORED_KINDS),
     default=None,
-    help="Only results of this kind (default: all).",
+    help="Only results of this kind (default: all; a GEMM peak is a bench result of model gemm-peak).",
 )
 @click.option(
-    "--model", "pattern", default=None, metavar="PATTERN", help="Shell pattern on the model name, e.g. 'vit-b*'."
+    "--models", "pattern", default=None, metavar="PATTERN", help="Shell pattern on the model name, e.g. 'vit-b*'."
 )
+@renamed_option("--model", "--models PATTERN", "--expect names an architecture in `vitzoo convert`")
 @click.option("--last", type=click.IntRange(min=1), default=None, metavar="N", help="Only the last N results.")
 @db_option
 @format_options
@@ -156,7 +165,8 @@ def results_cmd(
     """Show, filter and export the results database (bench, flops and eval results).
 
     The table shows one headline per result; --json and --csv export every metric and the environment
-    (env_* columns). In Python: `vitzoo.measure.store.ResultStore().query(kind=..., model=...)` (a DataFrame).
+    (env_* columns). In Python: `vitzoo.measure.store.ResultStore().load(kind=..., model=...)` (typed records,
+    `vitzoo.measure.records`) or `.query(...)` (a DataFrame).
     `vitzoo results compare A B` sets two databases, machines or releases side by side (see its --help).
     Reading never creates a file: a missing database is an error. Bench results measured while other
     processes used the CPU are marked "(contended)".
@@ -164,7 +174,7 @@ def results_cmd(
     \b
     Examples:
       vitzoo results
-      vitzoo results --kind bench --model 'vit-b*' --csv > bench.csv
+      vitzoo results --kind bench --models 'vit-b*' --csv > bench.csv
       vitzoo results --db other.sqlite --json
       vitzoo results compare old.sqlite new.sqlite
     """
@@ -244,12 +254,13 @@ def _side_records(selector: str, db: str | None, pattern: str | None) -> tuple[s
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
 @click.option(
-    "--model",
+    "--models",
     "pattern",
     default=None,
     metavar="PATTERN",
     help="Only models matching this shell pattern, e.g. 'vit-b*'.",
 )
+@renamed_option("--model", "--models PATTERN", "as in `vitzoo report` and `vitzoo results`")
 @db_option
 @format_options
 def compare_cmd(a: str, b: str, pattern: str | None, db: str | None, fmt: str) -> None:
@@ -268,7 +279,7 @@ def compare_cmd(a: str, b: str, pattern: str | None, db: str | None, fmt: str) -
     Examples:
       vitzoo results compare laptop.sqlite gpu-box.sqlite
       vitzoo results compare host=box1 host=box2 --db lab.sqlite
-      vitzoo results compare 'torch=2.12*' 'torch=2.13*' --model 'vit-b*'
+      vitzoo results compare 'torch=2.12*' 'torch=2.13*' --models 'vit-b*'
       vitzoo results compare old.sqlite new.sqlite --json
     """
     from vitzoo.report.compare import compare

@@ -9,7 +9,9 @@ import click
 from vitzoo import dtypes
 from vitzoo.cli._output import KEY, db_option, emit, format_options, info, millions
 from vitzoo.cli._preflight import plot_prefix as check_plot_prefix
+from vitzoo.cli._preflight import renamed_option
 from vitzoo.errors import VitzooError
+from vitzoo.zoo.formats import BACKENDS
 from vitzoo.zoo.timm_results import DATASETS
 
 
@@ -52,10 +54,16 @@ def _pareto_mark(row) -> str:
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
 @click.option("--dtype", type=click.Choice(dtypes.NAMES), default="fp32", show_default=True,
               help="Throughput and measured accuracy in this precision.")  # fmt: skip
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]), default="torch",
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch",
               show_default=True, help="Throughput measured with this `vitzoo bench --backend`.")  # fmt: skip
 @db_option
-@click.option("--no-store", is_flag=True, help="Do not read the results database: reported accuracy, no throughput.")
+@click.option(
+    "--reported-only",
+    "no_store",
+    is_flag=True,
+    help="Do not read the results database: reported accuracy, no throughput.",
+)
+@renamed_option("--no-store", "--reported-only", "--no-store means 'do not write' in every command", is_flag=True)
 @click.option("--tags", type=click.Choice(["default", "all"]), default="default", show_default=True,
               help="Per architecture: its default checkpoint, or every checkpoint with an accuracy.")  # fmt: skip
 @click.option("--dataset", type=click.Choice(DATASETS), default="imagenet", show_default=True,

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from vitzoo.cli import SuggestingGroup
-from vitzoo.cli._output import emit_json, fail, format_options, info, render_table, warn
+from vitzoo.cli._output import emit_json, emit_summary, fail, format_options, info, render_table, warn
+from vitzoo.cli._preflight import renamed_option
 
 
 def _progress_bar(description: str):
@@ -25,7 +26,7 @@ def _progress_bar(description: str):
 
 
 def _registry_hint(src: str, model: str | None):
-    """The registry config to check a checkpoint against: --model, or the tag one of whose URLs is SRC.
+    """The registry config to check a checkpoint against: --expect, or the tag one of whose URLs is SRC.
 
     ``%2B`` and ``+`` spellings of the same URL match.
     """
@@ -44,7 +45,8 @@ def _registry_hint(src: str, model: str | None):
 @click.command("convert")
 @click.argument("src")
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--model", "model", metavar="NAME[.TAG]", help="Expected architecture; the checkpoint must match it.")
+@click.option("--expect", "model", metavar="NAME[.TAG]", help="Expected architecture; the checkpoint must match it.")
+@renamed_option("--model", "--expect NAME[.TAG]", "--model is a name pattern in `vitzoo results`")
 @click.option("--img-size", type=int, help="Resize position embeddings to this resolution.")
 @click.option("--num-classes", type=int, help="Replace the head with a zero-initialised one (0: no head).")
 @click.option("--no-pre-logits", is_flag=True, help="Drop the representation layer (ImageNet-21k checkpoints).")
@@ -56,21 +58,21 @@ def _registry_hint(src: str, model: str | None):
 @click.option("--sha256", help="Expected sha256 of SRC (checked after download).")
 @click.option("--force", is_flag=True, help="Overwrite DST if it exists.")
 @click.option("--push-to-hub", "repo", metavar="REPO", help="Also upload DST to this Hugging Face Hub model repo.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was converted as JSON on stdout.")
+@format_options
 def convert_cmd(
-    src, dst, model, img_size, num_classes, no_pre_logits, posemb_interp, labels_file, sha256, force, repo, as_json
+    src, dst, model, img_size, num_classes, no_pre_logits, posemb_interp, labels_file, sha256, force, repo, fmt
 ):
     """Convert SRC (a file or an https URL) to vitzoo safetensors DST.
 
     SRC may be an original vit_jax or BiT .npz (also wrapped with its optimizer under opt/target/), a
     transformers or timm checkpoint (.safetensors or .bin) or a vitzoo file; the layout is detected from the
-    tensors. The architecture is inferred from the shapes and checked against --model (or against the registry
+    tensors. The architecture is inferred from the shapes and checked against --expect (or against the registry
     tag whose original URL SRC is). Every source tensor must be used, every model tensor filled. DST is written
     atomically and holds the config, so the file alone rebuilds the model.
 
     \b
     Examples:
-      vitzoo convert ViT-B_16.npz vit-b16.safetensors --model vit-b16.orig-in21k
+      vitzoo convert ViT-B_16.npz vit-b16.safetensors --expect vit-b16.orig-in21k
       vitzoo convert https://storage.googleapis.com/vit_models/imagenet21k+imagenet2012/ViT-B_16-224.npz b16.safetensors
       vitzoo convert model.safetensors ft.safetensors --num-classes 10 --img-size 384
       vitzoo convert my_finetune.npz flowers.safetensors --labels flowers.txt
@@ -121,7 +123,7 @@ def convert_cmd(
         check_architecture(result.config, hint, hint_name)
     config, state_dict = adapt(result, Adaptation(img_size, num_classes, not no_pre_logits, posemb_interp), src)
     extra = {"source": src, "source_format": result.source_format}
-    if hint_name and "." in hint_name:  # --model NAME.TAG: the file keeps that tag's preprocessing
+    if hint_name and "." in hint_name:  # --expect NAME.TAG: the file keeps that tag's preprocessing
         extra["name"] = hint_name
     if labels_file is not None:  # as many names as the head has classes, checked before anything is written
         extra["labels"] = json.dumps(list(read_label_file(labels_file, config.num_classes)))
@@ -141,8 +143,7 @@ def convert_cmd(
         "labels": str(labels_file) if labels_file is not None else None,
         "config": dataclasses.asdict(config),
     }
-    if as_json:
-        emit_json(summary)
+    emit_summary(summary, fmt, f"converted {src} -> {dst}")
     fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v is not None)
     info(f"read {result.source_format} checkpoint: {type(config).__name__}({fields})")
     if result.ignored:
@@ -224,6 +225,11 @@ def cache_cmd():
     """List or clean vitzoo's cache of converted checkpoints (VITZOO_CACHE, default ~/.cache/vitzoo).
 
     The original downloads stay in the Hugging Face cache (manage it with `hf cache`).
+
+    \b
+    Examples:
+      vitzoo cache list
+      vitzoo cache clean vit-b16 bit-r50x1.bitm-in21k
     """
 
 
@@ -249,7 +255,13 @@ def _cached() -> list[dict]:
 @cache_cmd.command("list")
 @format_options
 def cache_list(fmt):
-    """Show the converted checkpoints in the cache."""
+    """Show the converted checkpoints in the cache.
+
+    \b
+    Examples:
+      vitzoo cache list
+      vitzoo cache list --json
+    """
     rows = _cached()
     if fmt == "json":
         emit_json(rows)
@@ -267,7 +279,14 @@ def cache_list(fmt):
 @click.argument("names", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Remove every converted checkpoint.")
 def cache_clean(names, everything):
-    """Remove converted checkpoints of NAMES (`arch` or `arch.tag`), or --all."""
+    """Remove converted checkpoints of NAMES (`arch` or `arch.tag`), or --all.
+
+    \b
+    Examples:
+      vitzoo cache clean vit-b16              # every converted tag of vit-b16
+      vitzoo cache clean vit-b16.orig-in21k
+      vitzoo cache clean --all
+    """
     from vitzoo.zoo.catalog import REGISTRY
 
     if not names and not everything:

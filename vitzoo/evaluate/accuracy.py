@@ -33,6 +33,7 @@ from vitzoo.evaluate.stats import (
     bootstrap_ci,
     expected_calibration_error,
 )
+from vitzoo.measure.records import EvalMetrics, Record, record
 from vitzoo.zoo.preprocess import Preprocess, describe_preprocess
 
 Progress = Callable[[int, int], None]  # (images done, total images)
@@ -69,6 +70,7 @@ class EvalResult:
     top1_ci_low: float | None = None  # 95% bootstrap interval of the headline top-1 (vitzoo.evaluate.stats)
     top1_ci_high: float | None = None
     ece: float | None = None  # expected calibration error (%) of the headline top-1, 15 equal-width bins
+    imagenet: bool = False  # the data's labels are ImageNet-1k's (a score comparable with the checkpoint's)
 
     @property
     def protocol_top1(self) -> float | None:
@@ -101,6 +103,13 @@ class EvalResult:
         out["preprocess"] = describe_preprocess(self.preprocess)
         out |= {f"pp_{k}": (list(v) if isinstance(v, tuple) else v) for k, v in pp.items() if k != "img_size"}
         return out
+
+    def record(self, model: str, *, env: dict[str, Any] | None = None, **run: Any) -> Record:
+        """The typed record of this result for the results store (``ResultStore.save``): ``model`` names the
+        checkpoint (``model.name``), ``run`` says how it ran (``limit``, ``device``, ``dtype``, ``batch_size``,
+        ``workers``, ``weights_sha256``, ``set``: fields of ``vitzoo.measure.records.EvalMetrics``)."""
+        metrics = {k: tuple(v) if isinstance(v, list) else v for k, v in self.metrics().items()}
+        return record(EvalMetrics(**metrics, **run), model=model, env=env)
 
 
 def model_num_classes(model: nn.Module) -> int:
@@ -311,6 +320,7 @@ def result_from_counts(
         top1_ci_low=None if ci is None else 100.0 * ci[0],
         top1_ci_high=None if ci is None else 100.0 * ci[1],
         ece=100.0 * expected_calibration_error(confidence, hit) if len(hit) else None,
+        imagenet=bool(getattr(data.classes, "imagenet", False)),
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from torch import nn
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import DEFAULT_RUN, Progress, RunOptions, run_batches
 from vitzoo.evaluate.data import ImageDataset
+from vitzoo.measure.records import FewShotMetrics, Record, record
 from vitzoo.zoo.configs import BiTConfig, ModelConfig
 from vitzoo.zoo.preprocess import Preprocess
 
@@ -149,6 +151,14 @@ def fewshot_accuracy(
         hits = probe.predict(features.x[test]) == y[test]
         out.append(FewShotResult(k, 100.0 * float(hits.mean()), len(idx), len(test)))
     return out
+
+
+def fewshot_record(model: str, results: Sequence[FewShotResult], *, env: dict[str, Any] | None = None,
+                   **run: Any) -> Record:  # fmt: skip
+    """The typed record of a few-shot run for the results store (``ResultStore.save``): accuracy per shot count,
+    and ``run``, how it ran (``dataset``, ``seed``, ``l2_reg``, ``classes``, ...: fields of
+    ``vitzoo.measure.records.FewShotMetrics``)."""
+    return record(FewShotMetrics(shots={str(r.shots): r.accuracy for r in results}, **run), model=model, env=env)
 
 
 def pre_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from vitzoo.errors import VitzooError
+from vitzoo.measure.records import EvalMetrics, Record
 from vitzoo.zoo.analytic import count_macs, count_params
 from vitzoo.zoo.catalog import REGISTRY
 from vitzoo.zoo.configs import Family
@@ -30,8 +31,7 @@ if TYPE_CHECKING:
 
 AccuracyKind = Literal["measured", "reported"]
 TagChoice = Literal["default", "all"]  # per architecture: its default checkpoint, or every checkpoint
-THROUGHPUT_KEYS = ("img_per_s", "throughput")  # images/s in a bench row (vitzoo.measure.bench.BenchResult)
-OK_STATUS = (None, "ok")
+OK_STATUS = (None, "ok")  # None: a row from before bench recorded a status
 DATASET_TITLES = {"imagenet": "ImageNet-1k", "real": "ImageNet-ReaL", "v2": "ImageNet-V2", "sketch": "ImageNet-Sketch",
                   "a": "ImageNet-A", "r": "ImageNet-R"}  # fmt: skip
 
@@ -106,34 +106,18 @@ def resolve_names(names: Sequence[str], tags: TagChoice = "default") -> list[str
     return out
 
 
-def _latest(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return records[-1] if records else None
+def _same_evaluation(m: EvalMetrics, pp: Preprocess, dtype: str) -> bool:
+    """Whether a stored eval ``m`` measured the checkpoint as its row does: resolution, crop and dtype.
 
-
-def _same_evaluation(m: dict[str, Any], pp: Preprocess, dtype: str) -> bool:
-    """Whether stored eval metrics ``m`` measured the checkpoint as its row does: resolution, crop and dtype.
-
-    ``img_size`` must match; the preprocessing (``pp_crop_pct``, ``pp_resize``, ``pp_interpolation``) must match
-    where recorded; a run without ``dtype`` counts as fp32.
+    ``img_size`` must match; the preprocessing (crop, resize, interpolation) must match where recorded; a run
+    without a dtype counts as fp32 (``EvalMetrics``' default).
     """
-    if m.get("img_size") != pp.img_size or m.get("dtype", "fp32") != dtype:
+    if m.img_size != pp.img_size or m.dtype != dtype:
         return False
-    crop = m.get("pp_crop_pct")
+    crop = m.pp_crop_pct
     if crop is not None and not (isinstance(crop, (int, float)) and math.isclose(crop, pp.crop_pct, abs_tol=1e-9)):
         return False
-    return all(m.get(f"pp_{k}") in (None, getattr(pp, k)) for k in ("resize", "interpolation"))
-
-
-def _of_dataset(m: dict[str, Any], dataset: str) -> float | None:
-    """The top-1 an eval record measured on ``dataset``, or None when it measured another set.
-
-    Records from before protocols were recorded count as ImageNet-1k; ReaL is also the ``--real-labels`` score of
-    an ImageNet-1k run.
-    """
-    protocol = m.get("protocol") or "imagenet"
-    if dataset == "real" and protocol in ("real", "imagenet"):
-        return m.get("real_top1")
-    return m.get("top1") if protocol == dataset else None
+    return m.pp_resize in (None, pp.resize) and m.pp_interpolation in (None, pp.interpolation)
 
 
 def measured_accuracy(
@@ -149,18 +133,18 @@ def measured_accuracy(
     assert weights is not None
     runs = [
         r
-        for r in store.records(kind="eval", model=_escape(model))
-        if r["metrics"].get("imagenet")
-        and r["metrics"].get("limit") is None
-        and _of_dataset(r["metrics"], dataset) is not None
-        and _same_evaluation(r["metrics"], weights.preprocess, dtype)
+        for r in store.load(kind="eval", model=_escape(model))
+        if isinstance(r.metrics, EvalMetrics)
+        and r.metrics.full_run
+        and r.metrics.top1_on(dataset) is not None
+        and _same_evaluation(r.metrics, weights.preprocess, dtype)
     ]
-    last = _latest(runs)
-    if last is None:
+    if not runs:
         return None
-    m = last["metrics"]
-    images = m.get("real_images") if dataset == "real" else m.get("num_images")
-    return float(_of_dataset(m, dataset)), f"vitzoo eval {last['created'][:10]}, {images} images, {dtype}"
+    last = runs[-1]
+    m = last.metrics
+    when = (last.created or "")[:10]
+    return float(m.top1_on(dataset)), f"vitzoo eval {when}, {m.images_on(dataset)} images, {dtype}"
 
 
 def reported_accuracy(weights: Any, dataset: str = "imagenet") -> tuple[float, str] | None:
@@ -185,23 +169,29 @@ def measured_throughput(
     assert weights is not None
     names = {model} | ({spec.name} if weights.tag == spec.default_tag else set())
     best = None
-    for r in store.records(kind="bench", model=f"{_escape(spec.name)}*"):
-        m = r["metrics"]
-        if r["model"] not in names or m.get("status") not in OK_STATUS or m.get("dtype", dtype) != dtype:
+    for r in store.load(kind="bench", model=f"{_escape(spec.name)}*"):
+        m = r.metrics
+        if r.model not in names or m.status not in OK_STATUS or (m.dtype or dtype) != dtype:
             continue
-        if m.get("backend", "torch") != backend:
+        if (m.backend or "torch") != backend:
             continue
-        recorded = str(m.get("device", device))
+        recorded = str(getattr(m, "device", None) or device)  # a matrix cell (CPU) names no device
         if (recorded if ":" in device else recorded.split(":")[0]) != device:
             continue
-        if m.get("img_size", weights.img_size) != weights.img_size:
+        if (m.img_size or weights.img_size) != weights.img_size:
             continue
-        if m.get("ranks", 1) > 1:  # a data-parallel aggregate over several processes, not one device's speed
+        if r.ranks > 1:  # a data-parallel aggregate over several processes, not one device's speed
             continue
-        value = next((m[k] for k in THROUGHPUT_KEYS if isinstance(m.get(k), (int, float))), None)
+        value = _throughput(r)
         if value is not None and math.isfinite(value) and (best is None or value > best):
             best = float(value)
     return best
+
+
+def _throughput(r: Record) -> float | None:
+    """Images/s of a bench record: ``img_per_s`` (rows of the first releases called it ``throughput``)."""
+    value = r.metrics.img_per_s if r.metrics.img_per_s is not None else r.extra.get("throughput")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _escape(name: str) -> str:

@@ -11,13 +11,13 @@ matmuls; ``EXTRA_FORMULAS`` adds the missing kernels, and ``counted_macs`` alway
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from vitzoo.measure.results import FlopCount
 from vitzoo.models import build_model
 from vitzoo.weights.names import source_config
 from vitzoo.zoo.analytic import count_macs, count_params
@@ -62,47 +62,6 @@ def _extra_formulas() -> dict[Any, Callable[..., int]]:
 # Kernel -> FLOP formula, for the kernels torch's counter does not know: the CPU SDPA kernel, and the oneDNN
 # linear that vitzoo's fused CPU kernels (``vitzoo.measure.fused.set_fused_kernels``) call.
 EXTRA_FORMULAS: dict[Any, Callable[..., int]] = _extra_formulas()
-
-
-@dataclass(frozen=True)
-class FlopCount:
-    """Compute of one forward pass, per image. ``macs`` is the counted value; ``macs_closed_form`` must equal it."""
-
-    model: str
-    img_size: int
-    params: int
-    macs: int  # counted with FlopCounterMode (+ EXTRA_FORMULAS)
-    macs_closed_form: int  # vitzoo.zoo.analytic.count_macs
-    by_op: dict[str, int] = field(default_factory=dict)  # counted MACs per aten op (convolution, addmm, ...)
-
-    @property
-    def gmacs(self) -> float:
-        """Giga multiply-accumulates per image."""
-        return self.macs / 1e9
-
-    @property
-    def gflops(self) -> float:
-        """Giga floating-point operations per image (2 x GMACs)."""
-        return 2 * self.macs / 1e9
-
-    @property
-    def agree(self) -> bool:
-        """True when the counter and the closed form give the same count."""
-        return self.macs == self.macs_closed_form
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for tables, JSON and the results store."""
-        return {
-            "model": self.model,
-            "img_size": self.img_size,
-            "params": self.params,
-            "gmacs": self.gmacs,
-            "gflops": self.gflops,
-            "macs": self.macs,
-            "macs_closed_form": self.macs_closed_form,
-            "agree": self.agree,
-            "by_op": dict(self.by_op),
-        }
 
 
 def counted_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, int]]:

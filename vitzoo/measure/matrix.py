@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +38,7 @@ from vitzoo.measure.device import num_threads
 from vitzoo.measure.engines import DEFAULT_TORCH_INT8, INT8_METHODS, Cell, Engine, build, cells, why_not
 from vitzoo.measure.fidelity import compare
 from vitzoo.measure.memory import CpuMemoryMeter
+from vitzoo.measure.results import MatrixResult
 from vitzoo.measure.timing import percentile
 
 DTYPES = ("fp32", "bf16", "int8")
@@ -95,62 +95,6 @@ def synthetic_data(img_size: int, calib: int = 32, images: int = 32) -> MatrixDa
     c, record = synthetic_images(calib, img_size, seed=0)
     x, shown = synthetic_images(images, img_size, seed=1)
     return MatrixData(c, record.source, x, shown.source)
-
-
-@dataclass(frozen=True)
-class MatrixResult:
-    """One cell: speed at the throughput batch and batch 1, memory, % of roofline, and fidelity to fp32 PyTorch."""
-
-    model: str
-    backend: str
-    dtype: str
-    method: str | None
-    status: str  # ok | skipped | error
-    error: str | None = None  # why it was skipped or failed
-    default: bool = True  # the runtime's default way to this precision (torch int8: DEFAULT_TORCH_INT8)
-    note: str | None = None
-    batch_size: int = 0
-    img_size: int = 0
-    threads: int = 0
-    params: int | None = None
-    gflops: float | None = None  # per image, 2 x MACs
-    img_per_s: float | None = None
-    round_img_per_s: tuple[float, ...] = ()
-    latency_ms: float | None = None  # median ms per pass at the throughput batch
-    latency_b1_ms: float | None = None  # batch 1: median, p90, p99 over every timed pass
-    latency_b1_p90_ms: float | None = None
-    latency_b1_p99_ms: float | None = None
-    memory_mib: float | None = None
-    memory_kind: str = "cpu_rss_delta_build_and_warmup"
-    tflops: float | None = None  # achieved TFLOP/s (TOP/s for int8)
-    peak_tflops: float | None = None
-    pct_peak: float | None = None
-    peak_note: str | None = None  # why there is no roofline for this precision
-    prepare_s: float | None = None  # build and quantization (calibration)
-    warmup_s: float | None = None  # the warm-up passes (compilation included)
-    fid_images: int | None = None
-    fid_source: str | None = None
-    calib_images: int | None = None
-    calib_source: str | None = None
-    max_abs_err: float | None = None
-    mean_abs_err: float | None = None
-    top1_agreement: float | None = None
-    top1_accuracy: float | None = None
-    ref_top1_accuracy: float | None = None
-    degraded: bool | None = None
-    degraded_why: str | None = None
-    rounds: int = 0
-    iters: int = 0
-    load_start: float | None = None
-    load_end: float | None = None
-    other_cpu: float | None = None
-    contended: bool | None = None
-    weights_sha256: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["round_img_per_s"] = list(self.round_img_per_s)
-        return d
 
 
 Report = Callable[[str], None]

@@ -1,25 +1,27 @@
-"""What a benchmark is asked to do and what it reports: ``BenchOptions``, ``BenchResult``, ``Progress`` (no torch).
+"""What a benchmark is asked to do: ``BenchOptions`` and ``Progress`` (no torch). What it reports, ``BenchResult``,
+is in ``vitzoo.measure.results`` (re-exported here).
 
 The harness is ``vitzoo.measure.bench``; one batch size on one device is ``vitzoo.measure.runner``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from vitzoo import dtypes
 from vitzoo.errors import ConfigError
+from vitzoo.measure.results import BenchResult, Status
+from vitzoo.zoo.formats import BACKENDS
 
 if TYPE_CHECKING:
     import torch
 
-Status = Literal["ok", "oom", "error"]
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")  # the runtimes (vitzoo.measure.backends)
+__all__ = ["BenchOptions", "BenchResult", "Progress", "ProgressFn", "Status", "check_backend", "parse_batch_sizes"]
+
 _PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript"), "openvino": ("openvino", "onnx", "onnxscript")}
 
 
@@ -80,59 +82,6 @@ class BenchOptions:
     @property
     def torch_dtype(self) -> torch.dtype:
         return dtypes.to_torch(self.dtype)
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """One (model, batch size) measurement. Throughput in images/s, latency in ms per batch, memory in MiB.
-
-    In train mode a pass is one training step (forward, backward, clipping, SGD update) and ``gflops`` counts the
-    forward and backward passes (``vitzoo.measure.flops.counted_train_macs``)."""
-
-    model: str
-    batch_size: int
-    img_size: int
-    status: Status
-    device: str
-    dtype: str
-    precision: str
-    compile: bool
-    channels_last: bool
-    threads: int
-    fused: bool = False  # vitzoo's fused CPU inference kernels ran (requested and supported)
-    kernels: str = "aten"  # "fused" | "aten": the path that ran
-    kernels_note: str | None = None  # why aten ran (--aten, autocast, no bf16 oneDNN on this CPU, ...)
-    backend: str = "torch"  # what ran the model: torch, onnxruntime, openvino
-    params: int | None = None
-    gflops: float | None = None  # per image (2 x GMACs)
-    img_per_s: float | None = None  # median over rounds
-    latency_ms: float | None = None  # median per batch
-    latency_p90_ms: float | None = None
-    latency_p99_ms: float | None = None
-    tflops: float | None = None  # achieved: gflops x img_per_s / 1000
-    peak_tflops: float | None = None  # measured GEMM peak for this device and dtype
-    pct_peak: float | None = None  # 100 x tflops / peak_tflops
-    memory_mib: float | None = None  # CUDA: max allocated; CPU: peak RSS minus RSS before the model was built
-    memory_kind: str | None = None  # "cuda_max_allocated" | "cpu_rss_delta"
-    compile_s: float | None = None  # first call with torch.compile
-    iters: int = 0  # timed passes per round
-    rounds: int = 0
-    round_img_per_s: tuple[float, ...] = ()
-    error: str | None = None
-    note: str | None = None  # e.g. how "auto" found the batch size
-    load_start: float | None = None  # 1-minute load average before the timed rounds
-    load_end: float | None = None  # and after them
-    other_cpu: float | None = None  # cores other processes used during the timed rounds (/proc/stat)
-    contended: bool | None = None  # other work probably slowed this measurement down
-    weights_sha256: str | None = None  # the file the weights came from (``model.weights_sha256``); None: random
-    mode: str = "inference"  # inference: forward passes; train: forward + backward + SGD step per pass
-    grad_checkpointing: bool = False  # train: activations recomputed per block in backward
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-able) for tables, export and the results store."""
-        d = dataclasses.asdict(self)
-        d["round_img_per_s"] = list(self.round_img_per_s)
-        return d
 
 
 @dataclass(frozen=True)

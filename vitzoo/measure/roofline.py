@@ -19,7 +19,6 @@ import functools
 import json
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,29 +27,8 @@ import torch.nn.functional as F
 from vitzoo import dtypes
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import atomic_path, cache_dir
+from vitzoo.measure.results import GemmPeak
 from vitzoo.measure.timing import make_timer
-
-
-@dataclass(frozen=True)
-class GemmPeak:
-    """Best matmul throughput measured for a device and dtype, and what each shape and kernel reached."""
-
-    device: str
-    dtype: str
-    threads: int
-    tflops: float  # the peak: best over shapes and kernels
-    results: tuple[tuple[str, int, int, int, float], ...]  # (kernel, M, K, N, TFLOP/s)
-    measured_at: str | None = None  # when a peak reused from the cache was measured (UTC); None: measured now
-
-    def as_dict(self) -> dict:
-        """Plain data; one row per (kernel, shape) plus the peak."""
-        return {
-            "device": self.device,
-            "dtype": self.dtype,
-            "threads": self.threads,
-            "peak_tflops": self.tflops,
-            "results": [dict(zip(("kernel", "M", "K", "N", "tflops"), r, strict=True)) for r in self.results],
-        }
 
 
 def vit_gemm_shapes(tokens: int = 16 * 197, width: int = 768, mlp_dim: int = 3072) -> list[tuple[int, int, int]]:

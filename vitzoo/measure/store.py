@@ -12,9 +12,13 @@ creating nothing, that a long run will be able to store its result, so that it f
 after. Metrics are JSON, so new metrics (e.g. bench's contention fields) need no schema change: older rows just
 lack them.
 
+Typed access is ``save``/``load`` (``vitzoo.measure.records.Record``: what the library's functions return and
+every command writes); ``add``/``records``/``query`` are the raw rows underneath, as earlier releases had them.
+
 >>> store = ResultStore("/tmp/results.sqlite")
->>> store.add("bench", "vit-b16", {"img_per_s": 41.2, "batch_size": 16})
+>>> store.save(record(result))  # a BenchResult, FlopCount, GemmPeak, EvalMetrics, ... -> its row id
 1
+>>> store.load(kind="bench", model="vit-*")  # [Record(kind='bench', model='vit-b16', metrics=BenchResult(...))]
 >>> store.query(kind="bench", model="vit-*")  # a pandas DataFrame: id, created, kind, model, metrics, env_*
 """
 
@@ -36,13 +40,15 @@ from vitzoo import settings
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import cache_dir, nearest_existing, probe_folder
 from vitzoo.measure.env import environment
+from vitzoo.measure.records import Record, load_records, record
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["KINDS", "SCHEMA_VERSION", "ResultStore", "default_db_path", "environment", "validate_output_db"]
+__all__ = ["KINDS", "SCHEMA_VERSION", "Record", "ResultStore", "default_db_path", "environment", "record",
+           "validate_output_db"]  # fmt: skip
 
-KINDS = ("bench", "flops", "eval", "fewshot")
+KINDS = ("bench", "flops", "eval", "fewshot")  # the kind column (a GEMM peak is a "gemm-peak" bench row)
 SCHEMA_VERSION = 1
 APPLICATION_ID = int.from_bytes(b"VTZ1", "big")  # marks the file as a vitzoo store
 BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another one to finish
@@ -246,6 +252,18 @@ class ResultStore:
         with self._connect() as conn:
             cur = conn.execute("INSERT INTO results (created, kind, model, metrics, env) VALUES (?, ?, ?, ?, ?)", row)
             return int(cur.lastrowid)
+
+    def save(self, rec: Record) -> int:
+        """Append a typed record (``vitzoo.measure.records.record(result)``) and return its row id; an empty
+        ``env`` becomes this machine's (``environment()``)."""
+        kind, model, metrics, env = rec.stored()
+        return self.add(kind, model, metrics, env or None)
+
+    def load(self, kind: str | None = None, model: str | None = None) -> list[Record]:
+        """Matching results as typed records, oldest first (``kind="peak"``: the GEMM peaks; ``model`` a shell
+        pattern as in ``records``). Rows of every release read: what a row lacks is None, what it has beyond
+        its typed metrics is in ``Record.extra``."""
+        return load_records(self.records, kind, model)
 
     def records(self, kind: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
         """Matching results as dicts (id, created, kind, model, metrics, env), oldest first.

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from vitzoo.measure.records import Record, load_records
 from vitzoo.report import charts
 from vitzoo.report.page import Cell, Figure, Section, interval, num, table, text
 from vitzoo.zoo.registry import UnknownModelError
@@ -84,6 +85,10 @@ class RecordView:
     def records(self, kind: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
         return [r for r in self._records if (kind is None or r["kind"] == kind)
                 and (model is None or fnmatch.fnmatchcase(r["model"], model))]  # fmt: skip
+
+    def load(self, kind: str | None = None, model: str | None = None) -> list[Record]:
+        """Typed records, as ``ResultStore.load``."""
+        return load_records(self.records, kind, model)
 
 
 def _throughput_setting(records: Sequence[dict[str, Any]]) -> tuple[str, str, str]:

@@ -12,3 +12,6 @@ ExportFormat = Literal["onnx", "transformers", "timm"]
 
 READ_FORMATS: tuple[CheckpointFormat, ...] = get_args(CheckpointFormat)
 EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+
+Backend = Literal["torch", "onnxruntime", "openvino"]  # what runs a model: PyTorch, or its exported ONNX graph in one
+BACKENDS: tuple[Backend, ...] = get_args(Backend)  # the one list every option and check takes its choices from

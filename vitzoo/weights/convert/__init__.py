@@ -84,7 +84,7 @@ def infer_config(sd: dict[str, torch.Tensor], heads: int | None, expected: Model
         elif D in HEADS_BY_WIDTH:
             heads = HEADS_BY_WIDTH[D]
         else:
-            raise CheckpointError(f"cannot tell the number of heads of a width-{D} ViT from its weights; pass --model")
+            raise CheckpointError(f"cannot tell the number of heads of a width-{D} ViT from its weights; pass --expect")
     backbone = None
     if "patch_embed.backbone.stem.conv.weight" in sd:
         backbone = HybridConfig(

@@ -1,35 +1,20 @@
-"""`vitzoo bench --peak`: the GEMM roofline of a device and dtype, measured, kept for later runs, shown and stored;
-and the line saying when a benchmark's % of peak comes from that kept measurement."""
+"""`vitzoo bench --peak`: measure the GEMM roofline of a device and dtype, print it and store it as a peak record."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from vitzoo import dtypes
 from vitzoo.cli._output import emit_csv, emit_json, err_console, info, number, render_table, warn
-
-
-def announce_cached_peak(options: Any) -> None:
-    """The GEMM peak for the % of peak column: one line when it comes from the cache instead of being measured."""
-    from vitzoo.measure.bench import gemm_peak  # the harness's own (what its % of peak column uses)
-    from vitzoo.measure.device import num_threads
-
-    with num_threads(options.threads):
-        peak = gemm_peak(options.device, options.torch_dtype)  # measured here (and kept) if this is the first time
-    if peak.measured_at:
-        info(f"GEMM peak {peak.tflops:.3f} TFLOP/s from the cache (measured {peak.measured_at} in this environment; "
-             "`vitzoo bench --peak` measures it again)")  # fmt: skip
-
 
 PEAK_COLUMNS = [("kernel", "kernel", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),
                 ("tflops", "TFLOP/s", number(3))]  # fmt: skip
 
 
-def measure_peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:
-    """Measure the GEMM roofline (`--peak`), keep it for later runs in this environment, store and show it."""
+def run_peak(device: str, dtype: str, threads: int | None, db: str | None, no_store: bool, fmt: str) -> None:
+    """Measure, remember (for later runs' % of peak) and store the GEMM peak; print it as ``fmt``."""
     import torch
 
     from vitzoo.measure.device import num_threads, resolve_device
+    from vitzoo.measure.records import record
     from vitzoo.measure.roofline import measure_gemm_peak, remember_peak
     from vitzoo.measure.store import ResultStore, environment
 
@@ -47,7 +32,7 @@ def measure_peak(device: str, dtype: str, threads: int | None, db: str | None, n
     remember_peak(result)  # later `vitzoo bench` runs in this environment reuse it
     data = result.as_dict()
     if store is not None:
-        store.add("bench", "gemm-peak", data, env)
+        store.save(record(result, env=env))
         info(f"GEMM peak appended to {store.path}")
     if fmt == "json":
         emit_json({**data, "env": env})
