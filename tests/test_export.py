@@ -344,7 +344,8 @@ def test_a_model_in_memory_is_exported_as_it_is(tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.2)
-    model.preprocess = replace(model.preprocess, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
+    pp = replace(model.preprocess, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
+    model.checkpoint = replace(model.checkpoint, preprocess=pp)
     model.train()
     result = export(model, tmp_path / "hf", "transformers")
     assert model.training and result.max_rel_diff <= RTOL

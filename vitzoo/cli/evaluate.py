@@ -72,8 +72,8 @@ def data_options(func: Callable) -> Callable:
 
 def _describe_run(model, data, pp) -> str:
     """The line announcing a run: model, data, preprocessing (and where a file's preprocessing comes from)."""
-    source = getattr(model, "preprocess_source", None)
-    note = f" ({source})" if source is not None and source != f"registry tag {model.name}" else ""
+    source = model.checkpoint.preprocess_source
+    note = f" ({source})" if source != f"registry tag {model.name}" else ""
     return f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}{note}"
 
 
