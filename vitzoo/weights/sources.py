@@ -212,7 +212,7 @@ def fit_to_registry(result: Converted, spec: ModelSpec, weights: Weights, source
     layer timm removed); their registry entries have no head, so an all-zero head (and that pre_logits layer) is
     dropped. Anything else that differs — layout (``source``'s), architecture, classes, representation — raises.
     """
-    full = f"{spec.name}.{weights.tag}"
+    full = spec.full_name(weights)
     expected = spec.config_for(weights)
     config, sd = result.config, dict(result.state_dict)
     head = sd.get("head.weight")

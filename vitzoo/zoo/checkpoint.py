@@ -83,7 +83,7 @@ class Checkpoint:
             family = family_of(config)
             pp, why = default_preprocess(family, config.img_size), f"default for a {family} model: no registry tag"
             return cls(spec.name, pp, why, config=config, label_space=space_for(config.num_classes), arch=spec.name)
-        name = f"{spec.name}.{weights.tag}"
+        name = spec.full_name(weights)
         same_head = config.num_classes == weights.num_classes
         return cls(
             name, replace(weights.preprocess, img_size=config.img_size), f"registry tag {name}",

@@ -160,6 +160,11 @@ class ModelSpec:
                 return w
         raise UnknownModelError(_unknown_tag(self, tag))
 
+    def full_name(self, weights: Weights | None) -> str:
+        """``arch.tag`` of one of its checkpoints (the architecture's name for none): the one place a full name is
+        composed (``Checkpoint.name`` carries it)."""
+        return self.name if weights is None else f"{self.name}.{weights.tag}"
+
     def config_for(self, weights: Weights | None) -> ModelConfig:
         """The architecture exactly as a checkpoint stores it (resolution, classes, representation layer)."""
         if weights is None:
