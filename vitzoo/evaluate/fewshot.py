@@ -207,7 +207,7 @@ def extract_features(
     """Pre-logit features of every readable image of ``data`` (``allow_empty``: no error if there is none), or
     block ``layer``'s pooled output (``layer_features``)."""
     if layer is not None:
-        check_layer(model.config, layer, label_of(model))
+        check_layer(model.config, layer, label_of(model, "the model"))
 
     def features(x: torch.Tensor) -> torch.Tensor:
         return pre_logits(model, x) if layer is None else layer_features(model, x, layer)

@@ -172,10 +172,12 @@ def checkpoint_of(model: Any) -> Checkpoint | None:
     return checkpoint if isinstance(checkpoint, Checkpoint) else None
 
 
-def label_of(model: Any) -> str:
-    """How messages name a model: its checkpoint's full name, or its class for any other module."""
+def label_of(model: Any, default: str | None = None) -> str:
+    """How messages name a model: its checkpoint's full name; else ``default``, or its class."""
     checkpoint = checkpoint_of(model)
-    return type(model).__name__ if checkpoint is None else checkpoint.name
+    if checkpoint is None:
+        return default or type(model).__name__
+    return checkpoint.name
 
 
 def attach(model: Any, checkpoint: Checkpoint) -> Any:
