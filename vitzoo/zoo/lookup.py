@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from vitzoo import machine
@@ -96,7 +97,7 @@ def resolve_one(name: str | os.PathLike, *, num_classes: int | None = None, img_
         config = checkpoint.config
         if config is not None and (img_size or num_classes is not None):
             config = _override(config, checkpoint.name, num_classes, img_size)
-            checkpoint = Checkpoint(**{**checkpoint.__dict__, "config": config})
+            checkpoint = replace(checkpoint, config=config)
         return checkpoint
     if not isinstance(name, str):  # get_spec(None), load(a_model): one clear error, not an AttributeError
         raise UnknownModelError(f"a model is named by a string such as 'vit-b16' or 'vit-b16.TAG', not {name!r}")
