@@ -108,7 +108,7 @@ def test_a_file_is_a_file_by_one_rule_with_or_without_an_extension_and_with_dots
             assert result.exit_code == 0, result.output
             assert spelling in (result.stdout if command == "flops" else result.stderr)  # predict names it on stderr
     refused = CliRunner().invoke(main, ["info", "tiny"])  # catalogue-only commands refuse a file, naming it
-    assert refused.stderr.strip() == "error: tiny is a weight file; `vitzoo info` takes catalogue names (NAME[.TAG]; " \
+    assert refused.stderr.strip() == "error: tiny is a file; `vitzoo info` takes catalogue names (NAME[.TAG]; " \
                                      "see `vitzoo list`)"  # fmt: skip
 
 

@@ -97,7 +97,8 @@ def resolve_names(names: Sequence[str], tags: TagChoice = "default") -> list[str
         return out
     for name in names:
         for checkpoint in resolve(name):
-            refuse_file(checkpoint, "tradeoff")  # it compares reported or measured accuracies of catalogue entries
+            measure = f"measure a file with `vitzoo bench {name}` and `vitzoo eval {name}`"
+            refuse_file(checkpoint, "tradeoff", measure)  # it compares the accuracies of catalogue entries
             if checkpoint.tag is None:
                 raise VitzooError(f"{checkpoint.name} has no checkpoint to compare")
             spec, _ = REGISTRY.entry(checkpoint.arch, None)  # type: ignore[arg-type]

@@ -109,12 +109,12 @@ def resolve_one(name: str | os.PathLike, *, num_classes: int | None = None, img_
     return Checkpoint.of(spec, weights, config)
 
 
-def refuse_file(checkpoint: Checkpoint, what: str) -> Checkpoint:
+def refuse_file(checkpoint: Checkpoint, what: str, hint: str = "") -> Checkpoint:
     """``checkpoint`` when it is a catalogue entry; one line when it is a weight file, where ``what`` (a command, a
-    function) takes catalogue names only."""
+    function) takes catalogue names only (``hint``: what to do with the file instead)."""
     if checkpoint.is_file:
-        raise ConfigError(f"{checkpoint.name} is a weight file; {what} takes catalogue names (NAME[.TAG]; see "
-                          "`vitzoo list`)")  # fmt: skip
+        raise ConfigError(f"{checkpoint.name} is a file; {what} takes catalogue names (NAME[.TAG]; see "
+                          f"`vitzoo list`){'; ' + hint if hint else ''}")  # fmt: skip
     return checkpoint
 
 
