@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+from dataclasses import replace
 
 import click
 import numpy as np
@@ -21,6 +22,7 @@ from vitzoo.evaluate.data import preprocess_image
 from vitzoo.evaluate.imagenet import IMAGENET_SYNSETS
 from vitzoo.measure.store import ResultStore
 from vitzoo.weights.checkpoint import save_vitzoo
+from vitzoo.zoo.lookup import resolve_one
 from vitzoo.zoo.preprocess import Preprocess
 
 
@@ -269,8 +271,7 @@ def test_registry_name_uses_its_preprocessing_and_feeds_tradeoff(tmp_path, monke
     def fake_load(name, **kwargs):  # the Hub is out of reach: the colour model stands in for the checkpoint
         calls.append((name, kwargs))
         model = colour_model(1000, img_size=kwargs["img_size"] or 224)
-        model.name, model.preprocess = "vit-b16.orig-in21k-ft-in1k", vitzoo.get_spec("vit-b16").get_weights().preprocess
-        model.weights_sha256 = "ab" * 32  # what load() sets: the downloaded file's sha256
+        model.checkpoint = replace(resolve_one("vit-b16"), weights_sha256="ab" * 32)  # load() sets the file's sha256
         return model
 
     monkeypatch.setattr(vitzoo, "load", fake_load)

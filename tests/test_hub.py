@@ -113,7 +113,9 @@ def test_failed_conversion_leaves_nothing_in_the_cache(offline_hub, monkeypatch)
 def test_download_and_cache_commands(offline_hub):
     _, vz_cache, _ = offline_hub
     runner = CliRunner()
-    result = runner.invoke(main, ["download", "test*"])  # a pattern: the names it matches
+    hidden = runner.invoke(main, ["download", "test*"])  # a pattern never matches the hidden test fixture
+    assert hidden.exit_code == 1 and hidden.stderr.strip() == "error: no model matches 'test*'; see `vitzoo list`"
+    result = runner.invoke(main, ["download", "testing"])  # its name does
     assert result.exit_code == 0 and "testing.random-10cls" in result.stderr
     nothing = runner.invoke(main, ["download", "zzz*"])
     assert nothing.exit_code == 1 and nothing.stderr.strip() == "error: no model matches 'zzz*'; see `vitzoo list`"

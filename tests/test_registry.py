@@ -8,6 +8,7 @@ import pytest
 
 import vitzoo
 from vitzoo.zoo.catalog import REGISTRY, TESTING
+from vitzoo.zoo.lookup import resolve
 from vitzoo.zoo.preprocess import Preprocess
 from vitzoo.zoo.registry import HubFile, ModelSpec, Registry, UnknownModelError, Weights
 
@@ -15,12 +16,20 @@ from vitzoo.zoo.registry import HubFile, ModelSpec, Registry, UnknownModelError,
 EXPECTED_NAMES = [
     *("vit-ti16", "vit-s16", "vit-s32", "vit-b8", "vit-b16", "vit-b32", "vit-l16", "vit-l32", "vit-h14"),
     *("vit-r50-b16", "vit-r50-l32", "vit-r26-s32", "vit-r-ti16"),
-    *("bit-r50x1", "bit-r50x3", "bit-r101x1", "bit-r101x3", "bit-r152x2", "bit-r152x4", "testing"),
+    *("bit-r50x1", "bit-r50x3", "bit-r101x1", "bit-r101x3", "bit-r152x2", "bit-r152x4"),
 ]
 
 
 def test_exact_names():
-    assert vitzoo.list_models() == EXPECTED_NAMES
+    assert vitzoo.list_models() == EXPECTED_NAMES  # the `testing` fixture is not listed
+
+
+def test_the_testing_fixture_is_hidden_but_resolves_by_name():
+    assert "testing" not in vitzoo.list_models() and vitzoo.list_models("test*") == []
+    assert vitzoo.get_spec("testing").name == "testing"
+    assert vitzoo.create("testing").name == "testing.random-10cls"
+    with pytest.raises(vitzoo.errors.ConfigError, match="no model matches 'test\\*'"):
+        resolve("test*")
 
 
 def test_pattern_filter():
@@ -63,9 +72,9 @@ def test_unknown_names_suggest_close_ones():
     ],
 )
 def test_unknown_tags_are_rejected_everywhere(name, hint):
-    for resolve in (vitzoo.get_spec, REGISTRY.resolve, vitzoo.describe, vitzoo.create):
+    for resolve_with in (vitzoo.get_spec, REGISTRY.resolve, vitzoo.describe, vitzoo.create, resolve):
         with pytest.raises(UnknownModelError, match=re.escape(hint)):
-            resolve(name)
+            resolve_with(name)
 
 
 def test_arch_dot_tag_resolution():
@@ -110,13 +119,15 @@ def test_registry_entries_are_frozen():
 
 
 def test_patterns_expand_in_registry_order_and_keep_their_tag():
-    from vitzoo.zoo.lookup import expand_names
+    from vitzoo.weights.names import expand_sources
 
-    assert expand_names(["vit-b*", "testing"]) == ["vit-b8", "vit-b16", "vit-b32", "testing"]
-    assert expand_names(["vit-?32.augreg-in21k"]) == [f"vit-{s}32.augreg-in21k" for s in "sbl"]
-    assert expand_names(["vit-b16.orig-in21k"]) == ["vit-b16.orig-in21k"]  # a name: as it is (checked later)
+    default = {a: vitzoo.get_spec(a).default_tag for a in ("vit-b8", "vit-b16", "vit-b32")}
+    assert [c.name for c in resolve("vit-b*")] == [f"{a}.{t}" for a, t in default.items()]
+    assert expand_sources(["vit-b*", "testing"]) == ["vit-b8", "vit-b16", "vit-b32", "testing"]
+    assert [c.name for c in resolve("vit-?16.augreg-in21k")] == [f"vit-{s}16.augreg-in21k" for s in "sbl"]
+    assert expand_sources(["vit-b16.orig-in21k"]) == ["vit-b16.orig-in21k"]
     with pytest.raises(vitzoo.errors.ConfigError, match="no model matches 'zzz\\*'"):
-        expand_names(["zzz*"])
+        resolve("zzz*")
 
 
 def test_create_carries_the_tag_name_and_preprocessing_as_load_does():

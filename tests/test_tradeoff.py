@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import vitzoo
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.plots import plot_tradeoff
 from vitzoo.evaluate.tradeoff import build_tradeoff, measured_accuracy, pareto_front, resolve_names
@@ -36,8 +37,8 @@ def test_resolve_names():
     defaults = resolve_names([])
     assert "testing.random-10cls" not in defaults and "vit-h14.orig-in21k" not in defaults  # no IN-1k accuracy
     assert len(defaults) == 18 and B16 in defaults and "bit-r50x1.bitm-in21k-ft-in1k" in defaults
-    assert resolve_names(["vit-b*"]) == [f"vit-b8.{REGISTRY.get('vit-b8').default_tag}", B16,
-                                         f"vit-b32.{REGISTRY.get('vit-b32').default_tag}"]  # fmt: skip
+    assert resolve_names(["vit-b*"]) == [f"vit-b8.{vitzoo.get_spec('vit-b8').default_tag}", B16,
+                                         f"vit-b32.{vitzoo.get_spec('vit-b32').default_tag}"]  # fmt: skip
     assert resolve_names([B16_384, "vit-b16", "vit-b16"]) == [B16_384, B16]
     with pytest.raises(VitzooError, match="no model matches"):
         resolve_names(["nope-*"])
@@ -85,7 +86,7 @@ def test_measured_accuracy_and_throughput_from_the_store(tmp_path):
     assert b16.throughput == 60.0
     assert rows["bit-r50x1.bitm-in21k-ft-in1k"].throughput == 30.0
     assert rows["bit-r50x1.bitm-in21k-ft-in1k"].top1_kind == "reported"
-    assert rows[f"vit-s32.{REGISTRY.get('vit-s32').default_tag}"].throughput is None
+    assert rows[f"vit-s32.{vitzoo.get_spec('vit-s32').default_tag}"].throughput is None
     # b16 (84.0 at 60 img/s) beats bit-r50x1 (80.4 at 30 img/s) on throughput
     assert b16.pareto_throughput and not rows["bit-r50x1.bitm-in21k-ft-in1k"].pareto_throughput
     cuda = {r.model: r for r in build_tradeoff(["vit-b16"], store=store, device="cuda", dtype="fp32")}

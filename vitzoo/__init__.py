@@ -5,6 +5,7 @@
 ['vit-b8', 'vit-b16', 'vit-b32']
 >>> model = vitzoo.create("vit-b16")  # random weights, the architecture of vit-b16's default checkpoint
 >>> model = vitzoo.load("vit-b16")  # its pretrained weights (downloaded from the Hub, converted once, cached)
+>>> model.checkpoint.name, [c.name for c in vitzoo.resolve("vit-b*")]  # one Checkpoint value per name
 >>> vitzoo.predict(model, "cat.jpg")[0].top[0].name  # top-5 classes, named, with the checkpoint's preprocessing
 >>> vitzoo.export("vit-b16", "vit-b16.onnx", "onnx")  # to ONNX, transformers or timm, checked before it is kept
 """
@@ -23,6 +24,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 # Public name -> defining module. Imported on first use, so `import vitzoo.errors` (and `vitzoo --help`)
 # does not pay for torch.
 _API = {
+    "Checkpoint": "vitzoo.zoo.checkpoint",
     "create": "vitzoo.models.factory",
     "describe": "vitzoo.zoo.describe",
     "export": "vitzoo.exporting",
@@ -30,10 +32,12 @@ _API = {
     "list_models": "vitzoo.zoo.lookup",
     "load": "vitzoo.weights.loading",
     "predict": "vitzoo.evaluate.predict",
+    "resolve": "vitzoo.zoo.lookup",
     "UnknownModelError": "vitzoo.zoo.registry",
 }
 __all__ = [
-    "UnknownModelError", "__version__", "create", "describe", "export", "get_spec", "list_models", "load", "predict",
+    "Checkpoint", "UnknownModelError", "__version__", "create", "describe", "export", "get_spec", "list_models", "load",
+    "predict", "resolve",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -41,8 +45,9 @@ if TYPE_CHECKING:
     from vitzoo.exporting import export
     from vitzoo.models.factory import create
     from vitzoo.weights.loading import load
+    from vitzoo.zoo.checkpoint import Checkpoint
     from vitzoo.zoo.describe import describe
-    from vitzoo.zoo.lookup import get_spec, list_models
+    from vitzoo.zoo.lookup import get_spec, list_models, resolve
     from vitzoo.zoo.registry import UnknownModelError
 
 

@@ -9,6 +9,10 @@ class ConfigError(VitzooError, ValueError):
     """An invalid option or argument (bad size, class count, ...)."""
 
 
+class CheckpointError(VitzooError):
+    """A weight file that cannot be read, or whose contents do not fit the model."""
+
+
 def first_line(error: BaseException) -> str:
     """An exception as one short line: its type and the first line of its message (at most 300 characters)."""
     text = str(error).strip().splitlines()

@@ -124,7 +124,9 @@ def info_cmd(name: str, fmt: str) -> None:
       vitzoo info bit-r50x1 --json
     """
     import vitzoo
+    from vitzoo.zoo.lookup import refuse_file, resolve_one
 
+    refuse_file(resolve_one(name), "`vitzoo info`")
     info = vitzoo.describe(name)
     if fmt == "json":
         emit_json(info)

@@ -72,8 +72,8 @@ def data_options(func: Callable) -> Callable:
 
 def _describe_run(model, data, pp) -> str:
     """The line announcing a run: model, data, preprocessing (and where a file's preprocessing comes from)."""
-    source = getattr(model, "preprocess_source", None)
-    note = f" ({source})" if source is not None and source != f"registry tag {model.name}" else ""
+    source = model.checkpoint.preprocess_source
+    note = f" ({source})" if source != f"registry tag {model.name}" else ""
     return f"{model.name} on {data.description}: {len(data)} images; {_describe(pp)}{note}"
 
 
@@ -279,18 +279,17 @@ def eval_cmd(name, data_path, labels_file, hf, split, img_size, crop_pct, batch_
 def _precheck(name: str, data, img_size: int | None) -> None:
     """For a registry name, refuse a head that cannot score the data before downloading anything."""
     from vitzoo.evaluate.accuracy import check_head
-    from vitzoo.weights.loading import is_path
-    from vitzoo.zoo.lookup import resolve_config
+    from vitzoo.zoo.lookup import resolve_one
 
-    if is_path(name):
+    checkpoint = resolve_one(name, img_size=img_size)
+    if checkpoint.is_file:
         return
-    spec, weights, config = resolve_config(name, img_size=img_size)
-    if weights is not None and weights.zero_head:
+    if checkpoint.zero_head:
         raise VitzooError(
-            f"{spec.name}.{weights.tag}: its authors zeroed the classification head, so its accuracy is "
+            f"{checkpoint.name}: its authors zeroed the classification head, so its accuracy is "
             "meaningless; evaluate a tag fine-tuned on these classes, or use `vitzoo fewshot`"
         )
-    check_head(config.num_classes, data)
+    check_head(checkpoint.config.num_classes, data)
 
 
 def _describe(pp) -> str:

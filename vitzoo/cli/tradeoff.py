@@ -93,15 +93,9 @@ def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, dataset, plo
       vitzoo tradeoff --dataset a --tags all  # ImageNet-A top-1 vs compute
     """
     from vitzoo.evaluate.tradeoff import DATASET_TITLES, build_tradeoff
-    from vitzoo.weights.loading import is_path
 
     prefix = None if plot_prefix is None else check_plot_prefix(plot_prefix)
     store = None if no_store else _existing_store(db)
-    for name in names:
-        if is_path(name):
-            raise VitzooError(f"{name} is a file: tradeoff compares registry checkpoints (NAME[.TAG] or PATTERN, see "
-                              "`vitzoo list --all`) by their reported or measured accuracy; measure a file with "
-                              f"`vitzoo bench {name}` and `vitzoo eval {name}`")  # fmt: skip
     rows = build_tradeoff(names, store=store, device=device, dtype=dtype, tags=tags, backend=backend, dataset=dataset)
     if not rows:
         raise VitzooError(f"no checkpoint with an {DATASET_TITLES[dataset]} accuracy among these names")

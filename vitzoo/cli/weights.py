@@ -25,23 +25,6 @@ def _progress_bar(description: str):
     return (lambda done, total: bar.update(task, completed=done, total=total)), bar
 
 
-def _registry_hint(src: str, model: str | None):
-    """The registry config to check a checkpoint against: --expect, or the tag one of whose URLs is SRC.
-
-    ``%2B`` and ``+`` spellings of the same URL match.
-    """
-    from vitzoo.zoo.catalog import REGISTRY
-    from vitzoo.zoo.lookup import resolve_config
-
-    if model:
-        return model, resolve_config(model)[2]
-    found = REGISTRY.find_url(src)
-    if found is None:
-        return None, None
-    spec, w = found
-    return f"{spec.name}.{w.tag}", spec.config_for(w)
-
-
 @click.command("convert")
 @click.argument("src")
 @click.argument("dst", type=click.Path(path_type=Path))
@@ -83,7 +66,7 @@ def convert_cmd(
     from vitzoo.weights.convert import check_architecture, convert_file
     from vitzoo.weights.loading import Adaptation, adapt, file_metadata, stored_labels
     from vitzoo.zoo.labels import read_label_file
-    from vitzoo.zoo.lookup import check_memory, check_overrides
+    from vitzoo.zoo.lookup import by_source, check_memory, check_overrides, resolve_one
 
     # Everything that can be checked is checked before the download and the conversion.
     if dst.is_dir():
@@ -96,7 +79,10 @@ def convert_cmd(
     if labels_file is not None and not labels_file.is_file():
         fail(f"{labels_file}: no such label file" if not labels_file.exists() else f"{labels_file}: not a file")
     check_overrides(num_classes, img_size)
-    hint_name, hint = _registry_hint(src, model)
+    expected = resolve_one(model) if model else by_source(src)  # --expect, or the tag whose URL is SRC
+    if expected is not None and expected.config is None:
+        fail(f"--expect {model}: a weight file; name a catalogue architecture (NAME[.TAG])")
+    hint_name, hint = (None, None) if expected is None else (model or expected.name, expected.config)
     if hint is not None and img_size is not None:
         try:
             target = hint.replace(img_size=img_size)
@@ -193,18 +179,20 @@ def download_cmd(names, lock):
     from vitzoo.weights.hub import HubError
     from vitzoo.weights.lock import write_lock
     from vitzoo.weights.sources import SourceFallbackWarning, fetch_checkpoint
-    from vitzoo.zoo.lookup import expand_names
+    from vitzoo.zoo.lookup import refuse_file, resolve_all
 
-    names = expand_names(names)
+    checkpoints = resolve_all(names)  # unknown names, empty patterns: one line before any download
+    for checkpoint in checkpoints:
+        refuse_file(checkpoint, "`vitzoo download`")
     failed, entries = 0, {}
-    for name in names:
+    for name in checkpoints:
         try:
             with warnings.catch_warnings():  # the fall-through is reported below, as one line
                 warnings.simplefilter("ignore", SourceFallbackWarning)
                 fetched = fetch_checkpoint(name, False if lock else None)
         except VitzooError as e:
             message = e.download_message if isinstance(e, HubError) else str(e)
-            if len(names) == 1:
+            if len(checkpoints) == 1:
                 fail(message)
             warn(message)
             failed += 1
@@ -217,7 +205,7 @@ def download_cmd(names, lock):
         write_lock(lock, entries)
         info(f"{len(entries)} checkpoint(s) recorded in {lock}")
     if failed:
-        fail(f"{failed} of {len(names)} downloads failed")
+        fail(f"{failed} of {len(checkpoints)} downloads failed")
 
 
 @click.group("cache", cls=SuggestingGroup)
@@ -287,12 +275,12 @@ def cache_clean(names, everything):
       vitzoo cache clean vit-b16.orig-in21k
       vitzoo cache clean --all
     """
-    from vitzoo.zoo.catalog import REGISTRY
+    from vitzoo.zoo.lookup import resolve_one
 
     if not names and not everything:
         fail("name the models to remove, or pass --all")
     for name in names:
-        REGISTRY.resolve(name)  # unknown names and tags: one line, nothing removed
+        resolve_one(name)  # unknown names and tags: one line, nothing removed
     removed = 0
     for row in _cached():
         arch = row["name"].split(".")[0]

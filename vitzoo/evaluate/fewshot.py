@@ -31,6 +31,7 @@ from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import DEFAULT_RUN, Progress, RunOptions, run_batches
 from vitzoo.evaluate.data import ImageDataset
 from vitzoo.measure.records import FewShotMetrics, Record, record
+from vitzoo.zoo.checkpoint import label_of
 from vitzoo.zoo.configs import BiTConfig, ModelConfig
 from vitzoo.zoo.preprocess import Preprocess
 
@@ -216,7 +217,7 @@ def extract_features(
     """Pre-logit features of every readable image of ``data`` (``allow_empty``: no error if there is none), or
     block ``layer``'s pooled output (``layer_features``)."""
     if layer is not None:
-        check_layer(model.config, layer, getattr(model, "name", "the model"))
+        check_layer(model.config, layer, label_of(model, "the model"))
 
     def features(x: torch.Tensor) -> torch.Tensor:
         return pre_logits(model, x) if layer is None else layer_features(model, x, layer)

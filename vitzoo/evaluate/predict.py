@@ -26,6 +26,7 @@ from torch import nn
 from vitzoo.errors import VitzooError
 from vitzoo.evaluate.accuracy import Progress, RunOptions, model_num_classes, run_batches
 from vitzoo.evaluate.data import Classes, ImageDataset, open_image_file
+from vitzoo.zoo.checkpoint import checkpoint_of, label_of
 from vitzoo.zoo.preprocess import resolve_preprocess
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif")
@@ -87,8 +88,7 @@ def _open(source: Any) -> Image.Image:
 
 def check_classifier(model: nn.Module) -> int:
     """The classes of ``model``'s head; a one-line error for a model that classifies nothing."""
-    name = getattr(model, "name", None) or type(model).__name__
-    checkpoint = getattr(model, "checkpoint", None)
+    name, checkpoint = label_of(model), checkpoint_of(model)
     if checkpoint is not None and checkpoint.zero_head:
         raise VitzooError(f"{name} has no classifier: its authors zeroed the head (the 2020 ImageNet-21k upstreams), "
                           "so every image gets the same answer; use a fine-tuned tag or one with a valid head "
@@ -129,7 +129,7 @@ def predict(
             keys += paths
     if not sources:
         raise VitzooError("no images given")
-    checkpoint = getattr(model, "checkpoint", None)
+    checkpoint = checkpoint_of(model)
     names = checkpoint.labels if checkpoint is not None else None
     data = ImageDataset(sources, keys, [0] * len(sources), Classes(()), "images", reader=_open)
     k = min(top_k, classes)

@@ -21,8 +21,9 @@ from vitzoo.errors import VitzooError
 from vitzoo.measure.records import EvalMetrics, Record
 from vitzoo.zoo.analytic import count_macs, count_params
 from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.checkpoint import Checkpoint
 from vitzoo.zoo.configs import Family
-from vitzoo.zoo.lookup import expand_names
+from vitzoo.zoo.lookup import refuse_file, resolve, resolve_one
 from vitzoo.zoo.preprocess import Preprocess
 from vitzoo.zoo.timm_results import DATASETS, TIMM_FILES, timm_results
 
@@ -90,19 +91,21 @@ def resolve_names(names: Sequence[str], tags: TagChoice = "default") -> list[str
     """
     out: list[str] = []
     if not names:
-        for spec in REGISTRY:
+        for spec in REGISTRY.listed():
             chosen = spec.weights if tags == "all" else [spec.get_weights()]
-            out += [f"{spec.name}.{w.tag}" for w in chosen if w is not None and w.accuracy is not None]
+            out += [c.name for w in chosen if w is not None and (c := Checkpoint.of(spec, w)).accuracy is not None]
         return out
-    for name in expand_names(names):
-        spec, weights = REGISTRY.resolve(name)
-        if weights is None:
-            raise VitzooError(f"{spec.name} has no checkpoint to compare")
-        chosen = spec.weights if tags == "all" and "." not in name else (weights,)
-        for w in chosen:
-            full = f"{spec.name}.{w.tag}"
-            if full not in out:
-                out.append(full)
+    for name in names:
+        for checkpoint in resolve(name):
+            measure = f"measure a file with `vitzoo bench {name}` and `vitzoo eval {name}`"
+            refuse_file(checkpoint, "tradeoff", measure)  # it compares the accuracies of catalogue entries
+            if checkpoint.tag is None:
+                raise VitzooError(f"{checkpoint.name} has no checkpoint to compare")
+            spec, _ = REGISTRY.entry(checkpoint.arch, None)  # type: ignore[arg-type]
+            all_tags = tags == "all" and "." not in name
+            for full in [Checkpoint.of(spec, w).name for w in spec.weights] if all_tags else [checkpoint.name]:
+                if full not in out:
+                    out.append(full)
     return out
 
 
@@ -129,15 +132,15 @@ def measured_accuracy(
     its registry row says count (``_same_evaluation``): a 384-px or a centre-cropped run of a 224 checkpoint, or a
     bf16 run when ``dtype`` is fp32, is another measurement.
     """
-    _, weights = REGISTRY.resolve(model)
-    assert weights is not None
+    checkpoint = resolve_one(model)
+    assert checkpoint.preprocess is not None
     runs = [
         r
         for r in store.load(kind="eval", model=_escape(model))
         if isinstance(r.metrics, EvalMetrics)
         and r.metrics.full_run
         and r.metrics.top1_on(dataset) is not None
-        and _same_evaluation(r.metrics, weights.preprocess, dtype)
+        and _same_evaluation(r.metrics, checkpoint.preprocess, dtype)
     ]
     if not runs:
         return None
@@ -165,11 +168,14 @@ def measured_throughput(
     resolution with ``backend`` (torch, onnxruntime, ...; rows from before backends existed are torch),
     recorded under ``arch.tag`` or, for the default tag, under ``arch``.
     """
-    spec, weights = REGISTRY.resolve(model)
-    assert weights is not None
-    names = {model} | ({spec.name} if weights.tag == spec.default_tag else set())
+    checkpoint = resolve_one(model)
+    assert checkpoint.arch is not None and checkpoint.config is not None
+    img_size = checkpoint.config.img_size
+    names = {model, checkpoint.name} | (
+        {checkpoint.arch} if resolve_one(checkpoint.arch).name == checkpoint.name else set()
+    )
     best = None
-    for r in store.load(kind="bench", model=f"{_escape(spec.name)}*"):
+    for r in store.load(kind="bench", model=f"{_escape(checkpoint.arch)}*"):
         m = r.metrics
         if r.model not in names or m.status not in OK_STATUS or (m.dtype or dtype) != dtype:
             continue
@@ -178,7 +184,7 @@ def measured_throughput(
         recorded = str(getattr(m, "device", None) or device)  # a matrix cell (CPU) names no device
         if (recorded if ":" in device else recorded.split(":")[0]) != device:
             continue
-        if (m.img_size or weights.img_size) != weights.img_size:
+        if (m.img_size or img_size) != img_size:
             continue
         if r.ranks > 1:  # a data-parallel aggregate over several processes, not one device's speed
             continue
@@ -221,9 +227,10 @@ def build_tradeoff(
     rows = []
     explicit = set(resolve_names(names)) if names else set()
     for full in resolve_names(names, tags):
-        spec, weights = REGISTRY.resolve(full)
-        assert weights is not None
-        config = spec.config_for(weights)
+        checkpoint = resolve_one(full)
+        spec, weights = REGISTRY.entry(checkpoint.arch, checkpoint.tag)  # type: ignore[arg-type]
+        assert weights is not None and checkpoint.config is not None
+        config = checkpoint.config
         top1 = kind = source = None
         measured = None if store is None else measured_accuracy(store, full, dtype, dataset)
         reported = reported_accuracy(weights, dataset)

@@ -50,6 +50,7 @@ from vitzoo.exporting.quantize import Calibration, quantization_info, synthetic_
 from vitzoo.exporting.to_onnx import _export_onnx, _export_onnx_int8, check_opset, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
 from vitzoo.exporting.to_transformers import _export_transformers, preprocessor_config, transformers_config
+from vitzoo.zoo.checkpoint import checkpoint_of
 from vitzoo.zoo.configs import ModelConfig
 from vitzoo.zoo.formats import EXPORT_FORMATS, ExportFormat
 from vitzoo.zoo.lookup import check_memory
@@ -170,9 +171,7 @@ def _model(src: str | os.PathLike | nn.Module, img_size: int | None, pre_logits:
             raise ExportError("pre_logits=False applies to a name or file; a model in memory is exported as it is")
         check_memory(src.config, display_name(src), copies=1)
         model = copy.deepcopy(src).to(device="cpu", dtype=torch.float32).eval()
-        for attr in ("name", "preprocess", "preprocess_source"):  # plain attributes deepcopy keeps; said explicitly
-            if hasattr(src, attr):
-                setattr(model, attr, getattr(src, attr))
+        model.checkpoint = checkpoint_of(src)  # the same frozen value (deepcopy would copy it)
         if dynamic_size:
             model.dynamic_img_size = True
         return model

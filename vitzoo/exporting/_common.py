@@ -21,6 +21,7 @@ from torch import nn
 
 from vitzoo.errors import VitzooError
 from vitzoo.models.layers import StdConv2d
+from vitzoo.zoo.checkpoint import checkpoint_of, label_of
 from vitzoo.zoo.preprocess import Preprocess, describe_preprocess
 
 CHECK_BATCH = 3  # the check runs a batch size other than the traced one (2), so the dynamic axis is exercised
@@ -176,7 +177,7 @@ def standardized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def checkpoint_labels(model: nn.Module) -> tuple[str | None, tuple[str, ...] | None]:
     """(label space, class names) of a model's head, from ``model.checkpoint`` (None, None when it has none)."""
-    checkpoint = getattr(model, "checkpoint", None)
+    checkpoint = checkpoint_of(model)
     if checkpoint is None:
         return None, None
     return checkpoint.label_space, checkpoint.labels
@@ -207,7 +208,7 @@ def preprocess_metadata(model: nn.Module, pp: Preprocess) -> dict[str, str]:
 
 
 def display_name(model: nn.Module) -> str:
-    return getattr(model, "name", None) or type(model).__name__
+    return label_of(model)
 
 
 @contextmanager

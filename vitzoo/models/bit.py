@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitzoo.models.checkpointed import CarriesCheckpoint
 from vitzoo.models.features import OutputFormat, check_output_format, take_indices
 from vitzoo.models.layers import StdConv2d, make_stages, set_grad_checkpointing
 from vitzoo.zoo.configs import BiTConfig
@@ -78,7 +79,7 @@ class GroupNormAct(nn.GroupNorm):
         return F.relu(super().forward(x))
 
 
-class ResNetV2(nn.Module):
+class ResNetV2(CarriesCheckpoint, nn.Module):
     """BiT ResNet-v2: (B, 3, H, W) -> (B, C) logits, or (B, F) pooled features if C = 0."""
 
     def __init__(self, config: BiTConfig) -> None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitzoo.models.checkpointed import CarriesCheckpoint
 from vitzoo.models.features import OutputFormat, check_output_format, take_indices
 from vitzoo.models.hybrid import HybridBackbone
 from vitzoo.models.layers import _compiling, _without_caches, run_blocks, set_grad_checkpointing
@@ -112,7 +113,7 @@ class PreLogits(nn.Module):
         return torch.tanh(self.fc(x))
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(CarriesCheckpoint, nn.Module):
     """ViT and hybrid ViT. ``forward`` maps (B, 3, S, S) images to (B, C) logits, or features if C = 0.
 
     ``dynamic_img_size`` (an attribute, as timm names it; set it at build time or later): ``forward`` takes any

@@ -12,7 +12,6 @@ from typing import Any
 from vitzoo.measure.records import Record, load_records
 from vitzoo.report import charts
 from vitzoo.report.page import Cell, Figure, Section, interval, num, table, text
-from vitzoo.zoo.registry import UnknownModelError
 
 
 def _pct(m: dict[str, Any], key: str, record: int) -> Cell:
@@ -105,19 +104,21 @@ def _throughput_setting(records: Sequence[dict[str, Any]]) -> tuple[str, str, st
 def tradeoff_section(records: Sequence[dict[str, Any]]) -> Section:
     """The trade-off of every architecture's default checkpoint (and every registry checkpoint the records
     measured), throughput and measured accuracy from the records; the paper's Table 6 beside it."""
+    from vitzoo.errors import VitzooError
     from vitzoo.evaluate.plots import tradeoff_figure
     from vitzoo.evaluate.tradeoff import build_tradeoff
     from vitzoo.zoo.catalog import REGISTRY
+    from vitzoo.zoo.lookup import resolve_one
 
     measured = []
     for r in records:
         try:
-            spec, weights = REGISTRY.resolve(r["model"])
-        except UnknownModelError:  # a weight file, gemm-peak, or a name from another vitzoo
+            checkpoint = resolve_one(r["model"])
+        except VitzooError:  # a weight file no longer there, gemm-peak, or a name from another vitzoo
             continue
-        if weights is not None and weights.accuracy is not None:
-            measured.append(f"{spec.name}.{weights.tag}")
-    names = [s.name for s in REGISTRY if s.get_weights() is not None and s.get_weights().accuracy is not None]
+        if not checkpoint.is_file and checkpoint.accuracy is not None:
+            measured.append(checkpoint.name)
+    names = [s.name for s in REGISTRY.listed() if s.get_weights() is not None and s.get_weights().accuracy is not None]
     device, dtype, backend = _throughput_setting(records)
     rows = build_tradeoff([*names, *dict.fromkeys(measured)], store=RecordView(records), device=device, dtype=dtype,
                           backend=backend)  # fmt: skip

@@ -23,6 +23,7 @@ from vitzoo.models import build_model
 from vitzoo.train.recipe import Recipe, steps_for_epochs, steps_per_epoch
 from vitzoo.train.state import RunInfo, load_state, state_path
 from vitzoo.weights.checkpoint import check_writable
+from vitzoo.zoo.checkpoint import Checkpoint
 
 
 @dataclass
@@ -125,5 +126,5 @@ def resume(out: str | os.PathLike) -> Run:
         model.load_state_dict(ck.weights, strict=True, assign=True)
     except RuntimeError as e:
         raise VitzooError(f"{state_path(out)}: the weights do not fit the model ({str(e).splitlines()[0]})") from None
-    model.name, model.preprocess = info.source, info.preprocess
+    model.checkpoint = Checkpoint(info.source, info.preprocess, "stored in the run", config=info.config)
     return Run(info, model, out, data, val, ck.step, dict(ck.momentum), list(ck.history), ck.seconds, ck.rng)

@@ -6,11 +6,8 @@ Nothing here unpickles: ``.npz`` is read with ``allow_pickle=False``, PyTorch ``
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,15 +17,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from vitzoo.errors import VitzooError
+from vitzoo.errors import CheckpointError, VitzooError  # noqa: F401 (re-exported)
 from vitzoo.files import OutputError, atomic_path, default_file_mode, unwritable_reason  # noqa: F401 (re-exported)
-from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig
+from vitzoo.zoo.checkpoint import refuse_url
+from vitzoo.zoo.configs import BiTConfig, HybridConfig, ModelConfig, ViTConfig, config_from_json, config_to_json  # noqa: F401 (re-exported)
 
 FORMAT_VERSION = "1"
-
-
-class CheckpointError(VitzooError):
-    """A weight file that cannot be read, or whose contents do not fit the model."""
 
 
 def sniff(path: Path) -> str:
@@ -51,27 +45,6 @@ def sniff(path: Path) -> str:
         if 0 < size < 100_000_000 and head[8:9] == b"{":
             return "safetensors"
     return "unknown"
-
-
-_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
-
-
-def refuse_url(src: str | os.PathLike, *, downloads: bool = False) -> None:
-    """Raise one line for a URL where a file path is expected (a path would only say "no such file").
-
-    ``downloads``: the caller downloads http(s) URLs itself (``vitzoo convert``), so only other schemes are refused.
-    """
-    match = _URL.match(src) if isinstance(src, str) else None
-    if match is None:
-        return
-    scheme = match.group(1).lower()
-    if scheme not in ("http", "https"):
-        raise CheckpointError(f"{src}: unsupported URL scheme {scheme}://; vitzoo downloads https:// and http:// URLs "
-                              "(`vitzoo convert URL OUT.safetensors`); copy the file here (gsutil cp, aws s3 cp, "
-                              "...) and give its path")  # fmt: skip
-    if not downloads:
-        raise CheckpointError(f"{src}: a URL, not a file; download and convert it with "
-                              f"`vitzoo convert {src} OUT.safetensors`, then use OUT.safetensors")  # fmt: skip
 
 
 def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -146,24 +119,6 @@ def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
     for key, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{where}: tensor {key!r} contains NaN or Inf")
-
-
-def config_to_json(config: ModelConfig) -> str:
-    """Serialise a model config (kind + fields) for the safetensors metadata."""
-    kind = "vit" if isinstance(config, ViTConfig) else "bit"
-    return json.dumps({"kind": kind, **dataclasses.asdict(config)}, sort_keys=True)
-
-
-def config_from_json(text: str) -> ModelConfig:
-    """Inverse of ``config_to_json``."""
-    data = json.loads(text)
-    kind = data.pop("kind")
-    if kind == "bit":
-        return BiTConfig(**{**data, "layers": tuple(data["layers"])})
-    backbone = data.pop("backbone")
-    if backbone is not None:
-        backbone = HybridConfig(**{**backbone, "layers": tuple(backbone["layers"])})
-    return ViTConfig(**data, backbone=backbone)
 
 
 def check_writable(dst: str | os.PathLike) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -16,13 +17,12 @@ from vitzoo import dtypes
 from vitzoo.errors import ConfigError, VitzooError
 from vitzoo.files import sha256_of
 from vitzoo.models import build_model, resize_pos_embed
-from vitzoo.weights.checkpoint import CheckpointError, read_tensors, refuse_url, sniff
+from vitzoo.weights.checkpoint import CheckpointError, read_tensors, sniff
 from vitzoo.weights.convert import Converted, check_architecture, convert_file, convert_tensors
-from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.checkpoint import Checkpoint, attach, head_labels
 from vitzoo.zoo.configs import ModelConfig, ViTConfig, family_of
-from vitzoo.zoo.lookup import check_memory, check_overrides, resolve_config
+from vitzoo.zoo.lookup import by_source, check_memory, check_overrides, is_path, resolve_one  # noqa: F401 (is_path re-exported)
 from vitzoo.zoo.preprocess import Preprocess, default_preprocess, preprocess_from_json, tag_preprocess
-from vitzoo.zoo.provenance import LoadedCheckpoint, attach, head_labels
 from vitzoo.zoo.registry import ModelSpec, Weights
 
 PosembInterp = Literal["bilinear", "bicubic"]
@@ -42,31 +42,9 @@ class Adaptation:
     posemb_interp: PosembInterp = "bilinear"  # vit_jax's method (corner-aligned linear); or bicubic
 
 
-def is_path(name_or_path: str | os.PathLike) -> bool:
-    """Whether a model argument names a weight file rather than a registry entry: the one rule every entry point
-    uses (``load``, ``create``, ``export`` and every command).
-
-    A ``PathLike``, a name with a path separator or a .npz/.safetensors/.bin/.pth suffix, or an existing path that is
-    not also a registry name (the registry wins a tie: a folder called ``testing`` does not hide the model). So
-    ``load("chelsea.png")`` says what that file is, not that no model has that name.
-    """
-    if isinstance(name_or_path, os.PathLike):
-        return True
-    if not isinstance(name_or_path, str):
-        return False  # not a name either: the registry says so in one line
-    s = name_or_path
-    if os.sep in s or s.endswith((".npz", ".safetensors", ".bin", ".pth")):
-        return True
-    if not os.path.lexists(s):
-        return False
-    try:
-        REGISTRY.resolve(s)
-    except VitzooError:
-        return True
-    return False
-
-
-def converted_checkpoint(name: str, lock: str | os.PathLike | None = None) -> tuple[Path, ModelSpec, Weights]:
+def converted_checkpoint(
+    name: str | Checkpoint, lock: str | os.PathLike | None = None
+) -> tuple[Path, ModelSpec, Weights]:
     """Download a registry checkpoint (its first working source) and convert it once; the cached safetensors.
 
     ``lock`` (or ``$VITZOO_LOCK``): refuse a file that differs from the lock file's entry (``vitzoo.weights.sources``).
@@ -81,21 +59,21 @@ def load_converted(
     name_or_path: str | os.PathLike, lock: str | os.PathLike | None = None
 ) -> tuple[Converted, str, Weights | None]:
     """The canonical weights of a registry name or any supported file, its display name and registry weights."""
-    return _load_converted(name_or_path, lock)[:3]
+    return _load_converted(resolve_one(name_or_path), lock)[:3]
 
 
 def _load_converted(
-    name_or_path: str | os.PathLike, lock: str | os.PathLike | None
+    checkpoint: Checkpoint, lock: str | os.PathLike | None
 ) -> tuple[Converted, str, Weights | None, str | None]:
-    """``load_converted`` plus the sha256 of the downloaded source file (None for a file given by path)."""
-    if is_path(name_or_path):
-        refuse_url(name_or_path)
-        path = Path(name_or_path).expanduser()
-        return convert_file(path), str(path), None, None
-    target, spec, weights = converted_checkpoint(str(name_or_path), lock)
+    """``load_converted`` of a resolved checkpoint, plus the sha256 of the downloaded source file (None for a file
+    given by path)."""
+    if checkpoint.path is not None:
+        path = Path(checkpoint.path).expanduser()
+        return convert_file(path), checkpoint.path, None, None
+    target, _, weights = converted_checkpoint(checkpoint, lock)
     tensors, metadata = read_tensors(target)
     sha = metadata.get("source_sha256") or None
-    return convert_tensors(tensors, metadata), f"{spec.name}.{weights.tag}", weights, sha
+    return convert_tensors(tensors, metadata), checkpoint.name, weights, sha
 
 
 def adapt(
@@ -145,26 +123,26 @@ def file_metadata(path: Path) -> dict[str, str]:
         return f.metadata() or {}
 
 
-def registry_tag_of_file(metadata: dict[str, str], config: ModelConfig) -> str | None:
-    """The registry ``arch.tag`` a vitzoo file was made from, when it says so and its architecture agrees.
+def _made_from(metadata: dict[str, str], config: ModelConfig) -> Checkpoint | None:
+    """The catalogue checkpoint a vitzoo file was made from, when it says so and its architecture agrees.
 
     ``vitzoo download`` stores the name (``name``); ``vitzoo convert URL`` stores the original URL
-    (``source``), which is a registry tag's ``url`` when the file was converted from one.
+    (``source``), which is a catalogue checkpoint's source when the file was converted from one.
     """
-    candidates = []
+    candidates: list[Checkpoint] = []
     if metadata.get("name"):
-        candidates.append(metadata["name"])
-    if metadata.get("source"):
-        candidates += [f"{spec.name}.{w.tag}" for spec in REGISTRY for w in spec.weights if w.url == metadata["source"]]
-    for full in candidates:
-        try:
-            spec, weights = REGISTRY.resolve(full)
-            if weights is None:
-                continue
-            check_architecture(config, spec.config_for(weights), full)  # same network (resolution may differ)
-        except (VitzooError, CheckpointError):
+        with contextlib.suppress(VitzooError):
+            candidates.append(resolve_one(metadata["name"]))
+    if metadata.get("source") and (found := by_source(metadata["source"])) is not None:
+        candidates.append(found)
+    for checkpoint in candidates:
+        if checkpoint.tag is None or checkpoint.config is None:
             continue
-        return f"{spec.name}.{weights.tag}"
+        try:
+            check_architecture(config, checkpoint.config, checkpoint.name)  # same network (resolution may differ)
+        except CheckpointError:
+            continue
+        return checkpoint
     return None
 
 
@@ -174,7 +152,7 @@ def checkpoint_preprocess(
     """The evaluation preprocessing of a loaded checkpoint at ``config.img_size``, and where it comes from.
 
     A registry checkpoint has its tag's; a file the one it stores (``preprocess`` metadata, written by ``vitzoo
-    finetune``), else the one of the registry tag it was made from (see ``registry_tag_of_file``), else its
+    finetune``), else the one of the registry tag it was made from (``name`` or ``source`` metadata), else its
     family's default (``vitzoo.zoo.preprocess.default_preprocess``).
     """
     if weights is not None:
@@ -182,10 +160,9 @@ def checkpoint_preprocess(
     if (metadata or {}).get("preprocess"):  # a fine-tuned file (``vitzoo finetune``) stores its own
         pp = preprocess_from_json(metadata["preprocess"])  # type: ignore[index]
         return replace(pp, img_size=config.img_size), "stored in the file"
-    tag = registry_tag_of_file(metadata or {}, config)
-    if tag is not None:
-        pp = REGISTRY.resolve(tag)[1].preprocess  # type: ignore[union-attr]
-        return replace(pp, img_size=config.img_size), f"registry tag {tag}, named in the file"
+    origin = _made_from(metadata or {}, config)
+    if origin is not None and origin.preprocess is not None:
+        return replace(origin.preprocess, img_size=config.img_size), f"registry tag {origin.name}, named in the file"
     family = family_of(config)
     return default_preprocess(family, config.img_size), f"default for a {family} file: it names no registry tag"
 
@@ -238,23 +215,25 @@ def load(
             divides, resampling the position embedding per input grid with ``posemb_interp`` (cached per grid), as
             loading at that ``img_size`` would; ``img_size`` stays the nominal size. A BiT takes any size anyway.
 
-    The loaded name is in ``model.name`` (``arch.tag``, never silently another tag), the checkpoint's
-    evaluation preprocessing (at the model's resolution) in ``model.preprocess``, where that comes from in
-    ``model.preprocess_source`` (the registry tag, the tag a file was made from, or the family's default), and the
-    sha256 of the file the weights came from (the downloaded source, or the file given) in ``model.weights_sha256``.
-    All of these, with what the head's classes are (``label_space``: "imagenet-1k", "imagenet-21k", "custom" for
-    names stored in the file, or None; ``labels``: the class names), are in one frozen ``model.checkpoint``
-    (``vitzoo.zoo.provenance.LoadedCheckpoint``). A new head (``num_classes``) has no names.
+    The name is resolved once (``vitzoo.zoo.lookup.resolve_one``), and what was loaded is one frozen
+    ``model.checkpoint`` (``vitzoo.zoo.checkpoint.Checkpoint``): its name (``arch.tag``, never silently another
+    tag; a file's path), architecture, sources, accuracies and licence, the evaluation preprocessing at the model's
+    resolution and where it comes from (the registry tag, the tag a file was made from, or the family's default),
+    the sha256 of the file the weights came from (the downloaded source, or the file given) and what the head's
+    classes are (``label_space``: "imagenet-1k", "imagenet-21k", "custom" for names stored in the file, or None;
+    ``labels``: the class names; a new head, ``num_classes``, has none). ``model.name``, ``model.preprocess``,
+    ``model.preprocess_source`` and ``model.weights_sha256`` are read-only views of it.
     """
     if posemb_interp not in ("bilinear", "bicubic"):
         raise ConfigError(f"posemb_interp must be 'bilinear' or 'bicubic', not {posemb_interp!r}")
     torch_dtype = dtypes.resolve(dtype)
     if device is not None:
         dtypes.resolve_device(device)  # an unavailable device: one line before any download
-    if not is_path(name_or_path):  # unknown tags, bad sizes and too little memory: before any download
-        spec, _, target = resolve_config(name_or_path, num_classes=num_classes, img_size=img_size)
-        check_memory(target, spec.name, copies=2)
-    converted, display, weights, sha = _load_converted(name_or_path, lock)
+    # unknown names and tags, missing files, bad sizes and too little memory: one line before any download
+    checkpoint = resolve_one(name_or_path, num_classes=num_classes, img_size=img_size)
+    if not checkpoint.is_file:
+        check_memory(checkpoint.config, checkpoint.arch, copies=2)  # type: ignore[arg-type]
+    converted, display, weights, sha = _load_converted(checkpoint, lock)
     config, sd = adapt(converted, Adaptation(img_size, num_classes, pre_logits, posemb_interp), display)
     zeroed = num_classes is None and ((weights is not None and weights.zero_head) or _zero_head(sd))
     if zeroed:
@@ -278,5 +257,18 @@ def load(
     space, labels = head_labels(config.num_classes, zero_head=zeroed,
                                 stored=stored_labels(metadata, display) if same_head else None)  # fmt: skip
     sha256 = sha if weights is not None else sha256_of(Path(display))
-    attach(model, LoadedCheckpoint(display, preprocess, preprocess_source, sha256, space, labels, zeroed))
+    attach(
+        model,
+        replace(
+            checkpoint,
+            name=display,
+            preprocess=preprocess,
+            preprocess_source=preprocess_source,
+            weights_sha256=sha256,
+            label_space=space,
+            labels=labels,
+            zero_head=zeroed,
+            config=config,
+        ),
+    )
     return model.eval()

@@ -1,61 +1,50 @@
 """A model named on a command line: a registry name (``arch``, ``arch.tag``), a shell pattern of names, or a file.
 
-Every command that takes ``NAME|FILE`` arguments (bench, flops, eval, fewshot, inspect, export, tradeoff, download)
-tells files from names, expands patterns and checks them here, before any work starts.
+Every command that takes ``NAME|FILE`` arguments (bench, flops, eval, fewshot, inspect, export, tradeoff, download,
+finetune, predict) resolves and checks them here, with ``vitzoo.zoo.lookup.resolve`` (the one resolution of every
+name ``vitzoo.load`` also uses), before any work starts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
-from vitzoo.errors import ConfigError, VitzooError
-from vitzoo.weights.checkpoint import refuse_url
-from vitzoo.weights.loading import is_path, load_converted
+from vitzoo.errors import ConfigError
+from vitzoo.weights.loading import load_converted
+from vitzoo.zoo.checkpoint import Checkpoint
 from vitzoo.zoo.configs import ModelConfig
-from vitzoo.zoo.lookup import check_overrides, expand_names, resolve_config
+from vitzoo.zoo.lookup import resolve, resolve_one, weight_file  # noqa: F401 (weight_file re-exported)
 
 
 def expand_sources(names: Iterable[str]) -> list[str]:
-    """``vitzoo.zoo.lookup.expand_names`` for command-line models: weight files are kept as they are."""
-    return [n for name in names for n in ([name] if is_path(name) else expand_names([name]))]
+    """Each name as ``resolve`` resolves it: a pattern replaced by the full names it matches (a bare architecture
+    in a pattern, as a bare name, keeps meaning its default checkpoint), a file kept as it is. One line for an
+    unknown name, a pattern that matches nothing or a missing file."""
+    out: list[str] = []
+    for name in names:
+        tagged = "." in name
+        for checkpoint in resolve(name):
+            out.append(name if checkpoint.is_file else checkpoint.name if tagged else checkpoint.arch)  # type: ignore[arg-type]
+    return out
 
 
-def weight_file(name: str) -> Path:
-    """The path of a weight file named on the command line; ConfigError if it is missing or a directory (or a URL)."""
-    try:
-        refuse_url(name)
-    except VitzooError as e:
-        raise ConfigError(str(e)) from None
-    path = Path(name).expanduser()
-    if path.is_dir():
-        raise ConfigError(f"{name} is a directory, not a weight file")
-    if not path.exists():
-        raise ConfigError(f"no such weight file: {name} (a model is named arch or arch.tag; see `vitzoo list`)")
-    return path
-
-
-def check_source(name: str, *, img_size: int | None = None, read: bool = False) -> None:
-    """Raise ConfigError for an unknown model name, an impossible size, or a weight file that is missing or a
-    directory (``vitzoo.weights.loading.is_path`` tells files from names). ``read``: also read a weight file as
-    ``vitzoo.load`` would (an image, a text, a truncated file, NaN weights: one line now, not a failed run later)."""
-    if is_path(name):
-        check_overrides(None, img_size)
-        weight_file(name)
-        if read:
-            source_config(name, img_size=img_size)
-    else:
-        resolve_config(name, img_size=img_size)
+def check_source(name: str, *, img_size: int | None = None, read: bool = False) -> Checkpoint:
+    """The checkpoint ``name`` stands for; ConfigError (one line) for an unknown model name, an impossible size, or a
+    weight file that is missing or a directory. ``read``: also read a weight file as ``vitzoo.load`` would (an
+    image, a text, a truncated file, NaN weights: one line now, not a failed run later)."""
+    checkpoint = resolve_one(name, img_size=img_size)
+    if checkpoint.is_file and read:
+        source_config(name, img_size=img_size)
+    return checkpoint
 
 
 def source_config(name: str, *, img_size: int | None = None) -> tuple[str, ModelConfig]:
     """(display name, architecture) of a registry name (``arch``, ``arch.tag``) or of a weight file (read and
     converted in memory, as ``vitzoo.load`` does; nothing is built)."""
-    if not is_path(name):
-        spec, weights, config = resolve_config(name, img_size=img_size)
-        return (spec.name if weights is None else f"{spec.name}.{weights.tag}"), config
-    check_overrides(None, img_size)
-    converted, display, _ = load_converted(weight_file(name))
+    checkpoint = resolve_one(name, img_size=img_size)
+    if not checkpoint.is_file:
+        return checkpoint.name, checkpoint.config  # type: ignore[return-value]
+    converted, display, _ = load_converted(checkpoint.name)
     config = converted.config
     if img_size is not None and img_size != config.img_size:
         try:

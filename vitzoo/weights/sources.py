@@ -26,7 +26,9 @@ from vitzoo.weights.checkpoint import CheckpointError, save_vitzoo
 from vitzoo.weights.convert import Converted, check_architecture, convert_file
 from vitzoo.weights.lock import LockEntry, LockError, entry_for, lock_path, read_lock
 from vitzoo.zoo.catalog import REGISTRY
+from vitzoo.zoo.checkpoint import Checkpoint
 from vitzoo.zoo.configs import ViTConfig
+from vitzoo.zoo.lookup import resolve_one
 from vitzoo.zoo.registry import HubFile, ModelSpec, Source, UrlFile, Weights
 
 
@@ -51,15 +53,18 @@ class Fetched:
     skipped: tuple[str, ...] = ()  # "source: why" for each source that failed before it
 
 
-def fetch_checkpoint(name: str, lock: str | os.PathLike | Literal[False] | None = None) -> Fetched:
-    """Fetch ``arch[.tag]`` from its sources in order and convert it once.
+def fetch_checkpoint(name: str | Checkpoint, lock: str | os.PathLike | Literal[False] | None = None) -> Fetched:
+    """Fetch ``arch[.tag]`` (or a resolved catalogue ``Checkpoint``) from its sources in order and convert it once.
 
     ``lock``: a lock file whose entry the file must match (default ``$VITZOO_LOCK``); False: no lock at all
     (what ``vitzoo download --lock`` uses to record a new entry).
     """
-    spec, weights = REGISTRY.resolve(name)
-    assert weights is not None  # every registered arch has a default tag
-    full = f"{spec.name}.{weights.tag}"
+    checkpoint = name if isinstance(name, Checkpoint) else resolve_one(name)
+    if checkpoint.arch is None or checkpoint.tag is None:
+        raise hub.HubError(f"{checkpoint.name} is not a catalogue checkpoint; nothing to download")
+    spec, weights = REGISTRY.entry(checkpoint.arch, checkpoint.tag)
+    assert weights is not None
+    full = checkpoint.name
     check_cache()
     path = None if lock is False else lock_path(lock)
     if path is not None:
@@ -93,10 +98,13 @@ def check_cache() -> None:
 def check_published(name: str) -> None:
     """One line for a checkpoint no one can download (the ``testing`` architecture's), instead of advice to
     download it."""
-    spec, weights = REGISTRY.resolve(name)
+    checkpoint = resolve_one(name)
+    if checkpoint.arch is None or checkpoint.tag is None:
+        return
+    _, weights = REGISTRY.entry(checkpoint.arch, checkpoint.tag)
     if weights is not None and not weights.published:
         why = weights.notes or "its weights are not published"
-        raise hub.HubError(f"{spec.name}.{weights.tag} cannot be downloaded: {why}")
+        raise hub.HubError(f"{checkpoint.name} cannot be downloaded: {why}")
 
 
 def _all_failed(full: str, skipped: list[tuple[Source, VitzooError]], for_download: bool = False) -> str:
@@ -204,7 +212,7 @@ def fit_to_registry(result: Converted, spec: ModelSpec, weights: Weights, source
     layer timm removed); their registry entries have no head, so an all-zero head (and that pre_logits layer) is
     dropped. Anything else that differs — layout (``source``'s), architecture, classes, representation — raises.
     """
-    full = f"{spec.name}.{weights.tag}"
+    full = spec.full_name(weights)
     expected = spec.config_for(weights)
     config, sd = result.config, dict(result.state_dict)
     head = sd.get("head.weight")

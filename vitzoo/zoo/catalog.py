@@ -1,7 +1,9 @@
 """The zoo as data: every architecture and checkpoint vitzoo knows, one row each, with its sources in order.
 
-This is the only module that calls ``Registry.register``. To add a variant or a checkpoint, add a row (how a row
-becomes a checkpoint with its sources, preprocessing and accuracies is ``vitzoo.zoo.checkpoints``). Hub repositories
+This is the only module that calls ``Registry.register``. Every checkpoint is one declaration: a row of the table
+of its kind (how a row becomes a checkpoint with its sources, preprocessing and accuracies is
+``vitzoo.zoo.checkpoints``), or an entry of ``DECLARED`` keyed by its full name; ``CATALOGUE`` holds them all, keyed
+by full name. Hub repositories
 and files are those of the ``google/*`` transformers ports and of timm's ``default_cfgs``
 (``timm/models/vision_transformer.py``, ``vision_transformer_hybrid.py``, ``resnetv2.py``); the original files live
 in Google's public buckets (``gs://vit_models``, ``gs://bit_models``).
@@ -13,7 +15,11 @@ from vitzoo.zoo.checkpoints import (
     AUGREG,
     AUGREG_README,
     BIN,
+    BIT_DISTILL_README,
+    BIT_FT,
+    GCS_BIT,
     GCS_VIT,
+    GOOGLE_LICENCE,
     PAPER_T5,
     SAFETENSORS,
     VIT_PAPER,
@@ -23,6 +29,7 @@ from vitzoo.zoo.checkpoints import (
     augreg_in1k_weights,
     augreg_in21k_weights,
     authors,
+    bit_eval_note,
     bit_weights,
     hub_files,
     orig_weights,
@@ -99,27 +106,27 @@ ORIG = [
 # AugReg (Steiner et al., 2021) ImageNet-21k checkpoints fine-tuned on ImageNet-1k, in their timm ports
 # (timm/{timm_name}_{res}.augreg_in21k_ft_in1k). `run`: the upstream after "{model}-i21k-300ep-lr_0.001-";
 # `lr`: the fine-tune's learning rate. The README's number is used where it is this very file; timm's is kept
-# beside it.
+# beside it. `pp`: the preprocessing the first accuracy was measured with ("vit_jax" for the README's, "timm").
 AUGREG_FT = [
-    dict(name="vit-ti16", timm_name="vit_tiny_patch16", size=224, model="Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(75.452),)),
-    dict(name="vit-ti16", timm_name="vit_tiny_patch16", size=384, model="Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(authors(78.22, AUGREG_README), timm(78.424))),
-    dict(name="vit-s16", timm_name="vit_small_patch16", size=224, model="S_16", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(81.402),)),
-    dict(name="vit-s16", timm_name="vit_small_patch16", size=384, model="S_16", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(authors(83.73, AUGREG_README), timm(83.802))),
-    dict(name="vit-s32", timm_name="vit_small_patch32", size=224, model="S_32", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(76.010),)),
-    dict(name="vit-s32", timm_name="vit_small_patch32", size=384, model="S_32", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(80.476),)),
-    dict(name="vit-b8", timm_name="vit_base_patch8", size=224, model="B_8", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(85.838),)),
-    dict(name="vit-b16", timm_name="vit_base_patch16", size=224, model="B_16", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(84.534),)),
-    dict(name="vit-b16", timm_name="vit_base_patch16", size=384, model="B_16", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(86.010),)),
-    dict(name="vit-b32", timm_name="vit_base_patch32", size=224, model="B_32", run="aug_medium1-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(80.732),)),
-    dict(name="vit-b32", timm_name="vit_base_patch32", size=384, model="B_32", run="aug_light1-wd_0.1-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(83.358),)),
-    dict(name="vit-l16", timm_name="vit_large_patch16", size=224, model="L_16", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", accuracies=(timm(85.856),)),
-    dict(name="vit-l16", timm_name="vit_large_patch16", size=384, model="L_16", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", accuracies=(timm(87.096),)),
-    dict(name="vit-r50-l32", timm_name="vit_large_r50_s32", size=224, model="R50_L_32", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", accuracies=(timm(84.434),)),
-    dict(name="vit-r50-l32", timm_name="vit_large_r50_s32", size=384, model="R50_L_32", run="aug_medium2-wd_0.1-do_0.0-sd_0.0", lr="0.01", accuracies=(timm(86.188),)),
-    dict(name="vit-r26-s32", timm_name="vit_small_r26_s32", size=224, model="R26_S_32", run="aug_light0-wd_0.03-do_0.1-sd_0.1", lr="0.03", accuracies=(timm(81.856),)),
-    dict(name="vit-r26-s32", timm_name="vit_small_r26_s32", size=384, model="R26_S_32", run="aug_medium2-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(84.066),)),
-    dict(name="vit-r-ti16", timm_name="vit_tiny_r_s16_p8", size=224, model="R_Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(timm(71.800),)),
-    dict(name="vit-r-ti16", timm_name="vit_tiny_r_s16_p8", size=384, model="R_Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", accuracies=(authors(75.40, AUGREG_README), timm(75.962))),
+    dict(name="vit-ti16", timm_name="vit_tiny_patch16", size=224, model="Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(75.452),)),
+    dict(name="vit-ti16", timm_name="vit_tiny_patch16", size=384, model="Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="vit_jax", accuracies=(authors(78.22, AUGREG_README), timm(78.424))),
+    dict(name="vit-s16", timm_name="vit_small_patch16", size=224, model="S_16", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(81.402),)),
+    dict(name="vit-s16", timm_name="vit_small_patch16", size=384, model="S_16", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="vit_jax", accuracies=(authors(83.73, AUGREG_README), timm(83.802))),
+    dict(name="vit-s32", timm_name="vit_small_patch32", size=224, model="S_32", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(76.010),)),
+    dict(name="vit-s32", timm_name="vit_small_patch32", size=384, model="S_32", run="aug_light1-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(80.476),)),
+    dict(name="vit-b8", timm_name="vit_base_patch8", size=224, model="B_8", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", pp="timm", accuracies=(timm(85.838),)),
+    dict(name="vit-b16", timm_name="vit_base_patch16", size=224, model="B_16", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", pp="timm", accuracies=(timm(84.534),)),
+    dict(name="vit-b16", timm_name="vit_base_patch16", size=384, model="B_16", run="aug_medium1-wd_0.1-do_0.0-sd_0.0", lr="0.01", pp="timm", accuracies=(timm(86.010),)),
+    dict(name="vit-b32", timm_name="vit_base_patch32", size=224, model="B_32", run="aug_medium1-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(80.732),)),
+    dict(name="vit-b32", timm_name="vit_base_patch32", size=384, model="B_32", run="aug_light1-wd_0.1-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(83.358),)),
+    dict(name="vit-l16", timm_name="vit_large_patch16", size=224, model="L_16", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", pp="timm", accuracies=(timm(85.856),)),
+    dict(name="vit-l16", timm_name="vit_large_patch16", size=384, model="L_16", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", pp="timm", accuracies=(timm(87.096),)),
+    dict(name="vit-r50-l32", timm_name="vit_large_r50_s32", size=224, model="R50_L_32", run="aug_medium1-wd_0.1-do_0.1-sd_0.1", lr="0.01", pp="timm", accuracies=(timm(84.434),)),
+    dict(name="vit-r50-l32", timm_name="vit_large_r50_s32", size=384, model="R50_L_32", run="aug_medium2-wd_0.1-do_0.0-sd_0.0", lr="0.01", pp="timm", accuracies=(timm(86.188),)),
+    dict(name="vit-r26-s32", timm_name="vit_small_r26_s32", size=224, model="R26_S_32", run="aug_light0-wd_0.03-do_0.1-sd_0.1", lr="0.03", pp="timm", accuracies=(timm(81.856),)),
+    dict(name="vit-r26-s32", timm_name="vit_small_r26_s32", size=384, model="R26_S_32", run="aug_medium2-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(84.066),)),
+    dict(name="vit-r-ti16", timm_name="vit_tiny_r_s16_p8", size=224, model="R_Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="timm", accuracies=(timm(71.800),)),
+    dict(name="vit-r-ti16", timm_name="vit_tiny_r_s16_p8", size=384, model="R_Ti_16", run="aug_none-wd_0.03-do_0.0-sd_0.0", lr="0.03", pp="vit_jax", accuracies=(authors(75.40, AUGREG_README), timm(75.962))),
 ]
 
 # AugReg ImageNet-21k upstreams with their valid 21,843-class heads (no pre_logits): timm/{timm_name}.augreg_in21k.
@@ -174,9 +181,11 @@ BIT_ARCHS = [
 ]
 # fmt: on
 
-# The hybrid of the paper is on the Hub in timm format only (timm/vit_base_r50_s16_*.orig_*).
-R50_B16 = [
-    Weights(
+# Checkpoints declared one by one, keyed by full name (arch.tag): those that no row table above describes. A
+# checkpoint of a new kind is one entry here.
+DECLARED: dict[str, Weights] = {
+    # The hybrid of the paper is on the Hub in timm format only (timm/vit_base_r50_s16_*.orig_*).
+    "vit-r50-b16.orig-in21k-ft-in1k-384": Weights(
         tag="orig-in21k-ft-in1k-384",
         sources=(
             *hub_files("timm/vit_base_r50_s16_384.orig_in21k_ft_in1k", (SAFETENSORS, BIN), "timm"),
@@ -186,8 +195,9 @@ R50_B16 = [
         preprocess=timm_pp(384, 1.0),
         num_classes=1000,
         accuracies=(timm(84.988),),
+        licence=GOOGLE_LICENCE,
     ),
-    Weights(
+    "vit-r50-b16.orig-in21k": Weights(
         tag="orig-in21k",
         sources=(
             HubFile("timm/vit_base_r50_s16_224.orig_in21k", SAFETENSORS, "timm"),
@@ -197,23 +207,76 @@ R50_B16 = [
         preprocess=timm_pp(224, 0.9),
         num_classes=0,
         zero_head=True,
+        licence=GOOGLE_LICENCE,
         notes="timm removed the zeroed 21k head and the pre_logits layer (loading the original drops them too)",
     ),
-]
+    # The transformers port of the BiT-M R50x1 fine-tune (the same file as bitm-in21k-ft-in1k).
+    "bit-r50x1.bitm-in21k-ft-in1k-hf": Weights(
+        tag="bitm-in21k-ft-in1k-hf",
+        sources=(
+            HubFile("google/bit-50", BIN, "transformers"),
+            UrlFile(f"{GCS_BIT}/BiT-M-R50x1-ILSVRC2012.npz", "bit_jax"),
+        ),
+        pretrain=f"ImageNet-21k (BiT-M), {BIT_FT}",
+        preprocess=Preprocess(448, resize="shorter", crop_pct=1.0),
+        num_classes=1000,
+        accuracies=(timm(80.386),),
+        licence=GOOGLE_LICENCE,
+        notes=bit_eval_note(448),
+    ),
+    "bit-r50x1.distilled-in1k": Weights(
+        tag="distilled-in1k",
+        sources=(
+            HubFile("timm/resnetv2_50x1_bit.goog_distilled_in1k", SAFETENSORS, "timm"),
+            UrlFile(f"{GCS_BIT}/distill/R50x1_224.npz", "bit_jax"),
+        ),
+        pretrain="ImageNet-1k, distilled from BiT-M-R152x2 at 224 (arXiv 2106.05237)",
+        preprocess=timm_pp(224, 0.875, "bicubic"),
+        num_classes=1000,
+        accuracies=(authors(82.8, BIT_DISTILL_README), timm(82.820)),
+        licence=GOOGLE_LICENCE,
+    ),
+}
 
 
 def _rows(table: list[dict], name: str) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "name"} for row in table if row["name"] == name]
 
 
-def _vit_weights(name: str, width: int) -> list[Weights]:
-    weights = [orig_weights(**row, width=width) for row in _rows(ORIG, name)]
-    weights += [augreg_ft_weights(**row) for row in _rows(AUGREG_FT, name)]
-    weights += [augreg2_weights(**row) for row in _rows(AUGREG2, name)]
-    weights += [augreg_in21k_weights(**row) for row in _rows(AUGREG_IN21K, name)]
-    weights += [augreg_in1k_weights(**row) for row in _rows(AUGREG_IN1K, name)]
-    weights += [sam_weights(**row) for row in _rows(SAM, name)]
-    return weights + (R50_B16 if name == "vit-r50-b16" else [])
+def _catalogue() -> dict[str, Weights]:
+    """Every checkpoint, keyed by its full name (arch.tag), in the order ``vitzoo list --all`` shows them: each
+    architecture's rows, table by table, then its declared entries."""
+    out: dict[str, Weights] = {}
+    widths = {arch["name"]: SIZES[arch["size"]][0] for arch in VIT_ARCHS}
+    for arch in [a["name"] for a in VIT_ARCHS] + [b["name"] for b in BIT_ARCHS]:
+        if arch in widths:
+            weights = [orig_weights(**row, width=widths[arch]) for row in _rows(ORIG, arch)]
+            weights += [augreg_ft_weights(**row) for row in _rows(AUGREG_FT, arch)]
+            weights += [augreg2_weights(**row) for row in _rows(AUGREG2, arch)]
+            weights += [augreg_in21k_weights(**row) for row in _rows(AUGREG_IN21K, arch)]
+            weights += [augreg_in1k_weights(**row) for row in _rows(AUGREG_IN1K, arch)]
+            weights += [sam_weights(**row) for row in _rows(SAM, arch)]
+        else:
+            weights = [w for row in BIT_ARCHS if row["name"] == arch for w in bit_weights(**_bit_row(row))]
+        out.update({f"{arch}.{w.tag}": w for w in weights})
+        for full, w in DECLARED.items():
+            if full.partition(".")[0] == arch:
+                if full != f"{arch}.{w.tag}":
+                    raise ValueError(f"DECLARED[{full!r}] has tag {w.tag!r}")
+                out[full] = w
+    return out
+
+
+def _bit_row(row: dict) -> dict:
+    return {k: row[k] for k in ("name", "eval_size", "top1", "bits")}
+
+
+# Every checkpoint of the zoo, keyed by full name (arch.tag).
+CATALOGUE = _catalogue()
+
+
+def _weights_of(arch: str) -> tuple[Weights, ...]:
+    return tuple(w for full, w in CATALOGUE.items() if full.partition(".")[0] == arch)
 
 
 # The vit_jax `testing` config (21,390 params at 224 with 1000 classes). Its checkpoint does not exist on
@@ -237,6 +300,7 @@ TESTING = ModelSpec(
     ),
     default_tag="random-10cls",
     title="vit_jax testing config",
+    hidden=True,  # a test fixture: never listed, never matched by a pattern, resolvable by its name
 )
 
 
@@ -247,7 +311,7 @@ def build_registry() -> Registry:
         width, depth, heads, mlp = SIZES[arch["size"]]
         backbone = None if arch["stages"] is None else HybridConfig(arch["stages"])
         config = ViTConfig(arch["patch"], width, depth, heads, mlp, backbone=backbone)
-        weights = tuple(_vit_weights(arch["name"], width))
+        weights = _weights_of(arch["name"])
         registry.register(
             ModelSpec(arch["name"], family_of(config), config, arch["source"], weights, arch["default"], arch["title"])
         )
@@ -255,7 +319,7 @@ def build_registry() -> Registry:
         layers, wf = row["layers"], row["width_factor"]
         source = "BiT paper (arXiv 1912.11370); big_transfer bit_pytorch/models.py"
         title = f"BiT ResNet-v2 {sum(layers) * 3 + 2}x{wf}"
-        weights = tuple(bit_weights(name=row["name"], eval_size=row["eval_size"], top1=row["top1"], bits=row["bits"]))
+        weights = _weights_of(row["name"])
         spec = ModelSpec(row["name"], "bit", BiTConfig(layers, wf), source, weights, "bitm-in21k-ft-in1k", title)
         registry.register(spec)
     registry.register(TESTING)

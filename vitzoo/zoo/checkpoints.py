@@ -38,12 +38,15 @@ def timm(top1: float) -> Accuracy:
 
 
 BIT_FT_RES = 480  # BiT-HyperRule: ImageNet-sized images are fine-tuned at 480 (big_transfer bit_hyperrule.py)
+# The licence the publishers state for their releases: google-research/vision_transformer and
+# google-research/big_transfer publish code and checkpoints under Apache-2.0 (each repository's LICENSE and README).
+# timm's own fine-tunes (augreg2) and the test fixture state none here: None.
+GOOGLE_LICENCE = "Apache-2.0"
 
-# Preprocessing: the one the tag's reported accuracy was measured with. vit_jax (the paper, its README) resizes
-# straight to the square with tf.image.resize, bilinear without antialiasing ("tf"; HF's ViTImageProcessor
-# squashes with Pillow, which antialiases); timm's numbers were measured with its cfg: short side to
+# Preprocessing: the one the tag's reported accuracy was measured with, named by each row (``pp``). "vit_jax" (the
+# paper, its README) resizes straight to the square with tf.image.resize, bilinear without antialiasing ("tf";
+# HF's ViTImageProcessor squashes with Pillow, which antialiases); "timm": timm's cfg, short side to
 # size/crop_pct, centre crop, bicubic (ViT) or bilinear (BiT).
-VIT_JAX_SOURCES = (PAPER_T5, VIT_README_2020, AUGREG_README)
 
 
 def timm_pp(size: int, crop_pct: float, interpolation: str = "bicubic") -> Preprocess:
@@ -52,6 +55,13 @@ def timm_pp(size: int, crop_pct: float, interpolation: str = "bicubic") -> Prepr
 
 def _timm_vit_pp(size: int) -> Preprocess:
     return timm_pp(size, 0.9 if size == 224 else 1.0)
+
+
+def vit_pp(kind: str, size: int) -> Preprocess:
+    """A ViT row's preprocessing by name: "vit_jax" (tf resize to the square) or "timm" (its cfg at ``size``)."""
+    if kind not in ("vit_jax", "timm"):
+        raise ValueError(f"a ViT row's preprocessing is 'vit_jax' or 'timm', not {kind!r}")
+    return Preprocess(size, resize="tf") if kind == "vit_jax" else _timm_vit_pp(size)
 
 
 def hub_files(repo: str, files: tuple[str, ...], fmt: str) -> list[Source]:
@@ -73,13 +83,13 @@ def orig_weights(*, tag, repo, files, size, gcs, classes, width, timm_port=None,
         representation_size=width if in21k else None,
         accuracies=accuracies,
         zero_head=in21k,
+        licence=GOOGLE_LICENCE,
         notes="the authors zeroed the 21k head; the Hub copy keeps only the pre_logits 'pooler'" if in21k else "",
     )
 
 
-def augreg_ft_weights(*, timm_name, size, model, run, lr, accuracies) -> Weights:
+def augreg_ft_weights(*, timm_name, size, model, run, lr, pp, accuracies) -> Weights:
     upstream = f"{model}-i21k-300ep-lr_0.001-{run}"
-    vit_jax = bool(accuracies) and accuracies[0].source in VIT_JAX_SOURCES  # the README's number: vit_jax's eval
     return Weights(
         tag="augreg-in21k-ft-in1k" + ("" if size == 224 else f"-{size}"),
         sources=(
@@ -87,9 +97,10 @@ def augreg_ft_weights(*, timm_name, size, model, run, lr, accuracies) -> Weights
             UrlFile(f"{GCS_VIT}/augreg/{upstream}--imagenet2012-steps_20k-lr_{lr}-res_{size}.npz", "vit_jax"),
         ),
         pretrain=f"ImageNet-21k (AugReg, 300 ep), fine-tuned on ImageNet-1k at {size}",
-        preprocess=Preprocess(size, resize="tf") if vit_jax else _timm_vit_pp(size),
+        preprocess=vit_pp(pp, size),
         num_classes=1000,
         accuracies=accuracies,
+        licence=GOOGLE_LICENCE,
     )
 
 
@@ -103,6 +114,7 @@ def augreg_in21k_weights(*, timm_name, model, run) -> Weights:
         pretrain="ImageNet-21k (AugReg, 300 ep)",
         preprocess=_timm_vit_pp(224),
         num_classes=21843,
+        licence=GOOGLE_LICENCE,
         notes="a valid 21,843-class ImageNet-21k classifier (unlike the 2020 upstreams)",
     )
 
@@ -119,6 +131,7 @@ def augreg_in1k_weights(*, timm_name, size, model, run, accuracies) -> Weights:
         preprocess=_timm_vit_pp(size),
         num_classes=1000,
         accuracies=accuracies,
+        licence=GOOGLE_LICENCE,
     )
 
 
@@ -142,14 +155,21 @@ def sam_weights(*, timm_name, gcs, accuracies) -> Weights:
         preprocess=_timm_vit_pp(224),
         num_classes=1000,
         accuracies=accuracies,
+        licence=GOOGLE_LICENCE,
     )
+
+
+BIT_FT = f"fine-tuned on ImageNet-1k at {BIT_FT_RES} (BiT-HyperRule)"
+
+
+def bit_eval_note(eval_size: int) -> str:
+    return f"{eval_size} is timm's evaluation size for this file, not its fine-tuning resolution ({BIT_FT_RES})"
 
 
 def bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[Weights]:
     timm_name = "resnetv2_" + name.removeprefix("bit-r") + "_bit"
     arch = "R" + name.removeprefix("bit-r")
-    ft = f"fine-tuned on ImageNet-1k at {BIT_FT_RES} (BiT-HyperRule)"
-    eval_note = f"{eval_size} is timm's evaluation size for this file, not its fine-tuning resolution ({BIT_FT_RES})"
+    ft, eval_note = BIT_FT, bit_eval_note(eval_size)
     ft_files = (SAFETENSORS, BIN) if arch == "R50x1" else (SAFETENSORS,)  # .bin confirmed for R50x1 only
     weights = [
         Weights(
@@ -162,6 +182,7 @@ def bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[W
             preprocess=timm_pp(eval_size, 1.0, "bilinear"),
             num_classes=1000,
             accuracies=(timm(top1),),
+            licence=GOOGLE_LICENCE,
             notes=eval_note,
         ),
         Weights(
@@ -173,6 +194,7 @@ def bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[W
             pretrain="ImageNet-21k (BiT-M)",
             preprocess=timm_pp(224, 0.875, "bilinear"),
             num_classes=21843,
+            licence=GOOGLE_LICENCE,
         ),
     ]
     if bits:
@@ -183,36 +205,9 @@ def bit_weights(*, name: str, eval_size: int, top1: float, bits: bool) -> list[W
                 pretrain="ImageNet-1k (BiT-S upstream)",
                 preprocess=timm_pp(224, 0.875, "bilinear"),
                 num_classes=1000,
+                licence=GOOGLE_LICENCE,
                 notes="original bucket only (no Hub port); no published top-1 or evaluation preprocessing for the "
                 "upstream file: the preprocessing shown is timm's default for BiT",
-            )
-        )
-    if name == "bit-r50x1":
-        weights.append(  # the transformers port of the same BiT-M R50x1 fine-tune
-            Weights(
-                tag="bitm-in21k-ft-in1k-hf",
-                sources=(
-                    HubFile("google/bit-50", BIN, "transformers"),
-                    UrlFile(f"{GCS_BIT}/BiT-M-R50x1-ILSVRC2012.npz", "bit_jax"),
-                ),
-                pretrain=f"ImageNet-21k (BiT-M), {ft}",
-                preprocess=Preprocess(448, resize="shorter", crop_pct=1.0),
-                num_classes=1000,
-                accuracies=(timm(top1),),
-                notes=eval_note,
-            )
-        )  # fmt: skip
-        weights.append(
-            Weights(
-                tag="distilled-in1k",
-                sources=(
-                    HubFile(f"timm/{timm_name}.goog_distilled_in1k", SAFETENSORS, "timm"),
-                    UrlFile(f"{GCS_BIT}/distill/R50x1_224.npz", "bit_jax"),
-                ),
-                pretrain="ImageNet-1k, distilled from BiT-M-R152x2 at 224 (arXiv 2106.05237)",
-                preprocess=timm_pp(224, 0.875, "bicubic"),
-                num_classes=1000,
-                accuracies=(authors(82.8, BIT_DISTILL_README), timm(82.820)),
             )
         )
     return weights

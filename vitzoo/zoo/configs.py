@@ -6,7 +6,8 @@ networks that compute them are in ``vitzoo.models``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 
@@ -136,3 +137,21 @@ def family_of(config: ModelConfig) -> Family:
     if isinstance(config, BiTConfig):
         return "bit"
     return "vit" if config.backbone is None else "hybrid"
+
+
+def config_to_json(config: ModelConfig) -> str:
+    """Serialise a model config (kind + fields) for the safetensors metadata."""
+    kind = "vit" if isinstance(config, ViTConfig) else "bit"
+    return json.dumps({"kind": kind, **asdict(config)}, sort_keys=True)
+
+
+def config_from_json(text: str) -> ModelConfig:
+    """Inverse of ``config_to_json``."""
+    data = json.loads(text)
+    kind = data.pop("kind")
+    if kind == "bit":
+        return BiTConfig(**{**data, "layers": tuple(data["layers"])})
+    backbone = data.pop("backbone")
+    if backbone is not None:
+        backbone = HybridConfig(**{**backbone, "layers": tuple(backbone["layers"])})
+    return ViTConfig(**data, backbone=backbone)

@@ -43,7 +43,7 @@ def weights_info(spec: ModelSpec, weights: Weights) -> dict[str, Any]:
     hub, acc = weights.hub, weights.accuracy
     first = weights.sources[0]
     return {
-        "name": f"{spec.name}.{weights.tag}",
+        "name": spec.full_name(weights),
         "tag": weights.tag,
         "default": weights.tag == spec.default_tag,
         "pretrain": weights.pretrain,

@@ -101,11 +101,12 @@ def tag_preprocess(config: ModelConfig, weights: _Tagged | None, display: str) -
 def resolve_preprocess(model: Any, *, img_size: int | None = None, crop_pct: float | None = None) -> Preprocess:
     """How to prepare images for ``model``: its checkpoint's preprocessing, with a command's overrides applied.
 
-    ``model.preprocess`` (set by ``vitzoo.load`` and ``vitzoo.create``) when it has one, else the family default at
-    the model's resolution; then ``--img-size`` / ``--crop-pct`` (``override_preprocess``).
+    ``model.checkpoint.preprocess`` (set by ``vitzoo.load`` and ``vitzoo.create``) when it has one, else the family
+    default at the model's resolution; then ``--img-size`` / ``--crop-pct`` (``override_preprocess``).
     """
     config: ModelConfig = model.config
-    pp = getattr(model, "preprocess", None) or default_preprocess(family_of(config), config.img_size)
+    checkpoint = getattr(model, "checkpoint", None)  # vitzoo.zoo.checkpoint imports this module: no checkpoint_of
+    pp = (checkpoint and checkpoint.preprocess) or default_preprocess(family_of(config), config.img_size)
     return override_preprocess(pp, img_size=img_size, crop_pct=crop_pct)
 
 

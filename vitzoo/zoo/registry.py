@@ -93,6 +93,7 @@ class Weights:
     accuracies: tuple[Accuracy, ...] = ()  # the first is the one tables show; empty: not an ImageNet-1k classifier
     zero_head: bool = False  # the head was zeroed by its authors (2020 ImageNet-21k files): logits are useless
     published: bool = True  # False: no one can download it (the `testing` architecture's weights exist only in tests)
+    licence: str | None = None  # as its publisher states it (the vit_jax and big_transfer READMEs); None: not stated
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -140,6 +141,7 @@ class ModelSpec:
     weights: tuple[Weights, ...] = ()
     default_tag: str | None = None
     title: str = ""  # the paper's name, e.g. "R50+ViT-B/16"
+    hidden: bool = False  # a test fixture (``testing``): resolvable by name, never listed nor matched by a pattern
 
     def __post_init__(self) -> None:
         tags = [w.tag for w in self.weights]
@@ -157,6 +159,11 @@ class ModelSpec:
             if w.tag == tag:
                 return w
         raise UnknownModelError(_unknown_tag(self, tag))
+
+    def full_name(self, weights: Weights | None) -> str:
+        """``arch.tag`` of one of its checkpoints (the architecture's name for none): the one place a full name is
+        composed (``Checkpoint.name`` carries it)."""
+        return self.name if weights is None else f"{self.name}.{weights.tag}"
 
     def config_for(self, weights: Weights | None) -> ModelConfig:
         """The architecture exactly as a checkpoint stores it (resolution, classes, representation layer)."""
@@ -212,20 +219,20 @@ class Registry:
         return len(self._specs)
 
     def names(self, pattern: str | None = None) -> list[str]:
-        """Registered names in registration order, optionally filtered by a shell pattern (``vit-*``)."""
-        return [n for n in self._specs if pattern is None or fnmatch.fnmatchcase(n, pattern)]
+        """Listed names in registration order, optionally filtered by a shell pattern (``vit-*``); hidden
+        architectures (test fixtures) are left out."""
+        listed = [n for n, s in self._specs.items() if not s.hidden]
+        return [n for n in listed if pattern is None or fnmatch.fnmatchcase(n, pattern)]
 
-    def get(self, name: str) -> ModelSpec:
-        """The spec of ``arch`` or ``arch.tag`` (the tag must exist); unknown names raise with hints."""
-        return self.resolve(name)[0]
+    def listed(self) -> Iterator[ModelSpec]:
+        """The architectures users see (``vitzoo list``, tables, tradeoff): every one but the hidden fixtures."""
+        return (s for s in self._specs.values() if not s.hidden)
 
-    def find_url(self, url: str) -> tuple[ModelSpec, Weights] | None:
-        """The checkpoint one of whose sources is ``url`` (``%2B`` and ``+`` spellings match), or None."""
-        for spec in self._specs.values():
-            for w in spec.weights:
-                if any(isinstance(s, UrlFile) and same_url(s.url, url) for s in w.sources):
-                    return spec, w
-        return None
+    def entry(self, arch: str, tag: str | None) -> tuple[ModelSpec, Weights | None]:
+        """The spec and weights of an already resolved checkpoint (``Checkpoint.arch``/``.tag``): a keyed lookup,
+        no name parsing (``vitzoo.zoo.lookup.resolve`` resolves names)."""
+        spec = self._specs[arch]
+        return spec, None if tag is None else spec.get_weights(tag)
 
     def resolve(self, name: str) -> tuple[ModelSpec, Weights | None]:
         """Split ``arch[.tag]`` into its spec and weights (the default tag when none is given).
@@ -237,7 +244,7 @@ class Registry:
             raise UnknownModelError(f"a model is named by a string such as 'vit-b16' or 'vit-b16.TAG', not {name!r}")
         arch, dot, tag = name.partition(".")
         if arch not in self._specs:
-            raise UnknownModelError(_unknown(arch, list(self._specs)))
+            raise UnknownModelError(_unknown(arch, self.names()))
         spec = self._specs[arch]
         if dot and not tag:
             raise UnknownModelError(_unknown_tag(spec, tag))
