@@ -112,8 +112,7 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
     if not batch.isdigit() or int(batch) < 1:
         fail(f"the deployment matrix takes one throughput batch size (-b 16), not {batch!r}")
     options = MatrixOptions(backends=backends, dtypes=dtypes, batch_size=int(batch), rounds=kw["rounds"],
-                            iters=kw["iters"], warmup=kw["warmup"], threads=kw["threads"], img_size=kw["img_size"],
-                            pretrained=kw["pretrained"])  # fmt: skip
+                            iters=kw["iters"], warmup=kw["warmup"], threads=kw["threads"])  # fmt: skip
     for flag in ("calib", "fidelity_images"):
         if kw[flag] < 1:
             fail(f"--{flag.replace('_', '-')} must be at least 1, not {kw[flag]}")

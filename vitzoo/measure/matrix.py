@@ -19,11 +19,12 @@ that cannot run here is a ``skipped`` row with the reason; one that fails is an 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,6 @@ class MatrixOptions:
     latency_iters: int = 5  # passes at batch 1 per cell and round
     warmup: int = 2
     threads: int | None = None
-    img_size: int | None = None
-    pretrained: bool = False
     gemm_peak: bool = True
 
     def __post_init__(self) -> None:
@@ -103,12 +102,15 @@ Report = Callable[[str], None]
 def run_matrix(
     model: nn.Module, name: str, options: MatrixOptions, data: MatrixData | None = None, report: Report | None = None
 ) -> list[MatrixResult]:
-    """Run every cell of ``options`` on the fp32 ``model``; one result per cell, in ``cells`` order."""
+    """Run every cell of ``options`` on ``model`` (put in eval mode, otherwise left as it is; cells work on copies
+    in fp32); one result per cell, in ``cells`` order."""
     say = report or (lambda text: None)
     reuse_freed_memory()
     img_size = model.config.img_size
     data = data or synthetic_data(img_size)
-    model = model.eval().float()
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        model = copy.deepcopy(model).float()  # the reference and every cell start from fp32
+    model.eval()
     with num_threads(options.threads) as threads, tempfile.TemporaryDirectory(prefix="vitzoo-matrix-") as tmp:
         return _run(model, name, options, data, Path(tmp), threads, say)
 
@@ -153,6 +155,7 @@ def _run(
     from vitzoo.zoo.analytic import count_macs
 
     if isinstance(getattr(model, "head", None), nn.Linear) and not model.head.weight.any():
+        model = copy.deepcopy(model)  # the caller's model stays as it is
         with torch.no_grad():  # random weights: a zero head would make every logit 0 and top-1 meaningless
             model.head.weight.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
     B = options.batch_size
@@ -278,9 +281,3 @@ def _result(
         tflops=tflops, peak_tflops=peak_tflops, peak_note=peak_note,
         pct_peak=None if not peak_tflops else 100 * tflops / peak_tflops,
     )  # fmt: skip
-
-
-def iter_cells(backends: tuple[str, ...], dtypes: tuple[str, ...]) -> Iterator[tuple[Cell, str | None]]:
-    """Each cell of the cross product and why it cannot run here (None where it can), without building anything."""
-    for cell in cells(backends, dtypes):
-        yield cell, why_not(cell)
