@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -107,3 +108,22 @@ def test_wide_shows_every_column_and_a_narrow_console_stacks_rows():
     stacked = _piped("tradeoff", "vit-b16", "--reported-only", columns="40")
     assert "   top-1 %: 81.20" in stacked and "    Pareto: ★ GMACs" in stacked
     assert max(len(line) for line in stacked) <= 40
+
+
+def test_random_or_pretrained_weights_are_asked_for_one_way_everywhere():
+    """--pretrained / --random-init mean the same in every command that has either (one parameter, `weights`);
+    only the default differs (bench: random weights, which work offline), and giving both is refused."""
+    from vitzoo.cli import COMMANDS
+
+    ctx = click.Context(main)
+    having = {}
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        opts = {o: p for p in command.params for o in p.opts if o in ("--pretrained", "--random-init")}
+        if opts:
+            assert set(opts) == {"--pretrained", "--random-init"}, name
+            assert {p.name for p in opts.values()} == {"weights"}, name
+            having[name] = next(p.flag_value for p in opts.values() if p.default is True)
+    assert having == {"bench": "random", "inspect": "pretrained", "predict": "pretrained"}
+    both = run("predict", "testing", "x.png", "--pretrained", "--random-init")
+    assert both.exit_code == 2 and "--pretrained and --random-init cannot be used together" in both.stderr

@@ -136,6 +136,24 @@ db_option = click.option("--db", type=click.Path(path_type=str), default=None, m
 no_store_option = click.option("--no-store", is_flag=True, help=NO_STORE_HELP)
 
 
+def weights_option(default: str) -> Callable[[Callable], Callable]:
+    """``--pretrained`` / ``--random-init``: the one way every command that builds a model asks for the checkpoint's
+    weights or seeded random ones (the architecture only, offline); ``default`` ("pretrained" or "random") is the
+    command's. The two share one parameter, ``weights``, so giving both is refused (``_preflight.check_exclusive``).
+    """
+    helps = {"pretrained": "The checkpoint's weights (downloaded and converted once).",
+             "random": "Seeded random weights of its architecture (vitzoo.create): offline, numbers meaningless."}
+
+    def decorate(func: Callable) -> Callable:
+        for value, opt in (("random", "--random-init"), ("pretrained", "--pretrained")):
+            mark = {"default": True} if value == default else {}
+            suffix = " (default)" if value == default else ""
+            func = click.option(opt, "weights", flag_value=value, help=helps[value] + suffix, **mark)(func)
+        return func
+
+    return decorate
+
+
 _wide = False  # --wide: tables at full width (set by the option's callback, for the one command a process runs)
 
 

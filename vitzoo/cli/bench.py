@@ -19,6 +19,7 @@ from vitzoo.cli._output import (
     no_store_option,
     number,
     warn,
+    weights_option,
 )
 from vitzoo.cli._preflight import refuse_unused
 from vitzoo.errors import VitzooError
@@ -43,7 +44,7 @@ BENCH_COLUMNS = [
     ("pct_peak", "% GEMM peak", number(1), 5),
 ]
 PEAK_IGNORES = ("precision", "batch_size", "img_size", "compile_", "channels_last", "aten", "warmup", "iters",
-                "seconds", "rounds", "max_batch", "backend", "pretrained", "sweep")  # fmt: skip
+                "seconds", "rounds", "max_batch", "backend", "weights", "sweep")  # fmt: skip
 CONTENDED_COLUMN = ("contended", "busy CPU", lambda v: "yes" if v else "", 2.5)  # shown when a row is flagged
 
 
@@ -148,7 +149,7 @@ def _line(r: Any) -> str:
               help="Matrix: images static int8 calibrates on (apart from the fidelity images).")  # fmt: skip
 @click.option("--fidelity-images", type=int, default=32, show_default=True, metavar="N",
               help="Matrix: images whose logits are compared with the fp32 PyTorch model's.")  # fmt: skip
-@click.option("--pretrained", is_flag=True, help="Load the checkpoint (default: random weights, works offline).")
+@weights_option("random")
 @click.option("--peak", is_flag=True, help="Measure only the GEMM roofline of --device/--dtype.")
 @click.option("--sweep", is_flag=True, help="Under torchrun/--nproc: spread the models and batch sizes over the "
               "ranks (default: every rank runs each one at once, data-parallel).")  # fmt: skip
@@ -227,7 +228,7 @@ def bench_cmd(names: tuple[str, ...], peak: bool, db: str | None, no_store: bool
         seconds=kw["seconds"],
         rounds=kw["rounds"],
         max_batch=kw["max_batch"],
-        pretrained=kw["pretrained"],
+        pretrained=kw["weights"] == "pretrained",
         backend=kw["backend"],
     )
     names = tuple(expand_sources(names))  # vit-b* -> vit-b8 vit-b16 vit-b32

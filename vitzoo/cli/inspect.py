@@ -12,7 +12,7 @@ import numpy as np
 
 from vitzoo.cli._dist import is_main, scale_out
 from vitzoo.cli._models import load_model
-from vitzoo.cli._output import emit_csv, emit_json, format_options, info, render_table, warn
+from vitzoo.cli._output import emit_csv, emit_json, format_options, info, render_table, warn, weights_option
 from vitzoo.cli._preflight import at_least, check_output_dir
 from vitzoo.errors import VitzooError
 from vitzoo.files import atomic_path
@@ -101,7 +101,7 @@ def _distance_rows(distance: np.ndarray) -> list[dict[str, Any]]:
 )
 @click.option("--img-size", type=int, callback=at_least(1), metavar="PIXELS",
               help="Input resolution (position embeddings resized). Default: the checkpoint's.")  # fmt: skip
-@click.option("--random-init", is_flag=True, help="Random weights (vitzoo.create) instead of the checkpoint; offline.")
+@weights_option("pretrained")
 @format_options
 @scale_out
 def inspect_cmd(
@@ -110,7 +110,7 @@ def inspect_cmd(
     out: Path,
     analyses: tuple[str, ...],
     img_size: int | None,
-    random_init: bool,
+    weights: str,
     fmt: str,
 ) -> None:
     """What a ViT learned: the analyses of the ViT paper's Figures 6 and 7 for NAME[.TAG] or a weight FILE.
@@ -139,6 +139,7 @@ def inspect_cmd(
     from vitzoo.inspection._model import grid_side, require_vit
     from vitzoo.parallel.sharded import analyse_attention_sharded
 
+    random_init = weights == "random"
     chosen = _parse_analyses(analyses)
     out = check_output_dir(out, "the output directory")  # before the model is loaded; created once all is read
     if not images and any(a in NEEDS_IMAGES for a in chosen):

@@ -17,6 +17,7 @@ from vitzoo.cli._output import (
     progress_bar,
     render_table,
     warn,
+    weights_option,
 )
 from vitzoo.cli._preflight import at_least, available_device
 
@@ -45,11 +46,9 @@ def _rows(predictions, *, every_row_named: bool) -> list[dict]:
 @click.option("--device", default="cpu", show_default=True, callback=available_device, help="cpu, cuda, cuda:N or mps.")
 @click.option("--dtype", type=click.Choice(dtypes.NAMES), default="fp32", show_default=True,
               help="Precision of the weights and inputs.")  # fmt: skip
-@click.option("--random-init", is_flag=True,
-              help="Random weights (vitzoo.create) instead of the checkpoint: to try the command offline; the "
-                   "answers are meaningless.")  # fmt: skip
+@weights_option("pretrained")
 @format_options
-def predict_cmd(name, images, top_k, batch_size, device, dtype, random_init, fmt) -> None:
+def predict_cmd(name, images, top_k, batch_size, device, dtype, weights, fmt) -> None:
     """The top-k classes of each image, with names and probabilities, as NAME[.TAG] or a weight FILE sees it.
 
     Images are prepared with the checkpoint's own preprocessing (resolution, resize/crop, interpolation,
@@ -71,6 +70,7 @@ def predict_cmd(name, images, top_k, batch_size, device, dtype, random_init, fmt
     """
     from vitzoo.evaluate.predict import check_classifier, expand_images, predict
 
+    random_init = weights == "random"
     paths = expand_images(images)
     model, pp, _ = load_model(name, device=device, dtype=dtype, random_init=random_init)
     classes = check_classifier(model)  # a zeroed or missing head: one line, before any image is read
