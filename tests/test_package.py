@@ -50,7 +50,7 @@ def test_imports_point_one_way():
 def test_every_layer_is_a_folder_or_a_base_module():
     assert {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(LAYERS) - {"base"}
     assert sorted(p.name for p in ROOT.glob("*.py")) == [
-        "__init__.py", "__main__.py", "dtypes.py", "errors.py", "files.py", "machine.py", "settings.py",
+        "__init__.py", "__main__.py", "dtypes.py", "errors.py", "files.py", "lazy.py", "machine.py", "settings.py",
     ]  # fmt: skip
 
 

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
+
+from vitzoo.lazy import lazy_exports
 
 try:
     __version__ = version("vitzoo")
@@ -50,10 +51,4 @@ if TYPE_CHECKING:
     from vitzoo.zoo.lookup import get_spec, list_models, resolve
     from vitzoo.zoo.registry import UnknownModelError
 
-
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vitzoo' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _API)

@@ -9,7 +9,7 @@ Markdown through Jinja2 templates (``templates/``). ``compare.py`` is `vitzoo re
 
 from __future__ import annotations
 
-import importlib
+from vitzoo.lazy import lazy_exports
 
 # Public name -> defining module, imported on first use (as ``vitzoo``'s own names): importing the package
 # stays cheap.
@@ -18,14 +18,4 @@ _API = {
 }
 __all__ = sorted([*_API])
 
-
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+__getattr__, __dir__ = lazy_exports(__name__, _API)
