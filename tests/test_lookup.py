@@ -31,9 +31,9 @@ MODEL_COMMANDS = {
     "predict": ["predict", "{m}", "{d}/img.png"],
     "inspect": ["inspect", "{m}", "--out", "{d}/out"],
     "export": ["export", "{m}", "{d}/o.onnx", "--format", "onnx"],
-    "convert": ["convert", "{d}/tiny", "{d}/c.safetensors", "--model", "{m}"],
+    "convert": ["convert", "{d}/tiny", "{d}/c.safetensors", "--expect", "{m}"],
     "download": ["download", "{m}"],
-    "tradeoff": ["tradeoff", "{m}", "--no-store"],
+    "tradeoff": ["tradeoff", "{m}", "--reported-only"],
     "finetune": ["finetune", "{m}", "--data", "{d}/data", "-o", "{d}/ft.safetensors"],
 }
 BAD = ["vit-b99", "vit-b16.bogus", "testing.nope", "zzz*", "vit-b16.", "{d}/missing.safetensors", "{d}/adir", "{d}/x.y"]
@@ -120,8 +120,8 @@ def test_name_tag_and_pattern_forms(folder):
     with pytest.raises(VitzooError, match=r"'vit-b\*' is a pattern \(it matches vit-b8\..*\); name one model"):
         resolve_one("vit-b*")
     assert resolve_one("vit-b16", img_size=384).config.img_size == 384
-    for command in ("flops", "tradeoff"):  # commands of many models take the pattern
-        result = CliRunner().invoke(main, [command, "vit-b*", "--no-store", "--json"])
+    for command, no_db in (("flops", "--no-store"), ("tradeoff", "--reported-only")):  # many models: the pattern
+        result = CliRunner().invoke(main, [command, "vit-b*", no_db, "--json"])
         assert result.exit_code == 0, result.output
         assert {r["model"] for r in json.loads(result.stdout)} >= {"vit-b8", "vit-b16", "vit-b32"} or {
             r["model"] for r in json.loads(result.stdout)
