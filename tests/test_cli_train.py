@@ -24,12 +24,7 @@ FAST = ["--img-size", "32", "-b", "12", "--accum", "2", "--lr", "0.03", "--warmu
         "--dtype", "fp32"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
