@@ -131,7 +131,8 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
     env = bench_environment(BenchOptions(threads=kw["threads"], gemm_peak=False))
     degraded_any = failed_any = False
     for name in names:
-        model, img_size, _ = _build(name, BenchOptions(img_size=kw["img_size"], pretrained=kw["weights"] == "pretrained"))
+        options = BenchOptions(img_size=kw["img_size"], pretrained=kw["weights"] == "pretrained")
+        model, img_size, _ = _build(name, options)
         data = (_images(folder, kw["data"], model, kw["calib"], kw["fidelity_images"]) if folder is not None
                 else synthetic_data(img_size, kw["calib"], kw["fidelity_images"]))  # fmt: skip
         with err_console.status(f"{name}: starting") as status:
