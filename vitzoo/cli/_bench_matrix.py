@@ -129,10 +129,10 @@ def run_matrix_cmd(names: tuple[str, ...], kw: dict[str, Any], db: str | bool | 
     store = None if db is False else ResultStore(db)
     prepare_process(BenchOptions())  # the heap the matrix runs under (run_matrix keeps it), before it is recorded
     env = bench_environment(BenchOptions(threads=kw["threads"], gemm_peak=False))
+    building = BenchOptions(img_size=kw["img_size"], pretrained=kw["weights"] == "pretrained")  # what _build reads
     degraded_any = failed_any = False
     for name in names:
-        options = BenchOptions(img_size=kw["img_size"], pretrained=kw["weights"] == "pretrained")
-        model, img_size, _ = _build(name, options)
+        model, img_size, _ = _build(name, building)
         data = (_images(folder, kw["data"], model, kw["calib"], kw["fidelity_images"]) if folder is not None
                 else synthetic_data(img_size, kw["calib"], kw["fidelity_images"]))  # fmt: skip
         with err_console.status(f"{name}: starting") as status:
