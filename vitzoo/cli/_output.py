@@ -99,24 +99,22 @@ class Progress(rich.progress.Progress):
         self.console.print(f"{task.description}: {done}{eta}", highlight=False, soft_wrap=True)
 
 
-class Command(click.Command):
-    """A click command whose usage mistakes (``--last 0``, ``--dtype int8``) are one ``error:`` line, exit code 2."""
+class _OneLineUsage:
+    """Usage mistakes in a command's own options (``--last 0``, ``--dtype int8``): one ``error:`` line, exit code 2."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, args)  # type: ignore[misc]
         except click.UsageError as e:
             fail(f"{e.format_message()} (see `{command_name(ctx)} -h`)", code=2)
 
 
-class CommandGroup(click.Group):
+class Command(_OneLineUsage, click.Command):
+    """A click command whose usage mistakes are one ``error:`` line, exit code 2."""
+
+
+class CommandGroup(_OneLineUsage, click.Group):
     """A group of subcommands whose own usage mistakes are one ``error:`` line, exit code 2, as ``Command``'s."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as e:
-            fail(f"{e.format_message()} (see `{command_name(ctx)} -h`)", code=2)
 
 
 def command_name(ctx: click.Context) -> str:
