@@ -366,16 +366,3 @@ def test_what_is_not_a_vitzoo_model_is_refused(tmp_path):
     with pytest.raises(ExportError, match=r"exported at its resolution"):
         export(vitzoo.create("testing"), tmp_path / "m.onnx", "onnx", img_size=32)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_zero_head_export_says_its_check_proves_nothing(tmp_path):
-    """`vitzoo.create` gives an all-zero head: every logit is the bias, so matching logits prove nothing."""
-    model = vitzoo.create("testing")
-    src = save_vitzoo(tmp_path / "zero.safetensors", model.state_dict(), model.config)
-    result = CliRunner().invoke(main, ["export", str(src), str(tmp_path / "z.safetensors"), "--format", "timm"])
-    assert result.exit_code == 0, result.output
-    assert "warning: not really checked: the head is all zeros" in result.stderr
-    assert "max relative logit difference" not in result.stderr
-    assert export(model, tmp_path / "z2.safetensors", "timm").vacuous
-    trained = _weights_file(model.config, tmp_path / "trained.safetensors")
-    assert not export(trained, tmp_path / "t.safetensors", "timm").vacuous

@@ -36,16 +36,15 @@ import torch
 from torch import nn
 
 from vitzoo.exporting._common import (
-    CHECK_BATCH,
     Exported,
     ExportError,
     check_destination,
     display_name,
     preprocess_metadata,
-    relative_difference,
     require,
     standardized_state_dict,
 )
+from vitzoo.exporting.check import CHECK_BATCH, export_with_probe_head, has_zero_head, relative_difference
 from vitzoo.exporting.quantize import Calibration, quantization_info, synthetic_images
 from vitzoo.exporting.to_onnx import _export_onnx, _export_onnx_int8, check_opset, deployable, onnx_program, ort_session
 from vitzoo.exporting.to_timm import _export_timm, timm_model, timm_overlay, timm_pretrained_cfg
@@ -116,8 +115,13 @@ def export(
             or a function of the loaded model that returns them; None: ``synthetic_images(64, img_size)``.
 
     Nothing is left at ``out`` unless the check passed; an existing ``out`` is replaced only then. With an all-zero
-    head (a ``vitzoo.create`` model, a 2020 ImageNet-21k file) every logit is the bias and the comparison proves
-    nothing about the rest of the network: the result says so (``vacuous``).
+    head (a ``vitzoo.create`` model, a 2020 ImageNet-21k file) every logit is its bias, so comparing logits would
+    prove nothing about the rest of the network: the export is then checked with a seeded probe head, written with
+    the zeros, and proven to differ from the checked one in the head only (``vitzoo.exporting.check``; a second
+    export, for zero heads only). The int8 path is not probed: its check is that ONNX Runtime runs the quantized
+    graph to finite logits, which a zero head does not weaken, and the quantizer's head scales differ with the
+    head's values, so no two int8 graphs could be proven equal but for the head; with a zero head its
+    ``max_rel_diff`` measures the bias alone, and ``checked_with`` says so.
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
@@ -139,7 +143,9 @@ def export(
     if format == "onnx":
         check_opset(opset)
     model = _model(name_or_path, img_size, pre_logits, dynamic_size)
-    check_memory(model.config, model.name, copies=1, batch=CHECK_BATCH)  # a traced copy, then the check's forward
+    zero_head = has_zero_head(model)
+    copies = 2 if zero_head and format == "onnx" and dtype == "fp32" else 1  # the proof loads both graphs at once
+    check_memory(model.config, model.name, copies=copies, batch=CHECK_BATCH)  # a traced copy, the check's forward
     preprocess = resolve_preprocess(model)
     if format == "onnx" and dtype == "int8":
         if int8_method == "static" and calibration is None:
@@ -148,14 +154,19 @@ def export(
             calibration = calibration(model)
         method_calibration = calibration if int8_method == "static" else None
         result = _export_onnx_int8(model, out, opset, preprocess, int8_method, method_calibration)
-    elif format == "onnx":
-        result = _export_onnx(model, out, opset, tolerance, preprocess, dynamic_size)
-    elif format == "transformers":
-        result = _export_transformers(model, out, preprocess, tolerance)
-    else:
-        result = _export_timm(model, out, preprocess, tolerance)
-    head = model.state_dict().get("head.weight")
-    return replace(result, vacuous=head is not None and not bool(head.any()))  # constant logits prove nothing
+        if zero_head:
+            return replace(result, checked_with=f"{result.checked_with} (the head is all zeros: the logits compared "
+                           "are its bias)")  # fmt: skip
+        return result
+
+    def write(model: nn.Module, out: Path) -> Exported:  # one staged, checked export (looked up here: patchable)
+        if format == "onnx":
+            return _export_onnx(model, out, opset, tolerance, preprocess, dynamic_size)
+        if format == "transformers":
+            return _export_transformers(model, out, preprocess, tolerance)
+        return _export_timm(model, out, preprocess, tolerance)
+
+    return export_with_probe_head(write, model, out) if zero_head else write(model, out)
 
 
 def _model(src: str | os.PathLike | nn.Module, img_size: int | None, pre_logits: bool, dynamic_size: bool) -> nn.Module:

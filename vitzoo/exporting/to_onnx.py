@@ -15,14 +15,15 @@ from vitzoo.errors import first_line
 from vitzoo.exporting._common import (
     Exported,
     ExportError,
-    check_logits,
     display_name,
+    move_export,
     move_into_place,
     preprocess_metadata,
     quiet,
     staging,
     writing,
 )
+from vitzoo.exporting.check import check_logits, relative_difference
 from vitzoo.models.layers import StdConv2d, pad_same
 from vitzoo.zoo.preprocess import Preprocess
 
@@ -150,8 +151,7 @@ def _export_onnx(
             rel = max(rel, check_logits(model, run, tolerance, "ONNX Runtime", (size + s, size + 3 * s)))
         opset_used = _opset_of(onnx.load(str(staged), load_external_data=False))
         files = sorted(p.name for p in tmp.iterdir())
-        for name in sorted(files, key=lambda n: n == out.name):  # external data first, the graph last
-            move_into_place(tmp / name, out.parent / name)
+        move_export(staged, out, tuple(files))  # external data first, the graph last
     axes = f"dynamic batch, height and width (multiples of {model.config.stride})" if dynamic_size else "dynamic batch"
     return Exported(out, "onnx", display_name(model), model.config.img_size, model.config.num_classes,
                     f"ONNX opset {opset_used}, {axes}", f"onnxruntime {ort.__version__}", rel, tuple(files),
@@ -168,7 +168,6 @@ def _export_onnx_int8(
     import onnx
     import onnxruntime as ort
 
-    from vitzoo.exporting._common import relative_difference
     from vitzoo.exporting.quantize import quantize_onnx
 
     program = onnx_program(model, opset)

@@ -15,7 +15,6 @@ from vitzoo.errors import first_line
 from vitzoo.exporting._common import (
     Exported,
     ExportError,
-    check_logits,
     checkpoint_labels,
     display_name,
     move_into_place,
@@ -24,6 +23,7 @@ from vitzoo.exporting._common import (
     standardized_state_dict,
     writing,
 )
+from vitzoo.exporting.check import check_logits
 from vitzoo.zoo.configs import BiTConfig, ModelConfig
 from vitzoo.zoo.preprocess import Preprocess
 
