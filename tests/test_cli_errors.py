@@ -409,6 +409,31 @@ def test_labels_naming_missing_files_blame_the_labels(weights, tmp_path):
     one_line(result, 1, "labels.txt: none of the 2 files it labels is in", "(first: ILSVRC2012_val_00000001)")
 
 
+def test_labels_naming_some_missing_files_are_one_line_and_nothing_is_recorded(weights, tmp_path):
+    """Part of the labelled files absent: refused before the model is loaded, not scored as unreadable images."""
+    from PIL import Image
+
+    from vitzoo.measure.store import ResultStore
+
+    folder = tmp_path / "val"
+    folder.mkdir()
+    for i in range(1, 3):
+        Image.new("RGB", (8, 8)).save(folder / f"ILSVRC2012_val_{i:08d}.png")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"ILSVRC2012_val_{i:08d} n01440764\n" for i in range(1, 6)))
+    torch.manual_seed(0)
+    model = vitzoo.create("testing", num_classes=1000)  # an ImageNet-1k head: the eval would run and be recorded
+    with torch.no_grad():
+        model.head.weight.normal_(0, 0.2)
+    src = save_vitzoo(tmp_path / "in1k.safetensors", model.state_dict(), model.config)
+    db = Path(os.environ["VITZOO_DB"])
+    ResultStore(db)  # a real, empty results database
+    result = run("eval", src, "--data", folder, "--labels", labels)
+    one_line(result, 1, f"labels.txt: 3 of 5 files it labels are not in {folder} (first: ILSVRC2012_val_00000003, "
+             "ILSVRC2012_val_00000004, ILSVRC2012_val_00000005); restore them, or remove their lines")  # fmt: skip
+    assert ResultStore(db, readonly=True).load() == []
+
+
 def test_hf_dataset_offline_is_one_line_without_retries(weights, monkeypatch):
     pytest.importorskip("datasets")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

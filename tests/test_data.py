@@ -256,10 +256,10 @@ def test_flat_folder_label_files(tmp_path):
     for i in range(1, 4):
         _save(val / f"ILSVRC2012_val_{i:08d}.JPEG", skdata.coffee()[:20, :20])
     pairs = tmp_path / "pairs.txt"
-    pairs.write_text("ILSVRC2012_val_00000002.JPEG 5\nILSVRC2012_val_00000001 n01443537\nmissing.JPEG 7\n")
-    ds = flat_folder(val, pairs)
-    assert ds.labels == [5, 1, 7] and ds.keys == ["ILSVRC2012_val_00000002", "ILSVRC2012_val_00000001", "missing"]
-    assert ds[2].error is not None and ds[0].error is None  # a listed file that is missing is reported
+    pairs.write_text("ILSVRC2012_val_00000002.JPEG 5\nILSVRC2012_val_00000001 n01443537\n")
+    ds = flat_folder(val, pairs)  # the third file is not labelled: not evaluated
+    assert ds.labels == [5, 1] and ds.keys == ["ILSVRC2012_val_00000002", "ILSVRC2012_val_00000001"]
+    assert ds[0].error is None and ds[1].error is None
     kaggle = tmp_path / "LOC_val_solution.csv"
     kaggle.write_text(
         "ImageId,PredictionString\nILSVRC2012_val_00000003,n15075141 1 2 3 4 n15075141 5 6 7 8\n"
@@ -279,6 +279,26 @@ def test_flat_folder_label_files(tmp_path):
     column.write_text("3\n4\ncat\n")
     with pytest.raises(VitzooError, match="neither an ImageNet-1k WordNet id"):
         flat_folder(val, column)
+
+
+def test_a_label_file_naming_files_not_in_the_folder_is_refused_up_front(tmp_path):
+    """Not scored later as unreadable images: that would silently change the denominator."""
+    val = tmp_path / "val"
+    for i in range(1, 4):
+        _save(val / f"ILSVRC2012_val_{i:08d}.JPEG", skdata.coffee()[:20, :20])
+    (val / "sub").mkdir()
+    _save(val / "sub" / "extra.JPEG", skdata.coffee()[:20, :20])
+    lines = [f"ILSVRC2012_val_{i:08d}.JPEG {i}" for i in range(1, 4)] + ["sub/extra.JPEG 4"]  # a path under ROOT
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(lines) + "\n")
+    assert flat_folder(val, pairs).labels == [1, 2, 3, 4]
+    pairs.write_text("\n".join(lines + [f"gone{i}.JPEG 7" for i in range(5)]) + "\n")
+    with pytest.raises(VitzooError) as e:
+        flat_folder(val, pairs)
+    assert str(e.value) == (
+        f"{pairs}: 5 of 9 files it labels are not in {val} (first: gone0.JPEG, gone1.JPEG, gone2.JPEG); restore "
+        "them, or remove their lines from the label file to evaluate the rest"
+    )
 
 
 def test_bad_paths_are_clear_errors(tmp_path):

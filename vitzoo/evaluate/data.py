@@ -337,7 +337,9 @@ def flat_folder(path: str | os.PathLike, labels_file: str | os.PathLike) -> Imag
     Each line of the label file is ``FILE LABEL`` (or ``FILE,LABEL``; Kaggle's ``LOC_val_solution.csv`` works:
     its header is skipped and the first WordNet id of each row is taken), or just ``LABEL`` for the files of
     the folder in sorted name order. ``FILE`` is a file name with or without extension; ``LABEL`` is a WordNet
-    id or a class index 0-999.
+    id or a class index 0-999. Every file a ``FILE LABEL`` file names must be in the folder: a label file naming
+    some that are not is refused in one line (scored as unreadable images, they would change the denominator);
+    files of the folder it does not name are not evaluated.
     """
     root, lf = _directory(path), Path(labels_file).expanduser()
     if not lf.is_file():
@@ -355,10 +357,16 @@ def flat_folder(path: str | os.PathLike, labels_file: str | os.PathLike) -> Imag
         sources, labels = [str(f) for f in files], [_parse_label(r[0], where) for r in rows]
     elif all(len(r) == 2 for r in rows):
         by_name = {f.name: f for f in files} | {f.stem: f for f in files}
-        if not any(r[0] in by_name for r in rows):  # the label file's fault (or --data's), not unreadable images
+        present = {r[0] for r in rows if r[0] in by_name or (root / r[0]).is_file()}  # or a path under ROOT
+        missing = [r[0] for r in rows if r[0] not in present]  # the label file's fault (or --data's), not images'
+        if len(missing) == len(rows):
             raise VitzooError(f"{lf}: none of the {len(rows)} files it labels is in {root} (first: {rows[0][0]}); "
                               "is it the label file of this folder?")  # fmt: skip
-        sources = [str(by_name.get(r[0], root / r[0])) for r in rows]  # a few missing: reported when read
+        if missing:  # scored as unreadable, they would silently change what the accuracy is over
+            raise VitzooError(f"{lf}: {len(missing)} of {len(rows)} files it labels are not in {root} (first: "
+                              f"{', '.join(missing[:3])}); restore them, or remove their lines from the label file "
+                              "to evaluate the rest")  # fmt: skip
+        sources = [str(by_name.get(r[0], root / r[0])) for r in rows]
         labels = [_parse_label(r[1], where) for r in rows]
     else:
         raise VitzooError(f"{lf}: mixes 'FILE LABEL' lines and 'LABEL' lines")
