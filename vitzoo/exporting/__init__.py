@@ -17,6 +17,10 @@
   metadata (``timm_info``, which also names the ``label_space``). Without
   timm installed it is checked by reading it back through vitzoo's timm reader.
 
+A model whose head is all zeros (every logit its bias, which no comparison of logits can fault) is checked on a
+seeded probe head, then written with its zeros and proven equal to the checked export but for the head
+(``vitzoo.exporting.check``).
+
 Weight-standardised convolutions (hybrid and BiT ResNets) are written pre-standardised: the function is the same,
 and the other libraries' own epsilon (1e-8 inside the square root, where the originals use 1e-10 or std + 1e-5)
 then changes the result by less than 1e-7 instead of about 1e-4.
@@ -159,7 +163,7 @@ def export(
                            "are its bias)")  # fmt: skip
         return result
 
-    def write(model: nn.Module, out: Path) -> Exported:  # one staged, checked export (looked up here: patchable)
+    def write(model: nn.Module, out: Path) -> Exported:  # one staged, checked export (exporter looked up per call)
         if format == "onnx":
             return _export_onnx(model, out, opset, tolerance, preprocess, dynamic_size)
         if format == "transformers":
