@@ -16,7 +16,6 @@ version in the file name).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -24,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from vitzoo.errors import VitzooError
+from vitzoo.measure.history import append_history, check_history
 
 RESULTS = Path(__file__).parent / "results"
 PHOTOS = Path(__file__).parents[1] / "tests" / "data" / "reference" / "images224.inputs.npy"
@@ -57,25 +59,6 @@ def history_rows(results: list, date: str, load: float) -> list[dict]:
              "top1_agreement": _f(r.top1_agreement, ".3f"), "degraded": "" if r.degraded is None else r.degraded,
              "load_average_start": f"{load:.2f}", "other_cpu": _f(r.other_cpu, ".2f"),
              "why": r.error or r.degraded_why or ""} for r in results]  # fmt: skip
-
-
-def check_history(path: Path) -> None:
-    """Refuse (one line) a history file this script cannot append to: written by another version of it."""
-    if path.exists() and path.stat().st_size:
-        with open(path) as f:
-            header = f.readline().rstrip("\n")
-        if header != ",".join(HISTORY_COLUMNS):
-            raise SystemExit(f"error: {path} has other columns than this script writes; move it aside or use --out")
-
-
-def append_history(path: Path, rows: list[dict]) -> None:
-    """Append a run's rows (the header first if the file is new): earlier runs are never lost."""
-    new = not path.exists() or not path.stat().st_size
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, HISTORY_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
 
 
 def markdown(results: list, meta: dict, env: dict) -> str:
@@ -135,7 +118,10 @@ def main() -> None:
     stem = result_stem()
     history = args.out / f"{stem}.csv"
     args.out.mkdir(parents=True, exist_ok=True)
-    check_history(history)  # before the long run, not after it
+    try:
+        check_history(history, HISTORY_COLUMNS)  # before the long run, not after it
+    except VitzooError as e:
+        raise SystemExit(f"error: {e}") from None
     options = MatrixOptions(backends=tuple(args.backends.split(",")), dtypes=tuple(args.dtypes.split(",")),
                             batch_size=args.batch_size, rounds=args.rounds, iters=args.iters,
                             latency_iters=args.latency_iters, threads=args.threads)  # fmt: skip
@@ -160,7 +146,7 @@ def main() -> None:
                                                        "env": env}, indent=2) + "\n")  # fmt: skip
     text = markdown(results, meta, env)
     (args.out / f"{stem}.md").write_text(text)
-    append_history(history, history_rows(results, date, load_start[0]))
+    append_history(history, HISTORY_COLUMNS, history_rows(results, date, load_start[0]))
     print(text)
     print(f"written: {args.out / stem}.md and .json; run appended to {history}")
 

@@ -1,16 +1,21 @@
 """vitzoo ViT-B/16 against its peers on this machine, same weights, one interleaved run.
 
-Engines: transformers' ViTForImageClassification (SDPA attention), eager and under torch.compile; vitzoo with
-plain aten kernels (the library default), with its fused oneDNN kernels (what `vitzoo bench` runs by default) and
-under torch.compile; ONNX Runtime (and OpenVINO, where installed) running the graph `vitzoo export --format onnx`
-writes. All get the same random weights (vitzoo's fused qkv split into HF's query/key/value) and are checked to
-give the same logits before anything is timed. Runs are interleaved: each round times every engine in turn (the
-order alternates between rounds), so load changes on the machine hit all of them alike; the table reports the
-median over rounds. The GEMM roofline (vitzoo.measure.roofline) is measured before and after and in every round
-(% of peak then also per round), and the load average and the CPU's instruction set are recorded with the result.
-bf16 runs only where the CPU has native bf16 (AVX512-BF16 or AMX); ONNX Runtime and OpenVINO are timed in fp32
-only. The process keeps the memory it frees, as `vitzoo bench` does on CPU (`vitzoo.machine.reuse_freed_memory`;
-`VITZOO_HEAP=system` keeps glibc's defaults): every PyTorch engine, transformers too, runs under the same heap.
+Engines: transformers' ViTForImageClassification (SDPA attention) and timm's VisionTransformer (where timm is
+installed: it needs torchvision, which the CPU-only torch wheel lacks, so run this script from a venv with the
+CUDA builds of torch and torchvision, see benchmarks/README.md; elsewhere timm is skipped, saying so), each eager
+and under torch.compile; vitzoo with plain aten kernels (the library default), with its fused oneDNN kernels (what
+`vitzoo bench` runs by default) and under torch.compile; ONNX Runtime (and OpenVINO, where installed) running the
+graph `vitzoo export --format onnx` writes. All get the same random weights (vitzoo's fused qkv split into HF's
+query/key/value) and are checked to give the same logits before anything is timed. Runs are interleaved: each
+round times every engine in turn (the order alternates between rounds), so load changes on the machine hit all of
+them alike; the table reports the median over rounds. Every round also times single images (batch 1,
+``--latency-iters`` passes) for the batch-1 latency (p50 over all rounds). The GEMM roofline
+(vitzoo.measure.roofline) is measured before and after and in every round (% of peak then also per round), and the
+load average and the CPU's instruction set are recorded with the result. bf16 runs only where the CPU has native
+bf16 (AVX512-BF16 or AMX); ONNX Runtime and OpenVINO are timed in fp32 only (the deployment matrix,
+matrix_vit.py, runs them in every precision). The process keeps the memory it frees, as `vitzoo bench` does on CPU
+(`vitzoo.machine.reuse_freed_memory`; `VITZOO_HEAP=system` keeps glibc's defaults): every PyTorch engine,
+transformers and timm too, runs under the same heap.
 
     python benchmarks/peer_vit.py                      # fp32 (+ bf16 if native), batch 16: writes results/
     python benchmarks/peer_vit.py --dtypes bf16 --rounds 3 --batch-size 8 --no-compile
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import datetime as dt
 import importlib.util
 import json
@@ -33,9 +37,11 @@ import torch
 
 import vitzoo
 from vitzoo.dtypes import to_torch
+from vitzoo.errors import VitzooError
 from vitzoo.machine import reuse_freed_memory
 from vitzoo.measure.env import environment
 from vitzoo.measure.fused import set_fused_kernels
+from vitzoo.measure.history import append_history, check_history
 from vitzoo.measure.roofline import measure_gemm_peak
 from vitzoo.weights.convert.torch_formats import canonical_to_transformers, hf_layout
 from vitzoo.zoo.analytic import count_macs
@@ -69,6 +75,8 @@ def time_passes(fn, x: torch.Tensor, iters: int) -> float:
 
 HF = "transformers ViTForImageClassification (sdpa)"
 HF_COMPILED = "transformers + torch.compile"
+TIMM = "timm VisionTransformer (gelu_tanh)"
+TIMM_COMPILED = "timm + torch.compile"
 AUTO = "vitzoo aten kernels (library default)"
 FUSED = "vitzoo fused oneDNN kernels (`vitzoo bench` default)"
 COMPILED = "vitzoo + torch.compile"
@@ -80,6 +88,36 @@ def native_bf16() -> bool:
     """The CPU does bf16 dot products in hardware (AVX512-BF16 / AMX), so bf16 is worth timing."""
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(check and check()) and torch.backends.cpu.get_cpu_capability() != "AVX2"
+
+
+def timm_vit_b16(model: torch.nn.Module) -> torch.nn.Module | None:
+    """timm's ViT-B/16 built as vitzoo's timm export names it (tanh GELU, as the original), holding ``model``'s
+    weights; None where timm is not installed."""
+    if importlib.util.find_spec("timm") is None:
+        return None
+    import timm
+
+    from vitzoo.exporting.to_timm import timm_model
+    from vitzoo.weights.convert.torch_formats import canonical_to_timm
+
+    name, kwargs = timm_model(model.config)
+    net = timm.create_model(name, pretrained=False, **kwargs).eval()
+    net.load_state_dict(canonical_to_timm(model.state_dict(), bit=False), strict=True)
+    return net
+
+
+def latency_ms(fn, x: torch.Tensor, iters: int) -> list[float]:
+    """Milliseconds of each of ``iters`` single passes."""
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append(1e3 * (time.perf_counter() - t0))
+    return times
+
+
+def p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
 
 
 def onnx_engines(model: torch.nn.Module, threads: int) -> dict:
@@ -99,36 +137,45 @@ def onnx_engines(model: torch.nn.Module, threads: int) -> dict:
     return engines
 
 
-def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, compile_: bool) -> dict:
+def run(
+    batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, compile_: bool, latency_iters: int = 3
+) -> dict:
     torch.manual_seed(0)
     ours = vitzoo.create("vit-b16").eval()
     torch.nn.init.normal_(ours.head.weight, std=0.02)  # a non-zero head, so the logits check means something
     peer = hf_vit_b16(ours)
+    timm_net = timm_vit_b16(ours)
+    no_timm = "timm is not installed (it needs torchvision: run from a venv with its CUDA builds, benchmarks/README.md)"
     gflops = 2 * count_macs(ours.config) / 1e9
     x32 = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     load_start = os.getloadavg()
     heap = "freed memory reused" if reuse_freed_memory() else "glibc defaults"
     report: dict = {"batch_size": batch, "gflops_per_img": gflops, "rounds": rounds, "iters": iters, "dtypes": {},
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_bf16(),
-                    "threads": torch.get_num_threads(), "compile_s": {}, "heap": heap}  # fmt: skip
+                    "threads": torch.get_num_threads(), "compile_s": {}, "heap": heap,
+                    "skipped": {} if timm_net else {TIMM: no_timm}}  # fmt: skip
     for name in dtypes:
         dtype = to_torch(name)
         ours.to(dtype), peer.to(dtype)
         fused = set_fused_kernels(copy.deepcopy(ours), True)  # a second copy: each keeps its own weight cache
         x = x32.to(dtype)
         models = {HF: lambda t: peer(pixel_values=t).logits, AUTO: ours, FUSED: fused}
+        if timm_net is not None:
+            models[TIMM] = timm_net.to(dtype)
         if compile_:
             hf_compiled = torch.compile(peer, dynamic=False)
             models[HF_COMPILED] = lambda t, c=hf_compiled: c(pixel_values=t).logits
             models[COMPILED] = torch.compile(ours, dynamic=False)
+            if timm_net is not None:
+                models[TIMM_COMPILED] = torch.compile(timm_net, dynamic=False)
         numpy_engines = onnx_engines(ours, torch.get_num_threads()) if name == "fp32" else {}
         for k, f in numpy_engines.items():
             models[k] = lambda t, f=f: torch.from_numpy(f(t.numpy()))  # the same batch, as numpy (no copy)
         with torch.inference_mode():
-            for k in (HF_COMPILED, COMPILED):  # the first call compiles; its time is reported apart
+            for k in (HF_COMPILED, COMPILED, TIMM_COMPILED):  # the first calls compile (batch 16, then 1): timed apart
                 if k in models:
                     t0 = time.perf_counter()
-                    models[k](x)
+                    models[k](x), models[k](x[:1])
                     report["compile_s"][f"{name} {k}"] = time.perf_counter() - t0
             ref = models[HF](x).float()
             diffs = {k: (f(x).float() - ref).abs().max().item() for k, f in models.items()}
@@ -137,10 +184,12 @@ def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, com
                 for _ in range(warmup):
                     f(x)
             rates: dict[str, list[float]] = {k: [] for k in models}
+            latencies: dict[str, list[float]] = {k: [] for k in models}
             peaks: list[float] = []  # the roofline once per round too: on a shared machine it moves with the load
             for r in range(rounds):
                 for k in models if r % 2 == 0 else reversed(models):  # alternate the order, too
                     rates[k].append(time_passes(models[k], x, iters))
+                    latencies[k] += latency_ms(models[k], x[:1], latency_iters)
                 peaks.append(measure_gemm_peak("cpu", dtype, seconds=0.1).tflops)
             peak_after = measure_gemm_peak("cpu", dtype, seconds=0.5).tflops
         peak = max(peak_before, peak_after)
@@ -165,6 +214,9 @@ def run(batch: int, dtypes: list[str], rounds: int, iters: int, warmup: int, com
                         100 * gflops * rate / 1e3 / p for rate, p in zip(v, peaks, strict=True)
                     ),
                     "max_abs_logit_diff_vs_transformers": diffs[k],
+                    "latency_b1_ms": statistics.median(latencies[k]),
+                    "latency_b1_p90_ms": p90(latencies[k]),
+                    "latency_vs_fused": statistics.median(latencies[k]) / statistics.median(latencies[FUSED]),
                 }
                 for k, v in rates.items()
             },
@@ -186,17 +238,19 @@ def markdown(report: dict, env: dict) -> str:
         f"(1, 5, 15 min) at start {_load(report['load_average_start'])}, at end {_load(report['load_average_end'])}. "
         f"Heap: {report['heap']} (the same for every engine).",
         "",
-        "| dtype | engine | img/s (median) | vs transformers | vs vitzoo bench default | TFLOP/s | % GEMM peak "
-        "| % of the round's GEMM peak (median) | best round img/s | best vs transformers "
-        "| best vs vitzoo bench default | best % GEMM peak | GEMM peak TFLOP/s | max abs logit diff |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| dtype | engine | img/s (median) | vs transformers | vs vitzoo bench default | batch-1 ms p50 / p90 "
+        "| batch-1 vs vitzoo bench default | TFLOP/s | % GEMM peak | % of the round's GEMM peak (median) "
+        "| best round img/s | best vs transformers | best vs vitzoo bench default | best % GEMM peak "
+        "| GEMM peak TFLOP/s | max abs logit diff |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, d in report["dtypes"].items():
         for model, m in d["models"].items():
             best_pct = 100 * report["gflops_per_img"] * m["best_round_img_per_s"] / 1e3 / d["gemm_peak_tflops"]
             lines.append(
                 f"| {name} | {model} | {m['img_per_s']:.2f} | {m['speedup_vs_transformers']:.2f}x | "
-                f"{m['speedup_vs_fused']:.2f}x | {m['tflops']:.3f} | {m['pct_gemm_peak']:.0f}% | "
+                f"{m['speedup_vs_fused']:.2f}x | {m['latency_b1_ms']:.0f} / {m['latency_b1_p90_ms']:.0f} | "
+                f"{m['latency_vs_fused']:.2f}x | {m['tflops']:.3f} | {m['pct_gemm_peak']:.0f}% | "
                 f"{m['pct_gemm_peak_per_round']:.0f}% | "
                 f"{m['best_round_img_per_s']:.2f} | {m['best_speedup_vs_transformers']:.2f}x | "
                 f"{m['best_speedup_vs_fused']:.2f}x | {best_pct:.0f}% | "
@@ -205,8 +259,11 @@ def markdown(report: dict, env: dict) -> str:
     lines += [
         "",
         "% GEMM peak divides by the larger roofline measured before and after the run; the next column "
-        "divides each round's throughput by the roofline measured in that round and takes the median.",
+        "divides each round's throughput by the roofline measured in that round and takes the median. Batch-1 "
+        "latency: p50 and p90 over every single-image pass of every round; the ratio is to vitzoo's p50 (below 1x "
+        "is faster).",
     ]
+    lines += [f"\nNot run: {k}: {why}." for k, why in report.get("skipped", {}).items()]
     if report["compile_s"]:
         compiled = ", ".join(f"{k} {v:.0f} s" for k, v in report["compile_s"].items())
         lines += ["", f"First call (compilation) of the compiled engines: {compiled}."]
@@ -229,8 +286,10 @@ def result_stem() -> str:
 HISTORY_FORMATS = {"img_per_s": ".3f", "best_round_img_per_s": ".3f", "speedup_vs_transformers": ".3f",
                    "speedup_vs_fused": ".3f", "tflops": ".4f", "pct_gemm_peak": ".1f", "pct_gemm_peak_per_round": ".1f",
                    "max_abs_logit_diff_vs_transformers": ".2e"}  # fmt: skip
+LATENCY_FORMATS = {"latency_b1_ms": ".1f", "latency_b1_p90_ms": ".1f", "latency_vs_fused": ".3f"}
+# the latency columns came last: an older history gains them (vitzoo.measure.history)
 HISTORY_COLUMNS = ("date", "dtype", "model", "batch_size", "rounds", *HISTORY_FORMATS, "gemm_peak_tflops",
-                   "load_average_start")  # fmt: skip
+                   "load_average_start", *LATENCY_FORMATS)  # fmt: skip
 
 
 def history_rows(report: dict) -> list[dict]:
@@ -239,30 +298,11 @@ def history_rows(report: dict) -> list[dict]:
         {"date": report["date"], "dtype": name, "model": model, "batch_size": report["batch_size"],
          "rounds": report["rounds"], **{k: format(m[k], f) for k, f in HISTORY_FORMATS.items()},
          "gemm_peak_tflops": f"{d['gemm_peak_tflops']:.4f}",
-         "load_average_start": f"{report['load_average_start'][0]:.2f}"}
+         "load_average_start": f"{report['load_average_start'][0]:.2f}",
+         **{k: format(m[k], f) for k, f in LATENCY_FORMATS.items() if k in m}}
         for name, d in report["dtypes"].items()
         for model, m in d["models"].items()
     ]  # fmt: skip
-
-
-def check_history(path: Path) -> None:
-    """Refuse (one line) a history file this script cannot append to: written by another version of it."""
-    if not path.exists() or not path.stat().st_size:
-        return
-    with open(path) as f:
-        header = f.readline().rstrip("\n")
-    if header != ",".join(HISTORY_COLUMNS):
-        raise SystemExit(f"error: {path} has other columns than this script writes; move it aside or pick --out")
-
-
-def append_history(path: Path, rows: list[dict]) -> None:
-    """Append a run's rows to the history (the header first if the file is new): earlier runs are never lost."""
-    new = not path.exists() or not path.stat().st_size
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, HISTORY_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
 
 
 def main() -> None:
@@ -277,6 +317,8 @@ def main() -> None:
                         "%(default)s)")  # fmt: skip
     parser.add_argument("--warmup", type=int, default=2, help="untimed passes per model before the "
                         "first round (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--latency-iters", type=int, default=3, help="batch-1 passes per model per round "
+                        "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, one per "
                         "core)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results: the run's .md and "
@@ -288,13 +330,16 @@ def main() -> None:
     stem = result_stem()
     history = args.out / f"{stem}.csv"
     args.out.mkdir(parents=True, exist_ok=True)
-    check_history(history)  # before the long run, not after it
-    report = run(args.batch_size, dtypes, args.rounds, args.iters, args.warmup, not args.no_compile)
+    try:
+        check_history(history, HISTORY_COLUMNS)  # before the long run, not after it
+    except VitzooError as e:
+        raise SystemExit(f"error: {e}") from None
+    report = run(args.batch_size, dtypes, args.rounds, args.iters, args.warmup, not args.no_compile, args.latency_iters)
     report["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     env = environment("cpu")
     (args.out / f"{stem}.json").write_text(json.dumps({**report, "env": env}, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(report, env))
-    append_history(history, history_rows(report))
+    append_history(history, HISTORY_COLUMNS, history_rows(report))
     print(markdown(report, env))
     print(f"written: {args.out / stem}.md and .json; run appended to {history}")
 

@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 
 import vitzoo
+from vitzoo.errors import VitzooError
+from vitzoo.measure.history import append_history
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -67,17 +69,18 @@ def test_the_heap_probe_counts_faults_and_rss_per_pass():
 def _report(date: str, rate: float) -> dict:
     metrics = {"img_per_s": rate, "best_round_img_per_s": rate + 0.5, "speedup_vs_transformers": 1.0,
                "speedup_vs_fused": 1.0, "tflops": 0.1, "pct_gemm_peak": 80.0, "pct_gemm_peak_per_round": 81.0,
-               "max_abs_logit_diff_vs_transformers": 0.0}  # fmt: skip
+               "max_abs_logit_diff_vs_transformers": 0.0, "latency_b1_ms": 40.0, "latency_b1_p90_ms": 41.0,
+               "latency_vs_fused": 1.0}  # fmt: skip
     return {"date": date, "batch_size": 16, "rounds": 3, "load_average_start": [0.5, 0.5, 0.5],
             "dtypes": {"fp32": {"gemm_peak_tflops": 0.15, "models": {"a": metrics, "b": metrics}}}}  # fmt: skip
 
 
 def test_the_peer_history_keeps_every_run_and_refuses_a_foreign_file(peer, tmp_path):
     history = tmp_path / "peer.csv"
-    peer.check_history(history)  # a new file is fine
-    peer.append_history(history, peer.history_rows(_report("2026-12-01 10:00 UTC", 3.0)))
-    peer.check_history(history)
-    peer.append_history(history, peer.history_rows(_report("2026-12-01 11:00 UTC", 4.0)))
+    peer.check_history(history, peer.HISTORY_COLUMNS)  # a new file is fine
+    peer.append_history(history, peer.HISTORY_COLUMNS, peer.history_rows(_report("2026-12-01 10:00 UTC", 3.0)))
+    peer.check_history(history, peer.HISTORY_COLUMNS)
+    peer.append_history(history, peer.HISTORY_COLUMNS, peer.history_rows(_report("2026-12-01 11:00 UTC", 4.0)))
     with open(history, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["date"][11:16], r["model"], r["img_per_s"]) for r in rows] == [
@@ -86,9 +89,23 @@ def test_the_peer_history_keeps_every_run_and_refuses_a_foreign_file(peer, tmp_p
     assert rows[0]["pct_gemm_peak_per_round"] == "81.0" and rows[0]["load_average_start"] == "0.50"
     foreign = tmp_path / "old.csv"
     foreign.write_text("dtype,model,img_per_s\nfp32,a,3.0\n")
-    with pytest.raises(SystemExit, match="other columns"):
-        peer.check_history(foreign)
+    with pytest.raises(VitzooError, match="other columns"):
+        peer.check_history(foreign, peer.HISTORY_COLUMNS)
     assert foreign.read_text() == "dtype,model,img_per_s\nfp32,a,3.0\n"  # untouched
+
+
+def test_an_older_peer_history_gains_the_latency_columns_and_keeps_its_rows(peer, tmp_path):
+    history = tmp_path / "peer.csv"
+    older = peer.HISTORY_COLUMNS[: -len(peer.LATENCY_FORMATS)]  # what the script wrote before batch-1 latency
+    append_history(history, older, [{c: "x" for c in older}])
+    rows = peer.history_rows(_report("2026-12-06 22:00 UTC", 5.0))
+    rows = [{**r, "latency_b1_ms": "40.0", "latency_b1_p90_ms": "41.0", "latency_vs_fused": "1.000"} for r in rows]
+    append_history(history, peer.HISTORY_COLUMNS, rows)
+    with open(history, newline="") as f:
+        read = list(csv.DictReader(f))
+    assert list(read[0]) == list(peer.HISTORY_COLUMNS)
+    assert read[0]["date"] == "x" and read[0]["latency_b1_ms"] == ""  # the old row kept, its new columns empty
+    assert [r["latency_b1_ms"] for r in read[1:]] == ["40.0", "40.0"]
 
 
 def test_finetune_demo_writes_a_four_class_folder(tmp_path):
@@ -123,10 +140,10 @@ def _cells() -> list:
 def test_the_matrix_history_keeps_every_run_and_the_table_says_why(tmp_path):
     matrix = _script("matrix_vit")
     history = tmp_path / "matrix.csv"
-    matrix.check_history(history)
+    matrix.check_history(history, matrix.HISTORY_COLUMNS)
     for date in ("2026-12-06 20:00 UTC", "2026-12-06 21:00 UTC"):
-        matrix.append_history(history, matrix.history_rows(_cells(), date, 1.5))
-    matrix.check_history(history)
+        matrix.append_history(history, matrix.HISTORY_COLUMNS, matrix.history_rows(_cells(), date, 1.5))
+    matrix.check_history(history, matrix.HISTORY_COLUMNS)
     with open(history, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["date"][11:16], r["backend"], r["precision"], r["status"]) for r in rows] == [
@@ -141,5 +158,5 @@ def test_the_matrix_history_keeps_every_run_and_the_table_says_why(tmp_path):
     assert "**degraded**: top-1 agreement" in text and "111% of 0.550" in text
     foreign = tmp_path / "old.csv"
     foreign.write_text("dtype,model\n")
-    with pytest.raises(SystemExit, match="other columns"):
-        matrix.check_history(foreign)
+    with pytest.raises(VitzooError, match="other columns"):
+        matrix.check_history(foreign, matrix.HISTORY_COLUMNS)

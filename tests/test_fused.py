@@ -14,6 +14,7 @@ import vitzoo
 from vitzoo.exporting import deployable
 from vitzoo.measure.bench import BenchOptions, benchmark_model
 from vitzoo.measure.fused import (
+    FusedAttention,
     FusedBlock,
     FusedLinear,
     fused_kernels_set,
@@ -25,6 +26,8 @@ from vitzoo.measure.fused import (
 from vitzoo.models.vit import Block, Mlp
 
 ONEDNN = pytest.mark.skipif(not onednn_linear_supports(torch.float32), reason="no oneDNN fp32 linear in this torch")
+BF16 = pytest.mark.skipif(not onednn_linear_supports(torch.bfloat16),
+                          reason="this CPU's oneDNN has no bf16 linear (it needs AVX-512 BW/VL, AVX-NE-CONVERT or AMX)")
 
 
 def _block_linears(model: nn.Module) -> list[nn.Module]:
@@ -118,3 +121,34 @@ def test_the_context_and_the_harness_restore_what_the_caller_had():
     (r,) = benchmark_model(model, options, name="t", img_size=32)
     assert r.status == "ok" and not r.fused
     assert [type(m) for m in model.modules()] == kinds  # fused again, as the caller left it
+
+
+@BF16
+def test_bf16_attention_as_two_gemms_equals_an_independent_float64_attention():
+    torch.manual_seed(0)
+    attn = set_fused_kernels(vitzoo.create("testing").eval().bfloat16()).blocks[0].attn
+    assert type(attn) is FusedAttention
+    x = torch.randn(2, 197, attn.qkv.in_features).bfloat16()
+    with torch.inference_mode():
+        out = attn(x).double()
+        qkv = attn.qkv(x).double().view(2, 197, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)  # the same GEMM's bf16
+        q, k, v = qkv.unbind(0)
+        probs = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+        heads = (probs @ v).transpose(1, 2).reshape(2, 197, -1)
+        exact = heads @ attn.proj.weight.double().T + attn.proj.bias.double()
+        sdpa = super(FusedAttention, attn).forward(x).double()  # the reference class's SDPA, in bf16
+    assert (out - exact).abs().max() <= max(2 * (sdpa - exact).abs().max(), 1e-2)
+
+
+@BF16
+def test_a_bf16_fused_model_is_as_close_to_float64_as_the_reference_in_bf16():
+    torch.manual_seed(0)
+    model = vitzoo.create("testing", num_classes=10).eval()
+    nn.init.normal_(model.head.weight, std=0.02)
+    x = torch.randn(2, 3, 224, 224)
+    exact_model, reference_model = copy.deepcopy(model).double(), copy.deepcopy(model).bfloat16()
+    fused_model = set_fused_kernels(copy.deepcopy(model).bfloat16())
+    with torch.inference_mode():
+        exact = exact_model(x.double())
+        reference, fused = (m(x.bfloat16()).double() for m in (reference_model, fused_model))
+    assert (fused - exact).abs().max() <= 2 * (reference - exact).abs().max()

@@ -106,8 +106,12 @@ def export_cmd(
 
         kwargs = "".join(f", {k}={v!r}" for k, v in result.info["kwargs"].items())
         overlay = timm_overlay(result.path, result.info["pretrained_cfg"])
+        names = overlay.pop("label_names", None)  # a thousand names would bury the line: they are in the file
         info(f"load it with: timm.create_model({result.info['model_name']!r}, pretrained=True, "
              f"pretrained_cfg_overlay={overlay!r}{kwargs})")  # fmt: skip
+        if names:
+            info(f"its {len(names)} class names: \"label_names\" of the pretrained_cfg in the file's timm_info "
+                 "metadata (vitzoo.exporting.timm_overlay(FILE, cfg) gives the overlay with them)")  # fmt: skip
 
 
 def _calibration(folder, model, n: int):

@@ -29,7 +29,7 @@ from torch import nn
 
 from vitzoo import settings
 from vitzoo.machine import cpu_flags
-from vitzoo.models.vit import Block, Mlp
+from vitzoo.models.vit import Attention, Block, Mlp
 
 __all__ = ["fuse_for_cpu", "fused_modules", "gelu_tanh_", "onednn_linear_supports", "separate_gelu",
            "set_fused_kernels", "unfuse"]  # fmt: skip
@@ -177,6 +177,26 @@ class FusedMlp(Mlp):
         return self.fc2(self.fc1(x, activation="gelu_tanh"), residual=residual)
 
 
+class FusedAttention(Attention):
+    """``Attention`` that, in bf16 on the CPU, computes softmax(q kᵀ / sqrt(hd)) v as two batched oneDNN GEMMs around
+    a softmax instead of SDPA's flash kernel, which runs bf16 no faster than fp32 on CPUs without AMX (measured on
+    ViT-B/16: 17 ms a block against 9.5; benchmarks/results/attention-bf16-*.md). Elsewhere (fp32, training,
+    autocast, compile, export, inspection's ``saved_probs``) exactly ``Attention``."""
+
+    reference_class = Attention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.bfloat16 or self.saved_probs is not None or not fusable(x, self.qkv.weight):
+            return super().forward(x)
+        B, N, D = x.shape
+        H = self.num_heads
+        q, k, v = (t.reshape(B * H, N, D // H) for t in
+                   self.qkv(x).view(B, N, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0))  # fmt: skip
+        scores = torch.baddbmm(x.new_empty(1, 1, 1), q, k.transpose(1, 2), beta=0, alpha=(D // H) ** -0.5)
+        x = torch.bmm(scores.softmax(dim=-1), v)  # (B H, N, hd); softmax accumulates in fp32, rounds to bf16
+        return self.proj(x.view(B, H, N, D // H).transpose(1, 2).reshape(B, N, D))
+
+
 class FusedBlock(Block):
     """``Block`` whose MLP residual addition runs inside fc2's GEMM."""
 
@@ -188,14 +208,16 @@ class FusedBlock(Block):
 
 
 def _fusable_block(block: nn.Module) -> bool:
-    """A reference ``Block`` (or a fused one) whose MLP and dense layers are vitzoo's own: nothing replaced."""
+    """A reference ``Block`` (or a fused one) whose attention, MLP and dense layers are vitzoo's own: nothing
+    replaced."""
     linears = (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2)
-    return type(block.mlp) in (Mlp, FusedMlp) and all(type(m) in (nn.Linear, FusedLinear) for m in linears)
+    own = type(block.attn) in (Attention, FusedAttention) and type(block.mlp) in (Mlp, FusedMlp)
+    return own and all(type(m) in (nn.Linear, FusedLinear) for m in linears)
 
 
 def fused_modules(model: nn.Module) -> list[nn.Module]:
     """The modules of ``model`` that currently run the fused kernels (empty for a reference model)."""
-    return [m for m in model.modules() if isinstance(m, (FusedLinear, FusedMlp, FusedBlock))]
+    return [m for m in model.modules() if isinstance(m, _FUSED)]
 
 
 def set_fused_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
@@ -209,6 +231,7 @@ def set_fused_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
         if not _fusable_block(block):
             continue
         block.__class__ = FusedBlock
+        block.attn.__class__ = FusedAttention
         block.mlp.__class__ = FusedMlp
         for linear in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
             linear.__class__ = FusedLinear
@@ -237,7 +260,7 @@ def fused_kernels_set(model: nn.Module, enabled: bool) -> Iterator[nn.Module]:
         yield model
     finally:
         for m in model.modules():
-            if isinstance(m, (FusedLinear, FusedMlp, FusedBlock)) and id(m) not in before:
+            if isinstance(m, _FUSED) and id(m) not in before:
                 m.__dict__.pop("_packed", None)
                 m.__class__ = type(m).reference_class
         if before:
@@ -246,4 +269,5 @@ def fused_kernels_set(model: nn.Module, enabled: bool) -> Iterator[nn.Module]:
                     m.__class__ = _FUSED_OF[type(m)]
 
 
-_FUSED_OF = {nn.Linear: FusedLinear, Mlp: FusedMlp, Block: FusedBlock}
+_FUSED_OF = {nn.Linear: FusedLinear, Attention: FusedAttention, Mlp: FusedMlp, Block: FusedBlock}
+_FUSED = tuple(_FUSED_OF.values())

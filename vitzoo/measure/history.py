@@ -1,0 +1,49 @@
+"""Speed histories: one CSV file per machine kind that every benchmark run appends its rows to.
+
+A history keeps every earlier run. A file written with an older column list (the current columns with some added
+since at the end) is rewritten, atomically, under the current header, its old rows keeping their values and leaving
+the new columns empty; a file with other columns is refused in one line before the long run, never appended to.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from vitzoo.errors import VitzooError
+from vitzoo.files import atomic_path
+
+
+def _header(path: Path) -> list[str] | None:
+    if not path.exists() or not path.stat().st_size:
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def check_history(path: Path, columns: Sequence[str]) -> None:
+    """Refuse (one line) a history this run cannot append to: one whose columns are not the first of ``columns``."""
+    header = _header(path)
+    if header is not None and list(columns[: len(header)]) != header:
+        raise VitzooError(f"{path} has other columns than this script writes; move it aside or choose --out")
+
+
+def append_history(path: Path, columns: Sequence[str], rows: list[dict]) -> None:
+    """Append ``rows`` (dicts keyed by ``columns``) to the history at ``path``, its header first if it is new or
+    older than ``columns``: earlier runs are never lost."""
+    check_history(path, columns)
+    header = _header(path)
+    if header is not None and len(header) < len(columns):
+        with open(path, newline="") as f:
+            old = list(csv.DictReader(f))
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(old)
+        header = list(columns)
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        if header is None:
+            writer.writeheader()
+        writer.writerows(rows)
