@@ -8,6 +8,7 @@ import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import vitzoo
@@ -19,6 +20,7 @@ from vitzoo.measure.fused import (
     FusedLinear,
     fused_kernels_set,
     fused_modules,
+    matmul_attention,
     onednn_linear_supports,
     set_fused_kernels,
     unfuse,
@@ -123,21 +125,36 @@ def test_the_context_and_the_harness_restore_what_the_caller_had():
     assert [type(m) for m in model.modules()] == kinds  # fused again, as the caller left it
 
 
-@BF16
-def test_bf16_attention_as_two_gemms_equals_an_independent_float64_attention():
-    torch.manual_seed(0)
-    attn = set_fused_kernels(vitzoo.create("testing").eval().bfloat16()).blocks[0].attn
-    assert type(attn) is FusedAttention
-    x = torch.randn(2, 197, attn.qkv.in_features).bfloat16()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_as_two_gemms_is_as_close_to_float64_as_sdpa(dtype):
+    if dtype == torch.bfloat16 and not onednn_linear_supports(dtype):
+        pytest.skip("this CPU's oneDNN has no bf16 (it needs AVX-512 BW/VL, AVX-NE-CONVERT or AMX)")
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 197, 64, generator=gen).to(dtype) for _ in range(3))
+    qd, kd, vd = (t.double() for t in (q, k, v))
+    exact = torch.softmax(qd @ kd.transpose(-1, -2) / 8, dim=-1) @ vd  # an independent float64 computation
     with torch.inference_mode():
-        out = attn(x).double()
-        qkv = attn.qkv(x).double().view(2, 197, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)  # the same GEMM's bf16
-        q, k, v = qkv.unbind(0)
-        probs = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
-        heads = (probs @ v).transpose(1, 2).reshape(2, 197, -1)
-        exact = heads @ attn.proj.weight.double().T + attn.proj.bias.double()
-        sdpa = super(FusedAttention, attn).forward(x).double()  # the reference class's SDPA, in bf16
-    assert (out - exact).abs().max() <= max(2 * (sdpa - exact).abs().max(), 1e-2)
+        ours, sdpa = matmul_attention(q, k, v), F.scaled_dot_product_attention(q, k, v)
+    assert ours.dtype == dtype and ours.shape == q.shape
+    error, sdpa_error = ((t.double() - exact).abs().max().item() for t in (ours, sdpa))
+    if dtype == torch.float32:
+        assert error <= 2 * sdpa_error + 1e-6
+    else:  # scores, probabilities and output rounded to bf16 (unit roundoff u = 2^-9): a first-order error bound
+        u, scores = 2**-9, (qd @ kd.transpose(-1, -2) / 8).abs().max().item()
+        bound = u * vd.abs().max().item() * (1 + 2 * scores) + u * exact.abs().max().item()
+        assert error <= bound
+
+
+@BF16
+def test_a_bf16_fused_model_attends_with_two_gemms():
+    model = set_fused_kernels(vitzoo.create("testing").eval().bfloat16())
+    assert all(type(b.attn) is FusedAttention for b in model.blocks)
+    calls = []
+    model.blocks[0].attn.register_forward_hook(lambda *_: calls.append(1))
+    with torch.inference_mode(), torch.profiler.profile() as prof:
+        model(torch.randn(1, 3, 224, 224).bfloat16())
+    names = {e.key for e in prof.key_averages()}
+    assert calls and "aten::bmm" in names and "aten::_scaled_dot_product_flash_attention_for_cpu" not in names
 
 
 @BF16

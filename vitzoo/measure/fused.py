@@ -31,8 +31,8 @@ from vitzoo import settings
 from vitzoo.machine import cpu_flags
 from vitzoo.models.vit import Attention, Block, Mlp
 
-__all__ = ["fuse_for_cpu", "fused_modules", "gelu_tanh_", "onednn_linear_supports", "separate_gelu",
-           "set_fused_kernels", "unfuse"]  # fmt: skip
+__all__ = ["MatmulAttention", "fuse_for_cpu", "fused_modules", "gelu_tanh_", "matmul_attention",
+           "onednn_linear_supports", "separate_gelu", "set_fused_kernels", "unfuse"]  # fmt: skip
 
 
 def _onednn_linear_available() -> bool:
@@ -177,24 +177,36 @@ class FusedMlp(Mlp):
         return self.fc2(self.fc1(x, activation="gelu_tanh"), residual=residual)
 
 
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q kᵀ / sqrt(hd)) v over (B, H, N, hd) as two batched GEMMs around a softmax (which accumulates in
+    fp32 and rounds to the input's dtype). In bf16 on CPUs without AMX this is twice as fast as SDPA's flash kernel,
+    which runs bf16 no faster than fp32 (ViT-B/16, batch 16: 17 against 9.5 ms a block); in fp32 SDPA is faster."""
+    B, H, N, hd = q.shape
+    q, k, v = (t.reshape(B * H, N, hd) for t in (q, k, v))
+    scores = torch.baddbmm(q.new_empty(1, 1, 1), q, k.transpose(1, 2), beta=0, alpha=hd**-0.5)
+    return torch.bmm(scores.softmax(dim=-1), v).view(B, H, N, hd)
+
+
 class FusedAttention(Attention):
-    """``Attention`` that, in bf16 on the CPU, computes softmax(q kᵀ / sqrt(hd)) v as two batched oneDNN GEMMs around
-    a softmax instead of SDPA's flash kernel, which runs bf16 no faster than fp32 on CPUs without AMX (measured on
-    ViT-B/16: 17 ms a block against 9.5; benchmarks/results/attention-bf16-*.md). Elsewhere (fp32, training,
-    autocast, compile, export, inspection's ``saved_probs``) exactly ``Attention``."""
+    """``Attention`` whose bf16 CPU inference runs ``matmul_attention`` (oneDNN's batched GEMMs) instead of SDPA;
+    elsewhere (fp32, training, autocast, compile, export, inspection's ``saved_probs``) exactly ``Attention``."""
 
     reference_class = Attention
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.bfloat16 or self.saved_probs is not None or not fusable(x, self.qkv.weight):
-            return super().forward(x)
-        B, N, D = x.shape
-        H = self.num_heads
-        q, k, v = (t.reshape(B * H, N, D // H) for t in
-                   self.qkv(x).view(B, N, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0))  # fmt: skip
-        scores = torch.baddbmm(x.new_empty(1, 1, 1), q, k.transpose(1, 2), beta=0, alpha=(D // H) ** -0.5)
-        x = torch.bmm(scores.softmax(dim=-1), v)  # (B H, N, hd); softmax accumulates in fp32, rounds to bf16
-        return self.proj(x.view(B, H, N, D // H).transpose(1, 2).reshape(B, N, D))
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if q.dtype == torch.bfloat16 and self.saved_probs is None and fusable(q, self.qkv.weight):
+            return matmul_attention(q, k, v)
+        return super()._attend(q, k, v)
+
+
+class MatmulAttention(Attention):
+    """``Attention`` that always runs ``matmul_attention`` (unless ``saved_probs`` records): what the int8 graphs
+    export, so that under bf16 autocast their attention is bf16 GEMMs rather than SDPA's slower bf16 kernel."""
+
+    reference_class = Attention
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return matmul_attention(q, k, v) if self.saved_probs is None else super()._attend(q, k, v)
 
 
 class FusedBlock(Block):

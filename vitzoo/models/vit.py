@@ -44,9 +44,14 @@ class Attention(nn.Module):
         B, N, D = x.shape
         # (B, N, 3D) -> (B, N, 3, H, hd) -> (3, B, H, N, hd)
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        attend = F.scaled_dot_product_attention if self.saved_probs is None else self._explicit_attention
-        x = attend(q, k, v)  # (B, H, N, hd)
+        x = self._attend(q, k, v)  # (B, H, N, hd)
         return self.proj(x.transpose(1, 2).reshape(B, N, D))  # heads concatenated head-major
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q kᵀ / sqrt(hd)) v over (B, H, N, hd): SDPA, or explicit while ``saved_probs`` records."""
+        if self.saved_probs is None:
+            return F.scaled_dot_product_attention(q, k, v)
+        return self._explicit_attention(q, k, v)
 
     def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """What SDPA computes, softmax(q kᵀ / sqrt(hd)) v, keeping the probabilities in ``saved_probs``."""
