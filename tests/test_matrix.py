@@ -4,7 +4,9 @@ fidelity numbers are those of the two logit arrays, and the 99% rule flags a bro
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 
 import numpy as np
@@ -47,10 +49,25 @@ def _expected_reason(cell: Cell) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def matrix():
+def printed_and_matrix():
+    """The matrix, and what building and running it wrote to sys.stderr (warnings and log records land there)."""
     torch.manual_seed(0)
     model = vitzoo.create("testing", img_size=32)
-    return run_matrix(model, "testing", MatrixOptions(**ALL, **FAST), synthetic_data(32, calib=4, images=6))
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        results = run_matrix(model, "testing", MatrixOptions(**ALL, **FAST), synthetic_data(32, calib=4, images=6))
+    return err.getvalue(), results
+
+
+@pytest.fixture(scope="module")
+def matrix(printed_and_matrix):
+    return printed_and_matrix[1]
+
+
+def test_the_runtimes_noise_stays_out_of_the_output(printed_and_matrix):
+    printed, results = printed_and_matrix
+    assert all(r.status != "error" for r in results)
+    for noise in ("Failed to load", "UserWarning", "is an Enum subclass", "Traceback"):
+        assert noise not in printed
 
 
 def test_every_cell_runs_or_says_why(matrix):
@@ -74,6 +91,8 @@ def test_every_cell_runs_or_says_why(matrix):
     int8 = [r for r in matrix if r.dtype == "int8" and r.status == "ok"]
     assert all((int8_note() is None) == ("emulated" not in (r.note or "")) for r in int8)
     torch_int8 = [r for r in matrix if r.backend == "torch" and r.dtype == "int8"]
+    mixed = "the rest in bf16 (autocast; attention as batched GEMMs)"  # int8-mixed-bf16 where bf16 is native
+    assert all((mixed in r.note) == bool(native_dtype("bf16")) for r in torch_int8 if r.status == "ok")
     (default,) = [r for r in torch_int8 if r.default]  # exactly one: the fastest non-degraded one measured
     ran = [r for r in torch_int8 if r.status == "ok"]
     if ran:

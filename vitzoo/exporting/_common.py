@@ -184,9 +184,10 @@ def display_name(model: nn.Module) -> str:
 
 
 @contextmanager
-def quiet() -> Iterator[None]:
-    """Silence the exporter's progress lines and warnings (library code never prints)."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+def quiet(*names: str) -> Iterator[None]:
+    """Silence the exporter's progress lines and warnings, and those of the loggers ``names`` (library code never
+    prints)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", *names)]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)

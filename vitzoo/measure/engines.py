@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from vitzoo.errors import first_line
+from vitzoo.exporting._common import quiet
 from vitzoo.measure.cpu import fused_kernels, int8_note, native_dtype
 from vitzoo.measure.fused import MatmulAttention
 from vitzoo.models.vit import Attention
@@ -145,7 +146,17 @@ def _torch(cell: Cell, model: nn.Module) -> Engine:
     return Engine(cell, run, "fused oneDNN kernels" if fused else f"aten ({why})")
 
 
+# torchao logs every optional CUDA library it cannot load, torch's pytree a deprecation, Inductor's int8 lowering
+# a UserWarning per layer: none of it is the user's business in a benchmark table
+_NOISY = ("torchao", "torch.utils._pytree", "torch._inductor")
+
+
 def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
+    with quiet(*_NOISY):
+        return _torch_int8_engine(cell, model, calib)
+
+
+def _torch_int8_engine(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
     from torch._inductor import config as inductor_config
 
     from vitzoo.exporting import deployable
@@ -179,7 +190,8 @@ def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
     note += "; the rest in bf16 (autocast; attention as batched GEMMs)" if mixed else "; the rest in fp32"
 
     def run(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad(), inductor_config.patch(freezing=True), torch.autocast("cpu", torch.bfloat16, mixed):
+        autocast = torch.autocast("cpu", torch.bfloat16, mixed)
+        with torch.no_grad(), inductor_config.patch(freezing=True), autocast, quiet(*_NOISY):  # quiet: compilation
             return compiled(torch.from_numpy(x)).float().numpy()
 
     return Engine(cell, run, note)
