@@ -197,3 +197,22 @@ def test_plot_labels_and_log_ticks_do_not_collide():
         ticks = [t for t in ax.get_xticklabels(which="both") if t.get_visible() and t.get_text()]
         assert ticks and all("times" not in t.get_text() and "^" not in t.get_text() for t in ticks)
         assert not _overlaps([t.get_window_extent(renderer) for t in ticks]), [t.get_text() for t in ticks]
+
+
+def test_int8_throughput_is_the_fastest_non_degraded_matrix_cell_with_the_fp32_accuracy(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    env = {"host": "test"}
+    full = {"imagenet": True, "limit": None, "num_images": 50000, "img_size": 224, "dtype": "fp32", "top1": 84.0,
+            "pp_crop_pct": 1.0, "pp_resize": "tf"}  # fmt: skip
+    store.add("eval", B16, full, env)
+    cell, matrix = {"status": "ok", "dtype": "int8", "img_size": 224, "backend": "torch"}, {**env, "mode": "matrix"}
+    store.add("bench", B16, {**cell, "method": "pt2e", "img_per_s": 35.0, "degraded": False}, matrix)
+    store.add("bench", B16, {**cell, "method": "torchao", "img_per_s": 50.0, "degraded": True,
+                             "degraded_why": "top-1 agreement with fp32 90.0% < 99%"}, matrix)  # fmt: skip
+    store.add("bench", B16, {**cell, "backend": "openvino", "method": "nncf", "img_per_s": 33.0, "degraded": False},
+              matrix)  # fmt: skip
+    (row,) = build_tradeoff(["vit-b16"], store=store, dtype="int8")
+    assert row.throughput == 35.0  # the degraded 50 img/s cell is not the model's answers
+    assert (row.top1, row.top1_kind) == (84.0, "measured")
+    (ov,) = build_tradeoff(["vit-b16"], store=store, dtype="int8", backend="openvino")
+    assert ov.throughput == 33.0

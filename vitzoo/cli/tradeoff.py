@@ -52,8 +52,9 @@ def _pareto_mark(row) -> str:
 @click.command("tradeoff")
 @click.argument("names", nargs=-1, metavar="[NAME[.TAG]|PATTERN]...")
 @click.option("--device", default="cpu", show_default=True, help="Throughput measured on this device.")
-@click.option("--dtype", type=click.Choice(dtypes.NAMES), default="fp32", show_default=True,
-              help="Throughput and measured accuracy in this precision.")  # fmt: skip
+@click.option("--dtype", type=click.Choice((*dtypes.NAMES, "int8")), default="fp32", show_default=True,
+              help="Throughput and measured accuracy in this precision; int8: the fastest non-degraded cell of "
+                   "`vitzoo bench --dtype int8`, with the fp32 accuracy it keeps.")  # fmt: skip
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch",
               show_default=True, help="Throughput measured with this `vitzoo bench --backend`.")  # fmt: skip
 @db_option
@@ -91,6 +92,7 @@ def tradeoff_cmd(names, device, dtype, backend, db, no_store, tags, dataset, plo
       vitzoo tradeoff vit-b16 vit-b32 --tags all   # in21k vs in1k-only vs SAM: the data-size argument
       vitzoo tradeoff --plot docs/tradeoff    # writes docs/tradeoff.png and .svg
       vitzoo tradeoff --dataset a --tags all  # ImageNet-A top-1 vs compute
+    vitzoo tradeoff --dtype int8 --backend openvino   # after `vitzoo bench NAME --backend openvino --dtype int8`
     """
     from vitzoo.evaluate.tradeoff import DATASET_TITLES, build_tradeoff
 

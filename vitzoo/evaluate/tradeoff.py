@@ -8,6 +8,9 @@ there is one, otherwise the number reported for the checkpoint: the registry's f
 evaluation of its timm file for the other sets (``vitzoo.zoo.timm_results``). Rows that no other row beats on both
 accuracy and cost are marked Pareto-optimal, once for GMACs (lower is better) and once for throughput (higher is
 better).
+
+int8 (the deployment matrix of ``vitzoo bench --dtype int8``): the throughput is that of the fastest int8 cell not
+marked degraded (its top-1 within 99% of fp32's), and the accuracy is the fp32 one, which such a cell keeps.
 """
 
 from __future__ import annotations
@@ -179,6 +182,8 @@ def measured_throughput(
         m = r.metrics
         if r.model not in names or m.status not in OK_STATUS or (m.dtype or dtype) != dtype:
             continue
+        if getattr(m, "degraded", None):  # a matrix cell below MLPerf's 99% rule: fast, but not the model's answers
+            continue
         if (m.backend or "torch") != backend:
             continue
         recorded = str(getattr(m, "device", None) or device)  # a matrix cell (CPU) names no device
@@ -232,7 +237,8 @@ def build_tradeoff(
         assert weights is not None and checkpoint.config is not None
         config = checkpoint.config
         top1 = kind = source = None
-        measured = None if store is None else measured_accuracy(store, full, dtype, dataset)
+        accuracy_dtype = "fp32" if dtype == "int8" else dtype  # int8 cells count only while within 99% of fp32
+        measured = None if store is None else measured_accuracy(store, full, accuracy_dtype, dataset)
         reported = reported_accuracy(weights, dataset)
         if measured is not None:
             (top1, source), kind = measured, "measured"
