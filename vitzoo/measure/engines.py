@@ -10,9 +10,8 @@ Each runtime runs its precisions with its own tools:
   freezing on, which lowers them to oneDNN's int8 kernels (VNNI where the CPU has it); eager they would run as
   reference fp32 code. What is not quantized (attention, LayerNorm, GELU, residuals) runs under bf16 autocast where
   the CPU has native bf16 (PyTorch's "int8-mixed-bf16" recipe), its attention exported as two batched GEMMs
-  (``MatmulAttention``) rather than SDPA, whose bf16 kernel is slow without AMX; else in fp32 with SDPA. On the
-  AVX-512 EPYC, ViT-B/16 PT2E at batch 16: 25 img/s all-fp32 rest, 27.5 with bf16 autocast, 31 with the GEMM
-  attention too; the logits stay within 0.06 of fp32.
+  (``MatmulAttention``) rather than SDPA, whose bf16 kernel is slow without AMX; else in fp32 with SDPA. What each
+  step gained is in README.md (*The deployment matrix*).
 * **onnxruntime**: vitzoo's exported fp32 ONNX graph; int8 ``static`` (QDQ, calibrated) or ``dynamic``
   (``vitzoo.exporting.quantize``). bf16 only if ONNX Runtime's CPU provider has bf16 GEMM kernels (probed).
 * **openvino**: the same graph; bf16 with ``INFERENCE_PRECISION_HINT`` where the CPU has native bf16; int8 through

@@ -2,7 +2,8 @@
 
 ``set_fused_kernels(model)`` (also ``fuse_for_cpu``) changes the class of every ViT encoder ``Block``, its ``Mlp``
 and its four dense layers (qkv, attention output, fc1, fc2) to a subclass whose forward runs each dense layer as
-one oneDNN GEMM with the bias, the tanh-GELU of the MLP (fc1) or the block's residual addition (fc2) fused in; the
+one oneDNN GEMM with the bias, the tanh-GELU of the MLP (fc1) or the block's residual addition (fc2) fused in, and
+its ``Attention`` to one that computes bf16 attention as two batched GEMMs (``matmul_attention``); the
 parameters, buffers and state-dict keys are the same objects, so loading, saving and converting are unaffected.
 ``set_fused_kernels(model, False)`` (or ``unfuse``) turns the modules back into the reference classes and frees
 the weight copies kept in oneDNN's blocked layout. ``vitzoo bench`` applies it to the models it measures (unless
@@ -179,8 +180,8 @@ class FusedMlp(Mlp):
 
 def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q kᵀ / sqrt(hd)) v over (B, H, N, hd) as two batched GEMMs around a softmax (which accumulates in
-    fp32 and rounds to the input's dtype). In bf16 on CPUs without AMX this is twice as fast as SDPA's flash kernel,
-    which runs bf16 no faster than fp32 (ViT-B/16, batch 16: 17 against 9.5 ms a block); in fp32 SDPA is faster."""
+    fp32 and rounds to the input's dtype). In bf16 on CPUs without AMX it is faster than SDPA's flash kernel, which
+    runs bf16 no faster than fp32; in fp32 SDPA is the faster (measured: README.md, *Speed where it is deployed*)."""
     B, H, N, hd = q.shape
     q, k, v = (t.reshape(B * H, N, hd) for t in (q, k, v))
     scores = torch.baddbmm(q.new_empty(1, 1, 1), q, k.transpose(1, 2), beta=0, alpha=hd**-0.5)
