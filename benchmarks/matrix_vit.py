@@ -25,19 +25,13 @@ import numpy as np
 import torch
 
 from vitzoo.errors import VitzooError
-from vitzoo.measure.history import append_history, check_history
+from vitzoo.measure.history import append_history, prepare_history, result_stem
 
 RESULTS = Path(__file__).parent / "results"
 PHOTOS = Path(__file__).parents[1] / "tests" / "data" / "reference" / "images224.inputs.npy"
 HISTORY_COLUMNS = ("date", "backend", "precision", "status", "batch_size", "rounds", "img_per_s", "latency_b1_ms",
                    "latency_b1_p99_ms", "memory_mib", "pct_peak", "peak_tflops", "max_abs_err", "top1_agreement",
                    "degraded", "load_average_start", "other_cpu", "why")  # fmt: skip
-
-
-def result_stem() -> str:
-    """File name of this machine's results: the CPU's ISA (torch's dispatch level), its cores and torch's version."""
-    isa = torch.backends.cpu.get_cpu_capability().lower()
-    return f"matrix-vit-b16-cpu-{isa}-{os.cpu_count()}core-pt{'.'.join(torch.__version__.split('.')[:2])}"
 
 
 def precision(r) -> str:
@@ -115,11 +109,9 @@ def main() -> None:
     from vitzoo.measure.env import environment
     from vitzoo.measure.matrix import MatrixData, MatrixOptions, run_matrix
 
-    stem = result_stem()
-    history = args.out / f"{stem}.csv"
-    args.out.mkdir(parents=True, exist_ok=True)
+    stem = result_stem("matrix-vit-b16")
     try:
-        check_history(history, HISTORY_COLUMNS)  # before the long run, not after it
+        history = prepare_history(args.out, stem, HISTORY_COLUMNS)
     except VitzooError as e:
         raise SystemExit(f"error: {e}") from None
     options = MatrixOptions(backends=tuple(args.backends.split(",")), dtypes=tuple(args.dtypes.split(",")),

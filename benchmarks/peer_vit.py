@@ -41,7 +41,7 @@ from vitzoo.errors import VitzooError
 from vitzoo.machine import reuse_freed_memory
 from vitzoo.measure.env import environment
 from vitzoo.measure.fused import set_fused_kernels
-from vitzoo.measure.history import append_history, check_history
+from vitzoo.measure.history import append_history, prepare_history, result_stem
 from vitzoo.measure.roofline import measure_gemm_peak
 from vitzoo.weights.convert.torch_formats import canonical_to_transformers, hf_layout
 from vitzoo.zoo.analytic import count_macs
@@ -277,12 +277,6 @@ def _load(avg: list[float] | tuple[float, ...]) -> str:
     return ", ".join(f"{a:.2f}" for a in avg)
 
 
-def result_stem() -> str:
-    """File name of this machine's results: the CPU's ISA (torch's dispatch level), its cores and torch's version."""
-    isa = torch.backends.cpu.get_cpu_capability().lower()
-    return f"peer-vit-b16-cpu-{isa}-{os.cpu_count()}core-pt{'.'.join(torch.__version__.split('.')[:2])}"
-
-
 HISTORY_FORMATS = {"img_per_s": ".3f", "best_round_img_per_s": ".3f", "speedup_vs_transformers": ".3f",
                    "speedup_vs_fused": ".3f", "tflops": ".4f", "pct_gemm_peak": ".1f", "pct_gemm_peak_per_round": ".1f",
                    "max_abs_logit_diff_vs_transformers": ".2e"}  # fmt: skip
@@ -327,11 +321,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     dtypes = [d.strip() for d in (args.dtypes or ("fp32,bf16" if native_bf16() else "fp32")).split(",")]
-    stem = result_stem()
-    history = args.out / f"{stem}.csv"
-    args.out.mkdir(parents=True, exist_ok=True)
+    stem = result_stem("peer-vit-b16")
     try:
-        check_history(history, HISTORY_COLUMNS)  # before the long run, not after it
+        history = prepare_history(args.out, stem, HISTORY_COLUMNS)
     except VitzooError as e:
         raise SystemExit(f"error: {e}") from None
     report = run(args.batch_size, dtypes, args.rounds, args.iters, args.warmup, not args.no_compile, args.latency_iters)

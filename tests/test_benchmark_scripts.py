@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 import vitzoo
 from vitzoo.errors import VitzooError
-from vitzoo.measure.history import append_history
+from vitzoo.measure.history import append_history, check_history, result_stem
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -77,10 +78,10 @@ def _report(date: str, rate: float) -> dict:
 
 def test_the_peer_history_keeps_every_run_and_refuses_a_foreign_file(peer, tmp_path):
     history = tmp_path / "peer.csv"
-    peer.check_history(history, peer.HISTORY_COLUMNS)  # a new file is fine
-    peer.append_history(history, peer.HISTORY_COLUMNS, peer.history_rows(_report("2026-12-01 10:00 UTC", 3.0)))
-    peer.check_history(history, peer.HISTORY_COLUMNS)
-    peer.append_history(history, peer.HISTORY_COLUMNS, peer.history_rows(_report("2026-12-01 11:00 UTC", 4.0)))
+    check_history(history, peer.HISTORY_COLUMNS)  # a new file is fine
+    append_history(history, peer.HISTORY_COLUMNS, peer.history_rows(_report("2026-12-01 10:00 UTC", 3.0)))
+    check_history(history, peer.HISTORY_COLUMNS)
+    append_history(history, peer.HISTORY_COLUMNS, peer.history_rows(_report("2026-12-01 11:00 UTC", 4.0)))
     with open(history, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["date"][11:16], r["model"], r["img_per_s"]) for r in rows] == [
@@ -90,8 +91,14 @@ def test_the_peer_history_keeps_every_run_and_refuses_a_foreign_file(peer, tmp_p
     foreign = tmp_path / "old.csv"
     foreign.write_text("dtype,model,img_per_s\nfp32,a,3.0\n")
     with pytest.raises(VitzooError, match="other columns"):
-        peer.check_history(foreign, peer.HISTORY_COLUMNS)
+        check_history(foreign, peer.HISTORY_COLUMNS)
     assert foreign.read_text() == "dtype,model,img_per_s\nfp32,a,3.0\n"  # untouched
+
+
+def test_a_history_is_named_for_the_machine_kind(tmp_path):
+    isa, cores = torch.backends.cpu.get_cpu_capability().lower(), os.cpu_count()
+    version = ".".join(torch.__version__.split(".")[:2])
+    assert result_stem("peer-vit-b16") == f"peer-vit-b16-cpu-{isa}-{cores}core-pt{version}"
 
 
 def test_an_older_peer_history_gains_the_latency_columns_and_keeps_its_rows(peer, tmp_path):
@@ -140,10 +147,10 @@ def _cells() -> list:
 def test_the_matrix_history_keeps_every_run_and_the_table_says_why(tmp_path):
     matrix = _script("matrix_vit")
     history = tmp_path / "matrix.csv"
-    matrix.check_history(history, matrix.HISTORY_COLUMNS)
+    check_history(history, matrix.HISTORY_COLUMNS)
     for date in ("2026-12-06 20:00 UTC", "2026-12-06 21:00 UTC"):
-        matrix.append_history(history, matrix.HISTORY_COLUMNS, matrix.history_rows(_cells(), date, 1.5))
-    matrix.check_history(history, matrix.HISTORY_COLUMNS)
+        append_history(history, matrix.HISTORY_COLUMNS, matrix.history_rows(_cells(), date, 1.5))
+    check_history(history, matrix.HISTORY_COLUMNS)
     with open(history, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["date"][11:16], r["backend"], r["precision"], r["status"]) for r in rows] == [
@@ -159,4 +166,4 @@ def test_the_matrix_history_keeps_every_run_and_the_table_says_why(tmp_path):
     foreign = tmp_path / "old.csv"
     foreign.write_text("dtype,model\n")
     with pytest.raises(VitzooError, match="other columns"):
-        matrix.check_history(foreign, matrix.HISTORY_COLUMNS)
+        check_history(foreign, matrix.HISTORY_COLUMNS)

@@ -8,11 +8,29 @@ the new columns empty; a file with other columns is refused in one line before t
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from vitzoo.errors import VitzooError
 from vitzoo.files import atomic_path
+
+
+def result_stem(name: str) -> str:
+    """File name (without suffix) of this machine kind's results of benchmark ``name``: the CPU's ISA (torch's
+    dispatch level), its cores and torch's version, e.g. ``peer-vit-b16-cpu-avx512-2core-pt2.13``."""
+    isa = torch.backends.cpu.get_cpu_capability().lower()
+    return f"{name}-cpu-{isa}-{os.cpu_count()}core-pt{'.'.join(torch.__version__.split('.')[:2])}"
+
+
+def prepare_history(out: Path, stem: str, columns: Sequence[str]) -> Path:
+    """The history ``out/stem.csv``, its folder made and checked (``check_history``) before a long run, not after."""
+    out.mkdir(parents=True, exist_ok=True)
+    history = out / f"{stem}.csv"
+    check_history(history, columns)
+    return history
 
 
 def _header(path: Path) -> list[str] | None:
