@@ -118,8 +118,11 @@ def why_not(cell: Cell, flags: frozenset[str] | None = None) -> str | None:
 def build(cell: Cell, model: nn.Module, onnx_path: Path | None, calib: np.ndarray, threads: int, work: Path) -> Engine:
     """Build ``cell`` for the fp32 ``model`` (its ONNX graph at ``onnx_path``), calibrating int8 on ``calib``."""
     t0 = time.perf_counter()
-    if cell.backend == "torch":
-        engine = _torch_int8(cell, model, calib) if cell.dtype == "int8" else _torch(cell, model)
+    if cell.backend == "torch" and cell.dtype == "int8":
+        with quiet(*_NOISY):  # torchao's import and the quantizers
+            engine = _torch_int8(cell, model, calib)
+    elif cell.backend == "torch":
+        engine = _torch(cell, model)
     elif cell.backend == "onnxruntime":
         engine = _ort(cell, onnx_path, calib, threads, work)
     else:
@@ -151,11 +154,6 @@ _NOISY = ("torchao", "torch.utils._pytree", "torch._inductor")
 
 
 def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
-    with quiet(*_NOISY):
-        return _torch_int8_engine(cell, model, calib)
-
-
-def _torch_int8_engine(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
     from torch._inductor import config as inductor_config
 
     from vitzoo.exporting import deployable
@@ -188,10 +186,16 @@ def _torch_int8_engine(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engin
     compiled = torch.compile(net, dynamic=False)
     note += "; the rest in bf16 (autocast; attention as batched GEMMs)" if mixed else "; the rest in fp32"
 
+    compiled_for: set[tuple[int, ...]] = set()  # input shapes compiled so far (dynamic=False: one graph each)
+
     def run(x: np.ndarray) -> np.ndarray:
         autocast = torch.autocast("cpu", torch.bfloat16, mixed)
-        with torch.no_grad(), inductor_config.patch(freezing=True), autocast, quiet(*_NOISY):  # quiet: compilation
-            return compiled(torch.from_numpy(x)).float().numpy()
+        # quiet only while a new shape compiles: not a cost of every timed pass
+        noise = contextlib.nullcontext() if x.shape in compiled_for else quiet(*_NOISY)
+        with torch.no_grad(), inductor_config.patch(freezing=True), autocast, noise:
+            logits = compiled(torch.from_numpy(x)).float().numpy()
+        compiled_for.add(x.shape)
+        return logits
 
     return Engine(cell, run, note)
 
