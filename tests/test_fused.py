@@ -18,6 +18,7 @@ from vitzoo.measure.fused import (
     FusedAttention,
     FusedBlock,
     FusedLinear,
+    bf16_attention_as_gemms,
     fused_kernels_set,
     fused_modules,
     matmul_attention,
@@ -145,7 +146,16 @@ def test_attention_as_two_gemms_is_as_close_to_float64_as_sdpa(dtype):
         assert error <= bound
 
 
+def test_bf16_attention_is_two_gemms_on_avx512_bf16_without_amx_only():
+    assert bf16_attention_as_gemms(frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert not bf16_attention_as_gemms(frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}))
+    assert not bf16_attention_as_gemms(frozenset({"avx2", "avx_vnni"}))  # no native bf16: SDPA (and aten) stay
+    assert not bf16_attention_as_gemms(frozenset())
+
+
 @BF16
+@pytest.mark.skipif(not bf16_attention_as_gemms(), reason="this CPU keeps SDPA for bf16 attention (AMX, or no "
+                    "AVX512-BF16): the two-GEMM form is for AVX512-BF16 without AMX")  # fmt: skip
 def test_a_bf16_fused_model_attends_with_two_gemms():
     model = set_fused_kernels(vitzoo.create("testing").eval().bfloat16())
     assert all(type(b.attn) is FusedAttention for b in model.blocks)

@@ -21,6 +21,7 @@ from vitzoo.machine import cpu_flags
 from vitzoo.measure.cpu import int8_note, native_dtype
 from vitzoo.measure.engines import Cell, cells, why_not
 from vitzoo.measure.fidelity import compare
+from vitzoo.measure.fused import bf16_attention_as_gemms
 from vitzoo.measure.matrix import MatrixData, MatrixOptions, run_matrix, synthetic_data
 from vitzoo.measure.roofline import GemmPeak
 from vitzoo.measure.store import ResultStore
@@ -91,8 +92,9 @@ def test_every_cell_runs_or_says_why(matrix):
     int8 = [r for r in matrix if r.dtype == "int8" and r.status == "ok"]
     assert all((int8_note() is None) == ("emulated" not in (r.note or "")) for r in int8)
     torch_int8 = [r for r in matrix if r.backend == "torch" and r.dtype == "int8"]
-    mixed = "the rest in bf16 (autocast; attention as batched GEMMs)"  # int8-mixed-bf16 where bf16 is native
-    assert all((mixed in r.note) == bool(native_dtype("bf16")) for r in torch_int8 if r.status == "ok")
+    for r in (r for r in torch_int8 if r.status == "ok"):  # int8-mixed-bf16 where bf16 is native
+        assert ("the rest in bf16 (autocast" in r.note) == bool(native_dtype("bf16"))
+        assert ("attention as batched GEMMs" in r.note) == (bool(native_dtype("bf16")) and bf16_attention_as_gemms())
     (default,) = [r for r in torch_int8 if r.default]  # exactly one: the fastest non-degraded one measured
     ran = [r for r in torch_int8 if r.status == "ok"]
     if ran:

@@ -10,7 +10,8 @@ Each runtime runs its precisions with its own tools:
   freezing on, which lowers them to oneDNN's int8 kernels (VNNI where the CPU has it); eager they would run as
   reference fp32 code. What is not quantized (attention, LayerNorm, GELU, residuals) runs under bf16 autocast where
   the CPU has native bf16 (PyTorch's "int8-mixed-bf16" recipe), its attention exported as two batched GEMMs
-  (``MatmulAttention``) rather than SDPA, whose bf16 kernel is slow without AMX; else in fp32 with SDPA. What each
+  (``MatmulAttention``) rather than SDPA where the CPU has no AMX (SDPA's bf16 kernel is slow there:
+  ``bf16_attention_as_gemms``); else in fp32 with SDPA. What each
   step gained is in README.md (*The deployment matrix*).
 * **onnxruntime**: vitzoo's exported fp32 ONNX graph; int8 ``static`` (QDQ, calibrated) or ``dynamic``
   (``vitzoo.exporting.quantize``). bf16 only if ONNX Runtime's CPU provider has bf16 GEMM kernels (probed).
@@ -41,7 +42,7 @@ from torch import nn
 from vitzoo.errors import first_line
 from vitzoo.exporting._common import quiet
 from vitzoo.measure.cpu import fused_kernels, int8_note, native_dtype
-from vitzoo.measure.fused import MatmulAttention
+from vitzoo.measure.fused import MatmulAttention, bf16_attention_as_gemms
 from vitzoo.models.vit import Attention
 
 INT8_METHODS = {"torch": ("pt2e", "torchao"), "onnxruntime": ("static", "dynamic"), "openvino": ("nncf",)}
@@ -160,7 +161,8 @@ def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
 
     net = deployable(model)  # the reference model: PyTorch's quantizers find its linears by class (nn.Linear)
     mixed = bool(native_dtype("bf16"))  # int8-mixed-bf16: what is not quantized runs in bf16 where it is native
-    if mixed:
+    gemm_attention = mixed and bf16_attention_as_gemms()
+    if gemm_attention:
         for m in net.modules():
             if type(m) is Attention:
                 m.__class__ = MatmulAttention  # bf16 attention as batched GEMMs (vitzoo.measure.fused)
@@ -184,7 +186,8 @@ def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
         quantize_(net, Int8DynamicActivationInt8WeightConfig())
         note = "torchao Int8DynamicActivationInt8Weight, Inductor + freezing"
     compiled = torch.compile(net, dynamic=False)
-    note += "; the rest in bf16 (autocast; attention as batched GEMMs)" if mixed else "; the rest in fp32"
+    note += ("; the rest in bf16 (autocast" + ("; attention as batched GEMMs)" if gemm_attention else ")")
+             if mixed else "; the rest in fp32")  # fmt: skip
 
     compiled_for: set[tuple[int, ...]] = set()  # input shapes compiled so far (dynamic=False: one graph each)
 

@@ -32,8 +32,8 @@ from vitzoo import settings
 from vitzoo.machine import cpu_flags
 from vitzoo.models.vit import Attention, Block, Mlp
 
-__all__ = ["MatmulAttention", "fuse_for_cpu", "fused_modules", "gelu_tanh_", "matmul_attention",
-           "onednn_linear_supports", "separate_gelu", "set_fused_kernels", "unfuse"]  # fmt: skip
+__all__ = ["MatmulAttention", "bf16_attention_as_gemms", "fuse_for_cpu", "fused_modules", "gelu_tanh_",
+           "matmul_attention", "onednn_linear_supports", "separate_gelu", "set_fused_kernels", "unfuse"]  # fmt: skip
 
 
 def _onednn_linear_available() -> bool:
@@ -178,6 +178,15 @@ class FusedMlp(Mlp):
         return self.fc2(self.fc1(x, activation="gelu_tanh"), residual=residual)
 
 
+@functools.cache
+def bf16_attention_as_gemms(flags: frozenset[str] | None = None) -> bool:
+    """Whether bf16 attention runs as ``matmul_attention`` rather than SDPA on this CPU (or one with ``flags``):
+    where it has AVX512-BF16 but no AMX, whose SDPA flash kernel runs bf16 no faster than fp32 (measured). With AMX
+    that kernel computes on the tiles, and where nothing was measured SDPA, PyTorch's own choice, stays."""
+    flags = cpu_flags() if flags is None else flags
+    return flags is not None and "avx512_bf16" in flags and "amx_bf16" not in flags
+
+
 def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q kᵀ / sqrt(hd)) v over (B, H, N, hd) as two batched GEMMs around a softmax (which accumulates in
     fp32 and rounds to the input's dtype). In bf16 on CPUs without AMX it is faster than SDPA's flash kernel, which
@@ -189,13 +198,15 @@ def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
 
 
 class FusedAttention(Attention):
-    """``Attention`` whose bf16 CPU inference runs ``matmul_attention`` (oneDNN's batched GEMMs) instead of SDPA;
-    elsewhere (fp32, training, autocast, compile, export, inspection's ``saved_probs``) exactly ``Attention``."""
+    """``Attention`` whose bf16 CPU inference runs ``matmul_attention`` (oneDNN's batched GEMMs) instead of SDPA
+    where ``bf16_attention_as_gemms``; elsewhere (fp32, AMX, training, autocast, compile, export, inspection's
+    ``saved_probs``) exactly ``Attention``."""
 
     reference_class = Attention
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        if q.dtype == torch.bfloat16 and self.saved_probs is None and fusable(q, self.qkv.weight):
+        as_gemms = q.dtype == torch.bfloat16 and self.saved_probs is None and bf16_attention_as_gemms()
+        if as_gemms and fusable(q, self.qkv.weight):
             return matmul_attention(q, k, v)
         return super()._attend(q, k, v)
 
