@@ -62,9 +62,7 @@ class BenchResult:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able) for tables, export and the results store."""
-        d = dataclasses.asdict(self)
-        d["round_img_per_s"] = list(self.round_img_per_s)
-        return d
+        return _timed_as_dict(self)
 
 
 @dataclass(frozen=True)
@@ -118,9 +116,15 @@ class MatrixResult:
     weights_sha256: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["round_img_per_s"] = list(self.round_img_per_s)
-        return d
+        """Plain data (JSON-able) for tables, export and the results store."""
+        return _timed_as_dict(self)
+
+
+def _timed_as_dict(result: BenchResult | MatrixResult) -> dict[str, Any]:
+    """A timed result's fields as plain data, its per-round throughputs a list."""
+    d = dataclasses.asdict(result)
+    d["round_img_per_s"] = list(result.round_img_per_s)
+    return d
 
 
 @dataclass(frozen=True)
