@@ -40,18 +40,19 @@ def _header(path: Path) -> list[str] | None:
         return next(csv.reader(f), [])
 
 
-def check_history(path: Path, columns: Sequence[str]) -> None:
-    """Refuse (one line) a history this run cannot append to: one whose columns are not the first of ``columns``."""
+def check_history(path: Path, columns: Sequence[str]) -> list[str] | None:
+    """Refuse (one line) a history this run cannot append to: one whose columns are not the first of ``columns``.
+    Returns its header (None for a new or empty file)."""
     header = _header(path)
     if header is not None and list(columns[: len(header)]) != header:
         raise VitzooError(f"{path} has other columns than this script writes; move it aside or choose --out")
+    return header
 
 
 def append_history(path: Path, columns: Sequence[str], rows: list[dict]) -> None:
     """Append ``rows`` (dicts keyed by ``columns``) to the history at ``path``, its header first if it is new or
     older than ``columns``: earlier runs are never lost."""
-    check_history(path, columns)
-    header = _header(path)
+    header = check_history(path, columns)
     if header is not None and len(header) < len(columns):
         with open(path, newline="") as f:
             old = list(csv.DictReader(f))
