@@ -21,7 +21,7 @@ from vitzoo.machine import cpu_flags
 from vitzoo.measure.cpu import int8_note, native_dtype
 from vitzoo.measure.engines import Cell, cells, why_not
 from vitzoo.measure.fidelity import compare
-from vitzoo.measure.fused import bf16_attention_as_gemms
+from vitzoo.measure.fused import attention_kernel
 from vitzoo.measure.matrix import MatrixData, MatrixOptions, run_matrix, synthetic_data
 from vitzoo.measure.roofline import GemmPeak
 from vitzoo.measure.store import ResultStore
@@ -92,9 +92,10 @@ def test_every_cell_runs_or_says_why(matrix):
     int8 = [r for r in matrix if r.dtype == "int8" and r.status == "ok"]
     assert all((int8_note() is None) == ("emulated" not in (r.note or "")) for r in int8)
     torch_int8 = [r for r in matrix if r.backend == "torch" and r.dtype == "int8"]
-    for r in (r for r in torch_int8 if r.status == "ok"):  # int8-mixed-bf16 where bf16 is native
-        assert ("the rest in bf16 (autocast" in r.note) == bool(native_dtype("bf16"))
-        assert ("attention as batched GEMMs" in r.note) == (bool(native_dtype("bf16")) and bf16_attention_as_gemms())
+    rest = torch.bfloat16 if native_dtype("bf16") else torch.float32  # int8-mixed-bf16 where bf16 is native
+    for r in (r for r in torch_int8 if r.status == "ok"):
+        assert ("the rest in bf16 (autocast" in r.note) == (rest == torch.bfloat16)
+        assert ("attention as oneDNN GEMMs" in r.note) == (attention_kernel(rest, head_dim=5) == "gemms")  # 10 / 2
     (default,) = [r for r in torch_int8 if r.default]  # exactly one: the fastest non-degraded one measured
     ran = [r for r in torch_int8 if r.status == "ok"]
     if ran:

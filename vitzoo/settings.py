@@ -22,6 +22,7 @@ VARIABLES = {
     "VITZOO_DIST_TIMEOUT": "seconds a rank waits for the others (a number > 0)",
     "VITZOO_HEAP": "reuse|system",
     "VITZOO_GELU_EPILOGUE": "separate|postop",
+    "VITZOO_ATTENTION": "native|aten",
 }
 INTERNAL = ("VITZOO_SPAWNED", "VITZOO_SPOKE_FILE")  # set by vitzoo for the workers it starts
 

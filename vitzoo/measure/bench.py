@@ -37,7 +37,7 @@ from vitzoo.errors import first_line
 from vitzoo.machine import current_rss, heap_mode, reuse_freed_memory, trim_memory
 from vitzoo.measure.cpu import fused_kernels
 from vitzoo.measure.device import num_threads, resolve_device
-from vitzoo.measure.fused import fused_kernels_set
+from vitzoo.measure.fused import attention_kernel_of, fused_kernels_set
 from vitzoo.measure.memory import CpuMemoryMeter, free_memory, is_oom
 from vitzoo.measure.options import BenchOptions, BenchResult, Progress, ProgressFn, Status, parse_batch_sizes
 from vitzoo.measure.roofline import gemm_peak
@@ -113,7 +113,8 @@ def _measure(
     fused, _ = kernels_for(options)
     with num_threads(options.threads) as threads, contextlib.ExitStack() as stack:
         common = {**_setting(name, options, img_size, threads), "params": params, "gflops": gflops,
-                  "weights_sha256": getattr(model, "weights_sha256", None)}  # fmt: skip
+                  "weights_sha256": getattr(model, "weights_sha256", None),
+                  "attention": _attention(model, options, fused)}  # fmt: skip
         peak = gemm_peak(device, options.torch_dtype).tflops if options.gemm_peak else None
         try:  # copying, casting or moving the model may run out of memory: an "oom" result like any other
             model = stack.enter_context(_borrowed(model, options, device, fused, owned))
@@ -207,6 +208,11 @@ def kernels_for(options: BenchOptions) -> tuple[bool, str | None]:
     return fused_kernels(
         options.fused, device=options.device, dtype=options.dtype, precision=options.precision, compile=options.compile
     )
+
+
+def _attention(model: nn.Module, options: BenchOptions, fused: bool) -> str | None:
+    """What the torch backend's model attends with (``vitzoo.measure.fused.attention_kernel_of``); None on others."""
+    return attention_kernel_of(model, options.torch_dtype, fused) if options.backend == "torch" else None
 
 
 def _changes_tensors(model: nn.Module, options: BenchOptions, device: torch.device) -> bool:

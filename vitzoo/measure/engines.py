@@ -2,17 +2,17 @@
 
 Each runtime runs its precisions with its own tools:
 
-* **torch**: fp32 and bf16 on vitzoo's default path (its fused oneDNN kernels where this CPU runs the dtype, else
-  aten); int8 through PyTorch's maintained quantization (torchao): ``pt2e``, static post-training quantization of
-  the ``torch.export`` graph with the ``X86InductorQuantizer`` (int8 activations calibrated on the calibration
-  images, int8 weights per channel), or ``torchao``, ``quantize_`` with ``Int8DynamicActivationInt8WeightConfig``
-  (int8 weights per channel, activations quantized per token at run time). Both are compiled by Inductor with
-  freezing on, which lowers them to oneDNN's int8 kernels (VNNI where the CPU has it); eager they would run as
-  reference fp32 code. What is not quantized (attention, LayerNorm, GELU, residuals) runs under bf16 autocast where
-  the CPU has native bf16 (PyTorch's "int8-mixed-bf16" recipe), its attention exported as two batched GEMMs
-  (``MatmulAttention``) rather than SDPA where the CPU has no AMX (SDPA's bf16 kernel is slow there:
-  ``bf16_attention_as_gemms``); else in fp32 with SDPA. What each
-  step gained is in README.md (*The deployment matrix*).
+* **torch**: fp32 and bf16 on vitzoo's default path (its fused oneDNN kernels and, on AVX-512, its native attention
+  where this CPU runs the dtype, else aten); int8 through PyTorch's maintained quantization (torchao): ``pt2e``,
+  static post-training quantization of the ``torch.export`` graph with the ``X86InductorQuantizer`` (int8
+  activations calibrated on the calibration images, int8 weights per channel), or ``torchao``, ``quantize_`` with
+  ``Int8DynamicActivationInt8WeightConfig`` (int8 weights per channel, activations quantized per token at run time).
+  Both are compiled by Inductor with freezing on, which lowers them to oneDNN's int8 kernels (VNNI where the CPU has
+  it); eager they would run as reference fp32 code. What is not quantized (attention, LayerNorm, GELU, residuals)
+  runs under bf16 autocast where the CPU has native bf16 (PyTorch's "int8-mixed-bf16" recipe), its attention
+  exported as two batched GEMMs (``MatmulAttention``) rather than SDPA where the CPU has no AMX (SDPA's bf16 kernel
+  is slow there: ``bf16_attention_as_gemms``); else in fp32 with SDPA. What each step gained is in README.md (*The
+  deployment matrix*).
 * **onnxruntime**: vitzoo's exported fp32 ONNX graph; int8 ``static`` (QDQ, calibrated) or ``dynamic``
   (``vitzoo.exporting.quantize``). bf16 only if ONNX Runtime's CPU provider has bf16 GEMM kernels (probed).
 * **openvino**: the same graph; bf16 with ``INFERENCE_PRECISION_HINT`` where the CPU has native bf16; int8 through
@@ -42,7 +42,7 @@ from torch import nn
 from vitzoo.errors import first_line
 from vitzoo.exporting._common import quiet
 from vitzoo.measure.cpu import fused_kernels, int8_note, native_dtype
-from vitzoo.measure.fused import MatmulAttention, bf16_attention_as_gemms
+from vitzoo.measure.fused import MatmulAttention, NativeAttention, attention_kernel
 from vitzoo.models.vit import Attention
 
 INT8_METHODS = {"torch": ("pt2e", "torchao"), "onnxruntime": ("static", "dynamic"), "openvino": ("nncf",)}
@@ -136,17 +136,22 @@ def build(cell: Cell, model: nn.Module, onnx_path: Path | None, calib: np.ndarra
 
 def _torch(cell: Cell, model: nn.Module) -> Engine:
     from vitzoo.dtypes import to_torch
-    from vitzoo.measure.fused import set_fused_kernels
+    from vitzoo.measure.fused import attention_kernel_of, set_fused_kernels
 
     dtype = to_torch(cell.dtype)
     fused, why = fused_kernels(True, device="cpu", dtype=cell.dtype)
     net = set_fused_kernels(copy.deepcopy(model).to(dtype).eval(), fused)
+    attention = _ATTENTION_WORDS.get(attention_kernel_of(net, dtype, fused))
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return net(torch.from_numpy(x).to(dtype)).float().numpy()
 
-    return Engine(cell, run, "fused oneDNN kernels" if fused else f"aten ({why})")
+    return Engine(cell, run, ", ".join(filter(None, ("fused oneDNN kernels" if fused else f"aten ({why})", attention))))
+
+
+_ATTENTION_WORDS = {"native": "vitzoo's native attention", "gemms": "attention as oneDNN GEMMs"}  # sdpa: unsaid
+_GRAPH_ATTENTION = {"native": NativeAttention, "gemms": MatmulAttention}  # what an exported graph calls for each
 
 
 # torchao logs every optional CUDA library it cannot load, torch's pytree a deprecation, Inductor's int8 lowering
@@ -161,11 +166,11 @@ def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
 
     net = deployable(model)  # the reference model: PyTorch's quantizers find its linears by class (nn.Linear)
     mixed = bool(native_dtype("bf16"))  # int8-mixed-bf16: what is not quantized runs in bf16 where it is native
-    gemm_attention = mixed and bf16_attention_as_gemms()
-    if gemm_attention:
-        for m in net.modules():
-            if type(m) is Attention:
-                m.__class__ = MatmulAttention  # bf16 attention as batched GEMMs (vitzoo.measure.fused)
+    kinds = []  # the fused kernels' attention, as graph ops (vitzoo.measure.fused)
+    for m in (m for m in net.modules() if type(m) is Attention):
+        kinds.append(attention_kernel(torch.bfloat16 if mixed else torch.float32, m.qkv.in_features // m.num_heads))
+        m.__class__ = _GRAPH_ATTENTION.get(kinds[-1], Attention)
+    attention = _ATTENTION_WORDS.get(kinds[0]) if kinds else None
     if cell.method == "pt2e":
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
@@ -186,8 +191,7 @@ def _torch_int8(cell: Cell, model: nn.Module, calib: np.ndarray) -> Engine:
         quantize_(net, Int8DynamicActivationInt8WeightConfig())
         note = "torchao Int8DynamicActivationInt8Weight, Inductor + freezing"
     compiled = torch.compile(net, dynamic=False)
-    note += ("; the rest in bf16 (autocast" + ("; attention as batched GEMMs)" if gemm_attention else ")")
-             if mixed else "; the rest in fp32")  # fmt: skip
+    note += "; the rest in " + ", ".join(filter(None, ("bf16 (autocast)" if mixed else "fp32", attention)))
 
     compiled_for: set[tuple[int, ...]] = set()  # input shapes compiled so far (dynamic=False: one graph each)
 

@@ -3,7 +3,8 @@
 ``set_fused_kernels(model)`` (also ``fuse_for_cpu``) changes the class of every ViT encoder ``Block``, its ``Mlp``
 and its four dense layers (qkv, attention output, fc1, fc2) to a subclass whose forward runs each dense layer as
 one oneDNN GEMM with the bias, the tanh-GELU of the MLP (fc1) or the block's residual addition (fc2) fused in, and
-its ``Attention`` to one that computes bf16 attention as two batched GEMMs (``matmul_attention``); the
+its ``Attention`` to one that computes attention with vitzoo's native AVX-512 kernel (``native_attention``), or
+in bf16 as two batched GEMMs (``matmul_attention``) where that kernel does not run; the
 parameters, buffers and state-dict keys are the same objects, so loading, saving and converting are unaffected.
 ``set_fused_kernels(model, False)`` (or ``unfuse``) turns the modules back into the reference classes and frees
 the weight copies kept in oneDNN's blocked layout. ``vitzoo bench`` applies it to the models it measures (unless
@@ -30,10 +31,12 @@ from torch import nn
 
 from vitzoo import settings
 from vitzoo.machine import cpu_flags
+from vitzoo.measure import native_attention
 from vitzoo.models.vit import Attention, Block, Mlp
 
-__all__ = ["MatmulAttention", "bf16_attention_as_gemms", "fuse_for_cpu", "fused_modules", "gelu_tanh_",
-           "matmul_attention", "onednn_linear_supports", "separate_gelu", "set_fused_kernels", "unfuse"]  # fmt: skip
+__all__ = ["MatmulAttention", "NativeAttention", "attention_kernel", "attention_kernel_of", "bf16_attention_as_gemms",
+           "fuse_for_cpu", "fused_modules", "gelu_tanh_", "matmul_attention", "onednn_linear_supports",
+           "separate_gelu", "set_fused_kernels", "unfuse"]  # fmt: skip
 
 
 def _onednn_linear_available() -> bool:
@@ -197,18 +200,44 @@ def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
     return torch.bmm(scores.softmax(dim=-1), v).view(B, H, N, hd)
 
 
+def attention_kernel(dtype: torch.dtype, head_dim: int = native_attention.HEAD_DIM) -> str:
+    """What fused CPU inference attends with in ``dtype`` here: ``"native"`` (vitzoo's kernel, where
+    ``native_attention.runs``), ``"gemms"`` (``matmul_attention``: bf16 where ``bf16_attention_as_gemms`` and the
+    native kernel does not run) or ``"sdpa"`` (PyTorch's)."""
+    if native_attention.runs(dtype, head_dim):
+        return "native"
+    return "gemms" if dtype == torch.bfloat16 and bf16_attention_as_gemms() else "sdpa"
+
+
+def attention_kernel_of(model: nn.Module, dtype: torch.dtype, fused: bool) -> str | None:
+    """What ``model``'s CPU inference in ``dtype`` attends with (``attention_kernel``; ``"sdpa"`` unfused), or None
+    for a model without vitzoo attention (a ResNet)."""
+    attn = next((m for m in model.modules() if isinstance(m, Attention)), None)
+    if attn is None:
+        return None
+    return attention_kernel(dtype, attn.qkv.in_features // attn.num_heads) if fused else "sdpa"
+
+
 class FusedAttention(Attention):
-    """``Attention`` whose bf16 CPU inference runs ``matmul_attention`` (oneDNN's batched GEMMs) instead of SDPA
-    where ``bf16_attention_as_gemms``; elsewhere (fp32, AMX, training, autocast, compile, export, inspection's
-    ``saved_probs``) exactly ``Attention``."""
+    """``Attention`` whose CPU inference runs the ``attention_kernel`` of its dtype: vitzoo's native kernel between
+    its two projections, or bf16 ``matmul_attention`` (oneDNN's batched GEMMs) instead of SDPA; elsewhere
+    (training, autocast, compile, export, inspection's ``saved_probs``) exactly ``Attention``."""
 
     reference_class = Attention
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._kernel(x, x.shape[-1] // self.num_heads) == "native":
+            return self.proj(native_attention.attention(self.qkv(x), self.num_heads))
+        return super().forward(x)
+
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        as_gemms = q.dtype == torch.bfloat16 and self.saved_probs is None and bf16_attention_as_gemms()
-        if as_gemms and fusable(q, self.qkv.weight):
+        if self._kernel(q, q.shape[-1]) == "gemms":
             return matmul_attention(q, k, v)
         return super()._attend(q, k, v)
+
+    def _kernel(self, x: torch.Tensor, head_dim: int) -> str:
+        fast = self.saved_probs is None and fusable(x, self.qkv.weight)
+        return attention_kernel(x.dtype, head_dim) if fast else "sdpa"
 
 
 class MatmulAttention(Attention):
@@ -219,6 +248,18 @@ class MatmulAttention(Attention):
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return matmul_attention(q, k, v) if self.saved_probs is None else super()._attend(q, k, v)
+
+
+class NativeAttention(Attention):
+    """``Attention`` that calls ``torch.ops.vitzoo.attention`` between its projections (unless ``saved_probs``
+    records): what the int8 graphs export where the native kernel runs, so that Inductor's compiled graph calls it."""
+
+    reference_class = Attention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.saved_probs is not None:
+            return super().forward(x)
+        return self.proj(native_attention.attention_op(self.qkv(x), self.num_heads))
 
 
 class FusedBlock(Block):

@@ -34,6 +34,7 @@ class BenchResult:
     fused: bool = False  # vitzoo's fused CPU inference kernels ran (requested and supported)
     kernels: str = "aten"  # "fused" | "aten": the path that ran
     kernels_note: str | None = None  # why aten ran (--aten, autocast, no bf16 oneDNN on this CPU, ...)
+    attention: str | None = None  # what the torch model attended with: native (vitzoo's kernel), gemms, sdpa
     backend: str = "torch"  # what ran the model: torch, onnxruntime, openvino
     params: int | None = None
     gflops: float | None = None  # per image (2 x GMACs)

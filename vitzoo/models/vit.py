@@ -24,6 +24,19 @@ LN_EPS = 1e-6  # flax.linen.LayerNorm default
 POSEMB_CACHE_SIZE = 8  # resampled position embeddings kept per model (grid sizes), oldest dropped first
 
 
+def split_heads(qkv: torch.Tensor, num_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k and v, each (B, H, N, hd), as views of a qkv projection's output (B, N, 3·H·hd) whose rows are
+    [q; k; v], each head-major."""
+    B, N, width = qkv.shape
+    return qkv.view(B, N, 3, num_heads, width // (3 * num_heads)).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, N, hd) -> (B, N, H·hd): the heads concatenated head-major, as the output projection reads them."""
+    B, H, N, hd = x.shape
+    return x.transpose(1, 2).reshape(B, N, H * hd)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with one fused qkv projection, computed by SDPA.
 
@@ -41,11 +54,8 @@ class Attention(nn.Module):
         self.saved_probs: list[torch.Tensor] | None = None  # not a buffer: never in the state dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, D = x.shape
-        # (B, N, 3D) -> (B, N, 3, H, hd) -> (3, B, H, N, hd)
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        x = self._attend(q, k, v)  # (B, H, N, hd)
-        return self.proj(x.transpose(1, 2).reshape(B, N, D))  # heads concatenated head-major
+        q, k, v = split_heads(self.qkv(x), self.num_heads)
+        return self.proj(merge_heads(self._attend(q, k, v)))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """softmax(q kᵀ / sqrt(hd)) v over (B, H, N, hd): SDPA, or explicit while ``saved_probs`` records."""
