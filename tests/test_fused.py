@@ -44,6 +44,15 @@ def test_the_reference_model_holds_plain_linears():
 
 
 @ONEDNN
+def test_a_model_made_under_inference_mode_runs_fused():
+    reference = vitzoo.create("testing", num_classes=10).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():  # its parameters are inference tensors: no version counter to key the cache on
+        model = set_fused_kernels(copy.deepcopy(reference))
+        assert torch.allclose(model(x), reference(x), atol=1e-5)
+
+
+@ONEDNN
 def test_fusing_keeps_the_parameters_and_unfusing_restores_the_reference_bit_for_bit():
     model = vitzoo.create("testing", num_classes=10).eval()
     params = {k: v.data_ptr() for k, v in model.state_dict().items()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -103,13 +102,25 @@ def test_what_it_cannot_read_is_refused():
 def test_the_build_is_cached_atomically_and_loads_with_torchs_openmp(tmp_path, monkeypatch):
     monkeypatch.setenv("VITZOO_CACHE", str(tmp_path))
     compiler = native_attention._compiler()
-    built = native_attention._build(compiler)
-    assert built.parent == tmp_path / "kernels" and os.listdir(built.parent) == [built.name]  # no temporary left
+    native_attention._load(compiler)
+    (built,) = (tmp_path / "kernels").iterdir()  # the library, and no temporary file left
+    assert built.name.startswith("native_attention-") and built.suffix == ".so"
     stamp = built.stat().st_mtime_ns
-    assert native_attention._build(compiler) == built and built.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    native_attention._load(compiler)
+    assert list((tmp_path / "kernels").iterdir()) == [built] and built.stat().st_mtime_ns == stamp  # reused
     maps = Path("/proc/self/maps").read_text().splitlines()
     runtimes = {line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line}
     assert len(runtimes) == 1, runtimes  # the kernel's OpenMP loop runs on torch's own runtime
+
+
+@FP32
+def test_a_cache_that_cannot_be_written_gets_a_build_for_the_process(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(native_attention, "cache_dir", lambda: tmp_path / "a-file" / "vitzoo")  # no folder there
+    lib = native_attention._load(native_attention._compiler())
+    qkv, out = torch.randn(1, 3, 3 * 64), torch.empty(1, 3, 64)
+    assert lib.vitzoo_attention_f32(qkv.data_ptr(), out.data_ptr(), 1, 3, 1, 1) == 0
+    assert torch.allclose(out, native_attention.attention(qkv, 1))
 
 
 @FP32

@@ -157,11 +157,12 @@ class FusedLinear(nn.Linear):
 
     def _packed_weight(self, rows: int) -> torch.Tensor:
         """The weight in oneDNN's blocked layout (bit-identical results, no reorder per call), cached: the key holds
-        the weight's version counter, storage and dtype, so an update or ``.to()`` is never served a stale copy."""
+        the weight's version counter, storage and dtype, so an update or ``.to()`` is never served a stale copy. A
+        weight made under ``torch.inference_mode`` has no version counter: its key is its storage and dtype."""
         w = self.weight
         if not _REORDER:
             return w
-        key = (w._version, w.data_ptr(), w.dtype)
+        key = (None if w.is_inference() else w._version, w.data_ptr(), w.dtype)
         cached = self.__dict__.get("_packed")
         if cached is None or cached[0] != key:
             cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), max(rows, 1)))

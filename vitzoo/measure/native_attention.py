@@ -3,15 +3,16 @@ fused inference kernels (``vitzoo.measure.fused``).
 
 ``attention(qkv, num_heads)`` computes a ViT block's whole attention, softmax(q kᵀ / √64) v for every image and head,
 from the qkv projection's output (B, N, 3·H·64) to the (B, N, H·64) the output projection reads: one call, no
-permuted copies of q, k and v, the scores kept in cache. On AVX-512 it is about twice as fast as PyTorch's SDPA in
-fp32, and than bf16 attention as oneDNN GEMMs (``matmul_attention``), while as accurate as SDPA (measured:
+permuted copies of q, k and v, the scores kept in cache. On AVX-512 without AMX it is faster than PyTorch's SDPA
+in fp32 and than bf16 attention as oneDNN GEMMs (``matmul_attention``), and as accurate as SDPA (measured:
 README.md, *Speed where it is deployed*; tested against float64).
 
-The C source is compiled with the system's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) and OpenMP on first
-use, into vitzoo's cache (``kernels/``), named by a digest of the source, the flags and the compiler, and written
-atomically; later processes load that file. Its OpenMP loop runs on the runtime torch already loaded (GNU OpenMP,
-shared by soname), with torch's thread count. ``runs(dtype)`` says whether the kernel is used for a dtype here;
-``unavailable_reason()`` why it is not (no AVX-512, no compiler, a build that failed, ``VITZOO_ATTENTION=aten``).
+The C source is compiled with the system's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) and OpenMP on
+first use, into vitzoo's cache (``kernels/``), named by a digest of the source, the flags and the compiler, and
+written atomically; later processes load that file (a read-only cache gets a build per process instead). Its OpenMP
+loop runs on the runtime torch already loaded (GNU OpenMP, shared by soname), with torch's thread count.
+``runs(dtype)`` says whether the kernel is used for a dtype here; ``unavailable_reason()`` why it is not (no
+AVX-512, no compiler, a build that failed, ``VITZOO_ATTENTION=aten``).
 """
 
 from __future__ import annotations
@@ -54,23 +55,41 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
 
 
-def _build(compiler: str) -> Path:
-    """The compiled library in vitzoo's cache (built there first if missing); OSError or CalledProcessError."""
+def _load(compiler: str) -> ctypes.CDLL:
+    """The kernel library: vitzoo's cached build (compiled there first if missing), or, where the cache cannot be
+    written (a read-only shared one), a build for this process alone. OSError or CalledProcessError."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     digest = hashlib.sha256("\0".join([SOURCE.read_text(), *FLAGS, version]).encode()).hexdigest()[:16]
-    folder = cache_dir() / "kernels"
-    target = folder / f"native_attention-{digest}.so"
-    if target.is_file():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".native_attention-", suffix=".so")
-    os.close(fd)
+    cached = cache_dir() / "kernels" / f"native_attention-{digest}.so"
+    if cached.is_file():
+        return _typed(ctypes.CDLL(str(cached)))
     try:
-        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, check=True)
-        os.replace(tmp, target)  # atomic: another process sees the old file, none, or this one
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".native_attention-", suffix=".so")
+        os.close(fd)
+    except OSError:  # no cache to keep it in: build, load, and let the file go (the mapping stays)
+        with tempfile.TemporaryDirectory(prefix="vitzoo-kernel-") as folder:
+            own = Path(folder) / cached.name
+            _compile(compiler, own)
+            return _typed(ctypes.CDLL(str(own)))
+    try:
+        _compile(compiler, Path(tmp))
+        os.replace(tmp, cached)  # atomic: another process sees no file or a whole one
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return target
+    return _typed(ctypes.CDLL(str(cached)))
+
+
+def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """``lib`` with its kernels' signatures declared (ctypes would otherwise pass pointers as 32-bit ints)."""
+    for name in _SYMBOLS.values():
+        getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_long] * 3, ctypes.c_int]
+        getattr(lib, name).restype = ctypes.c_int
+    return lib
+
+
+def _compile(compiler: str, target: Path) -> None:
+    subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(target)], capture_output=True, text=True, check=True)
 
 
 @functools.cache
@@ -84,16 +103,12 @@ def _library() -> ctypes.CDLL | str:
     if compiler is None:
         return "no C compiler found (set $CC, or install gcc)"
     try:
-        lib = ctypes.CDLL(str(_build(compiler)))
+        return _load(compiler)
     except subprocess.CalledProcessError as e:
         lines = (e.stderr or "").strip().splitlines()
         return f"{compiler} could not build {SOURCE.name}: {lines[0] if lines else f'exit status {e.returncode}'}"
     except OSError as e:
         return f"could not build or load {SOURCE.name}: {e}"
-    for name in _SYMBOLS.values():
-        getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_long] * 3, ctypes.c_int]
-        getattr(lib, name).restype = ctypes.c_int
-    return lib
 
 
 def unavailable_reason() -> str | None:
@@ -126,7 +141,9 @@ def attention(qkv: torch.Tensor, num_heads: int) -> torch.Tensor:
         )
     out = torch.empty(B, N, num_heads * HEAD_DIM, dtype=qkv.dtype)
     kernel = getattr(_library(), _SYMBOLS[qkv.dtype])
-    if kernel(qkv.data_ptr(), out.data_ptr(), B, N, num_heads, torch.get_num_threads()) != 0:
+    with torch.profiler.record_function("vitzoo::native_attention"):  # a ctypes call: invisible to the profiler
+        status = kernel(qkv.data_ptr(), out.data_ptr(), B, N, num_heads, torch.get_num_threads())
+    if status != 0:
         raise MemoryError("native attention: no memory for its scratch buffers")
     return out
 
