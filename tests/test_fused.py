@@ -18,6 +18,7 @@ from vitzoo.measure.fused import (
     FusedAttention,
     FusedBlock,
     FusedLinear,
+    FusedPatchEmbed,
     bf16_attention_as_gemms,
     fused_kernels_set,
     fused_modules,
@@ -26,7 +27,7 @@ from vitzoo.measure.fused import (
     set_fused_kernels,
     unfuse,
 )
-from vitzoo.models.vit import Block, Mlp
+from vitzoo.models.vit import Block, Mlp, PatchEmbed
 
 ONEDNN = pytest.mark.skipif(not onednn_linear_supports(torch.float32), reason="no oneDNN fp32 linear in this torch")
 BF16 = pytest.mark.skipif(not onednn_linear_supports(torch.bfloat16),
@@ -41,6 +42,29 @@ def test_the_reference_model_holds_plain_linears():
     model = vitzoo.create("testing")
     assert all(type(m) is nn.Linear for m in _block_linears(model))
     assert not fused_modules(model)
+
+
+@ONEDNN
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=BF16)])
+def test_the_patch_embedding_runs_as_one_gemm_where_it_is_exactly_the_convolution(dtype):
+    model = vitzoo.create("testing", img_size=64).eval().to(dtype)  # patch 16
+    reference = copy.deepcopy(model.patch_embed)
+    fused = set_fused_kernels(model).patch_embed
+    assert type(fused) is FusedPatchEmbed
+    exact = copy.deepcopy(reference).double()
+    for x in (torch.randn(3, 3, 64, 48), torch.randn(2, 3, 70, 64)):  # whole patches; a remainder (the conv's)
+        with torch.inference_mode(), torch.profiler.profile() as prof:
+            out = fused(x.to(dtype))
+        gemm = "aten::mkldnn_convolution" not in {e.key for e in prof.key_averages()}
+        assert gemm == (x.shape[-2] % 16 == 0)
+        with torch.inference_mode():
+            ref, truth = reference(x.to(dtype)).double(), exact(x.to(dtype).double())
+        assert out.shape == ref.shape and (out.double() - truth).abs().max() <= 2 * (ref - truth).abs().max() + 1e-6
+    with torch.inference_mode():  # channels_last: the convolution, unchanged
+        x = torch.randn(2, 3, 64, 64).to(dtype).contiguous(memory_format=torch.channels_last)
+        assert torch.equal(fused(x), reference(x))
+    hybrid = set_fused_kernels(vitzoo.create("vit-r26-s32", img_size=64).eval())
+    assert type(hybrid.patch_embed) is PatchEmbed  # a ResNet's features: the convolution stays
 
 
 @ONEDNN

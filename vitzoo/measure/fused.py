@@ -1,14 +1,14 @@
 """vitzoo's fused CPU inference kernels: an explicit transformation of a ViT, off unless applied.
 
 ``set_fused_kernels(model)`` (also ``fuse_for_cpu``) changes the class of every ViT encoder ``Block``, its ``Mlp``
-and its four dense layers (qkv, attention output, fc1, fc2) to a subclass whose forward runs each dense layer as
-one oneDNN GEMM with the bias, the tanh-GELU of the MLP (fc1) or the block's residual addition (fc2) fused in, and
-its ``Attention`` to one that computes attention with vitzoo's native AVX-512 kernel (``native_attention``), or
-in bf16 as two batched GEMMs (``matmul_attention``) where that kernel does not run; the
-parameters, buffers and state-dict keys are the same objects, so loading, saving and converting are unaffected.
-``set_fused_kernels(model, False)`` (or ``unfuse``) turns the modules back into the reference classes and frees
-the weight copies kept in oneDNN's blocked layout. ``vitzoo bench`` applies it to the models it measures (unless
-``--aten``); a user can apply it to any vitzoo ViT.
+and its four dense layers (qkv, attention output, fc1, fc2) to a subclass whose forward runs each dense layer as one
+oneDNN GEMM with the bias, the tanh-GELU of the MLP (fc1) or the block's residual addition (fc2) fused in, its
+``Attention`` to one that computes attention with vitzoo's native AVX-512 kernel (``native_attention``), or in bf16
+as two batched GEMMs (``matmul_attention``) where that kernel does not run, and a plain ViT's patch embedding to one
+GEMM over the image's patches (``FusedPatchEmbed``); the parameters, buffers and state-dict keys are the same
+objects, so loading, saving and converting are unaffected. ``set_fused_kernels(model, False)`` (or ``unfuse``) turns
+the modules back into the reference classes and frees the weight copies kept in oneDNN's blocked layout. ``vitzoo
+bench`` applies it to the models it measures (unless ``--aten``); a user can apply it to any vitzoo ViT.
 
 Every call checks whether oneDNN may run there: CPU fp32/bf16 inference, eager, no autocast, and a CPU whose
 oneDNN runs the dtype (``onednn_linear_supports``); anything else (training, autocast, ``torch.compile`` (Inductor
@@ -32,7 +32,7 @@ from torch import nn
 from vitzoo import settings
 from vitzoo.machine import cpu_flags
 from vitzoo.measure import native_attention
-from vitzoo.models.vit import Attention, Block, Mlp
+from vitzoo.models.vit import Attention, Block, Mlp, PatchEmbed
 
 __all__ = ["MatmulAttention", "NativeAttention", "attention_kernel", "attention_kernel_of", "bf16_attention_as_gemms",
            "fuse_for_cpu", "fused_modules", "gelu_tanh_", "matmul_attention", "onednn_linear_supports",
@@ -125,7 +125,28 @@ def fusable(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None
     )
 
 
-class FusedLinear(nn.Linear):
+class _PackedWeight:
+    """Keeps a 2-D weight in oneDNN's blocked layout beside the module (built on first use, rebuilt when it changes;
+    never in the state dict, nor copied or pickled)."""
+
+    def _packed_weight(self, w: torch.Tensor, rows: int) -> torch.Tensor:
+        """``w`` in oneDNN's blocked layout (bit-identical results, no reorder per call), cached: the key holds the
+        weight's version counter, storage and dtype, so an update or ``.to()`` is never served a stale copy. A
+        weight made under ``torch.inference_mode`` has no version counter: its key is its storage and dtype."""
+        if not _REORDER:
+            return w
+        key = (None if w.is_inference() else w._version, w.data_ptr(), w.dtype)
+        cached = self.__dict__.get("_packed")
+        if cached is None or cached[0] != key:
+            cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), max(rows, 1)))
+            self.__dict__["_packed"] = cached  # a plain attribute: never in the state dict
+        return cached[1]
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_packed"}  # copies and pickles rebuild it
+
+
+class FusedLinear(_PackedWeight, nn.Linear):
     """An ``nn.Linear`` (same parameters) that runs as one oneDNN kernel where ``fusable``, with an optional fused
     tanh-GELU or residual addition; elsewhere exactly ``F.linear`` (+ ``F.gelu``, + the residual).
 
@@ -139,7 +160,7 @@ class FusedLinear(nn.Linear):
     ) -> torch.Tensor:
         """``act(x W^T + b)`` with ``activation`` None or ``"gelu_tanh"``, plus ``residual`` if given (after)."""
         if fusable(x, self.weight, residual):
-            w = self._packed_weight(x.numel() // x.shape[-1])
+            w = self._packed_weight(self.weight, x.numel() // x.shape[-1])
             if activation is not None:
                 if x.dtype == torch.float32 and separate_gelu():
                     y = torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "none", [], "")
@@ -155,22 +176,25 @@ class FusedLinear(nn.Linear):
             y = F.gelu(y, approximate="tanh")
         return y if residual is None else residual + y
 
-    def _packed_weight(self, rows: int) -> torch.Tensor:
-        """The weight in oneDNN's blocked layout (bit-identical results, no reorder per call), cached: the key holds
-        the weight's version counter, storage and dtype, so an update or ``.to()`` is never served a stale copy. A
-        weight made under ``torch.inference_mode`` has no version counter: its key is its storage and dtype."""
-        w = self.weight
-        if not _REORDER:
-            return w
-        key = (None if w.is_inference() else w._version, w.data_ptr(), w.dtype)
-        cached = self.__dict__.get("_packed")
-        if cached is None or cached[0] != key:
-            cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), max(rows, 1)))
-            self.__dict__["_packed"] = cached  # a plain attribute: never in the state dict
-        return cached[1]
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_packed"}  # copies and pickles rebuild it
+class FusedPatchEmbed(_PackedWeight, PatchEmbed):
+    """``PatchEmbed`` of a plain ViT whose PxP stride-P convolution runs as one oneDNN GEMM over the image's patches
+    (a PxP stride-P convolution is exactly that), writing the (B, N, D) tokens directly; elsewhere exactly
+    ``PatchEmbed``."""
+
+    reference_class = PatchEmbed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        proj, P = self.proj, self.proj.kernel_size[0]
+        whole = x.dim() == 4 and x.shape[-2] % P == 0 and x.shape[-1] % P == 0  # else the conv drops the rest
+        plain = self.backbone is None and x.is_contiguous() and proj.weight.is_contiguous()
+        if not (whole and plain and fusable(x, proj.weight)):
+            return super().forward(x)
+        B, C, H, W = x.shape
+        h, w = H // P, W // P
+        patches = x.view(B, C, h, P, w, P).permute(0, 2, 4, 1, 3, 5).reshape(B * h * w, C * P * P)
+        weight = self._packed_weight(proj.weight.view(proj.out_channels, -1), B * h * w)
+        return torch.ops.mkldnn._linear_pointwise(patches, weight, proj.bias, "none", [], "").view(B, h * w, -1)
 
 
 class FusedMlp(Mlp):
@@ -301,6 +325,8 @@ def set_fused_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
         block.mlp.__class__ = FusedMlp
         for linear in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
             linear.__class__ = FusedLinear
+    for embed in [m for m in model.modules() if type(m) is PatchEmbed and m.backbone is None]:
+        embed.__class__ = FusedPatchEmbed
     return model
 
 
@@ -335,5 +361,6 @@ def fused_kernels_set(model: nn.Module, enabled: bool) -> Iterator[nn.Module]:
                     m.__class__ = _FUSED_OF[type(m)]
 
 
-_FUSED_OF = {nn.Linear: FusedLinear, Attention: FusedAttention, Mlp: FusedMlp, Block: FusedBlock}
+_FUSED_OF = {nn.Linear: FusedLinear, Attention: FusedAttention, Mlp: FusedMlp, Block: FusedBlock,
+             PatchEmbed: FusedPatchEmbed}
 _FUSED = tuple(_FUSED_OF.values())
