@@ -9,10 +9,11 @@ Each runtime runs its precisions with its own tools:
   ``Int8DynamicActivationInt8WeightConfig`` (int8 weights per channel, activations quantized per token at run time).
   Both are compiled by Inductor with freezing on, which lowers them to oneDNN's int8 kernels (VNNI where the CPU has
   it); eager they would run as reference fp32 code. What is not quantized (attention, LayerNorm, GELU, residuals)
-  runs under bf16 autocast where the CPU has native bf16 (PyTorch's "int8-mixed-bf16" recipe), its attention
-  exported as two batched GEMMs (``MatmulAttention``) rather than SDPA where the CPU has no AMX (SDPA's bf16 kernel
-  is slow there: ``bf16_attention_as_gemms``); else in fp32 with SDPA. What each step gained is in README.md (*The
-  deployment matrix*).
+  runs under bf16 autocast where the CPU has native bf16 (PyTorch's "int8-mixed-bf16" recipe), else in fp32; its
+  attention is the fused kernels' (``attention_kernel``): vitzoo's native kernel, exported as the operator
+  ``torch.ops.vitzoo.attention`` (``NativeAttention``) that the compiled graph calls, else two batched GEMMs
+  (``MatmulAttention``) where the CPU has AVX512-BF16 and no AMX, else SDPA. What each step gained is in README.md
+  (*The deployment matrix*).
 * **onnxruntime**: vitzoo's exported fp32 ONNX graph; int8 ``static`` (QDQ, calibrated) or ``dynamic``
   (``vitzoo.exporting.quantize``). bf16 only if ONNX Runtime's CPU provider has bf16 GEMM kernels (probed).
 * **openvino**: the same graph; bf16 with ``INFERENCE_PRECISION_HINT`` where the CPU has native bf16; int8 through

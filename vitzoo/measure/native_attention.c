@@ -140,7 +140,7 @@ int vitzoo_attention_f32(const float *qkv, float *out, long B, long N, long H, i
 
 /* ---- bf16 (AVX512-BF16): pairs of bf16 as one 32-bit lane ---- */
 
-#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 
 /* One (image, head), bf16: rows as in head_f32 (strides in bf16 elements). kt: (32 pairs of d) x np lanes, each
  * lane k[j][2p], k[j][2p+1]; vp: (np/2 pairs of j) x 64 lanes, each lane v[2i][c], v[2i+1][c]; s: R x np fp32;

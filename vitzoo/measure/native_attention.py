@@ -34,11 +34,11 @@ from vitzoo.files import cache_dir
 from vitzoo.machine import cpu_flags
 from vitzoo.models.vit import merge_heads, split_heads
 
-__all__ = ["HEAD_DIM", "attention", "attention_op", "runs", "unavailable_reason"]
+__all__ = ["HEAD_DIM", "attention", "attention_op", "prefers", "runs", "unavailable_reason"]
 
 HEAD_DIM = 64  # the kernel's head width (ViT-Ti/S/B/L; ViT-H's 80 keeps SDPA)
 SOURCE = Path(__file__).with_name("native_attention.c")
-FLAGS = ("-O3", "-mavx512f", "-mavx512dq", "-mfma", "-fopenmp", "-shared", "-fPIC")
+FLAGS = ("-O3", "-mavx512f", "-mfma", "-fopenmp", "-shared", "-fPIC")
 _SYMBOLS = {torch.float32: "vitzoo_attention_f32", torch.bfloat16: "vitzoo_attention_bf16"}
 
 
