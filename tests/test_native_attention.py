@@ -29,7 +29,7 @@ DTYPES = [pytest.param(torch.float32, marks=FP32), pytest.param(torch.bfloat16, 
 
 def _split(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, ...]:
     B, N, _ = qkv.shape
-    return qkv.view(B, N, 3, heads, 64).permute(2, 0, 3, 1, 4).unbind(0)  # as Attention.forward splits it
+    return qkv.view(B, N, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # as Attention.forward splits it
 
 
 def _merge(out: torch.Tensor) -> torch.Tensor:
@@ -152,7 +152,7 @@ def test_the_operator_is_the_kernel_where_it_runs_and_sdpa_elsewhere():
     with torch.inference_mode():
         assert torch.equal(torch.ops.vitzoo.attention(qkv, 2), native_attention.attention(qkv, 2))
         wide = torch.randn(2, 9, 3 * 2 * 80)  # heads of 80: SDPA
-        sdpa = _merge(F.scaled_dot_product_attention(*wide.view(2, 9, 3, 2, 80).permute(2, 0, 3, 1, 4).unbind(0)))
+        sdpa = _merge(F.scaled_dot_product_attention(*_split(wide, 2)))
         assert torch.equal(torch.ops.vitzoo.attention(wide, 2), sdpa)
     torch.library.opcheck(torch.ops.vitzoo.attention.default, (qkv, 2))  # the fake kernel agrees with the real one
 
